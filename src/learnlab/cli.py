@@ -1,0 +1,257 @@
+"""The ``learnlab`` command: list | run | sweep | reproduce | runs | show | report.
+
+Bad input (unknown experiment, preset or config key, wrong type, out-of-range value,
+unknown run, corrupt store or checkpoint) prints one ``learnlab: error: ...`` line and
+exits with code 2 before anything is written. ``run`` exits 0 when the run completed,
+whether or not its claims pass, and 1 when it failed; its last line is the run id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from learnlab.errors import LearnlabError
+from learnlab.store import DEFAULT_STORE, Store
+
+__all__ = ["main"]
+
+
+def _store(args) -> Store:
+    return Store(args.store)
+
+
+def _print_claims(rows: list[tuple[str, object]]) -> None:
+    """rows: (experiment, claim) pairs, printed as an aligned claims table."""
+    if not rows:
+        print("(no claims checked)")
+        return
+    table = [("experiment", "claim", "measured", "result")] + [
+        (experiment, c.name, c.measured, c.verdict) for experiment, c in rows
+    ]
+    widths = [min(max(len(str(row[i])) for row in table), 70) for i in range(4)]
+    for row in table:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_list(args) -> int:
+    from learnlab.experiments import EXPERIMENTS, get_experiment
+
+    for name in EXPERIMENTS:
+        module = get_experiment(name)
+        print(f"{name:<22} presets: {', '.join(module.presets()):<22} {module.DESCRIPTION}")
+    return 0
+
+
+def _config_for(args):
+    from learnlab import config as config_lib
+    from learnlab.experiments import get_experiment, resolve_preset
+
+    module = get_experiment(args.experiment)
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    return module, config_lib.apply_overrides(resolve_preset(module, args.preset), overrides)
+
+
+def cmd_run(args) -> int:
+    from learnlab.experiments import get_experiment
+    from learnlab.runner import execute
+    from learnlab.runtime import resolve_device
+
+    resolve_device(args.device)
+    if args.resume:
+        if args.overrides or args.seed is not None:
+            raise LearnlabError("--resume continues a run with its stored config; drop the overrides.")
+        module, cfg, preset = get_experiment(args.experiment), None, None
+    else:
+        module, cfg = _config_for(args)
+        preset = args.preset
+    store = _store(args)
+    if cfg is None:
+        from learnlab import config as config_lib
+
+        cfg = config_lib.from_dict(module.Config, store.get_run(args.resume).config)
+    outcome = execute(module, cfg, store=store, preset=preset, device=args.device, quiet=args.quiet,
+                      resume=args.resume)
+    record = store.get_run(outcome.run_id)
+    print(f"{module.NAME}: {outcome.status} in {record.duration or 0:.1f} s")
+    if outcome.error:
+        print(f"error: {outcome.error}", file=sys.stderr)
+    for claim in record.claims():
+        print(f"  {claim.verdict:<4}  {claim.name}: {claim.measured}")
+    print(outcome.run_id)
+    return 0 if outcome.status == "completed" else 1
+
+
+def cmd_sweep(args) -> int:
+    from learnlab.runtime import resolve_device
+    from learnlab.sweep import LocalPoolExecutor, expand_grid, run_sweep
+
+    resolve_device(args.device)
+    points = expand_grid(args.experiment, args.preset, args.grid, args.overrides)
+    executor = LocalPoolExecutor(args.jobs)
+    print(f"sweep: {len(points)} runs of {args.experiment} ({args.preset}), {args.jobs} at a time", file=sys.stderr)
+    failed = 0
+    for point, outcome in run_sweep(points, store=_store(args), executor=executor, device=args.device,
+                                    quiet=args.quiet):
+        setting = " ".join(f"{k}={v}" for k, v in point.overrides)
+        failed += outcome.status != "completed"
+        print(f"{outcome.run_id or '-':<10}  {outcome.status:<9}  {setting}"
+              + (f"  ({outcome.error})" if outcome.error else ""))
+    return 0 if not failed else 1
+
+
+def cmd_reproduce(args) -> int:
+    from learnlab.experiments import EXPERIMENTS, get_experiment, resolve_preset
+    from learnlab.report import build_report
+    from learnlab.runner import execute
+    from learnlab.runtime import resolve_device
+
+    resolve_device(args.device)
+    names = args.experiments or list(EXPERIMENTS)
+    plan = []
+    for name in names:  # validate everything before running anything
+        module = get_experiment(name)
+        plan.append((module, resolve_preset(module, args.preset)))
+    store = _store(args)
+    rows, failed = [], 0
+    for module, cfg in plan:
+        print(f"== {module.NAME} ({args.preset})", file=sys.stderr)
+        outcome = execute(module, cfg, store=store, preset=args.preset, device=args.device, quiet=args.quiet)
+        if outcome.error:
+            failed += 1
+            print(f"{module.NAME} failed: {outcome.error}", file=sys.stderr)
+        rows += [(module.NAME, claim) for claim in store.get_run(outcome.run_id).claims()]
+    index = build_report(store, args.out or store.root / "report")
+    print(f"report: {index}")
+    _print_claims(rows)
+    return 0 if not failed else 1
+
+
+def cmd_runs(args) -> int:
+    runs = _store(args).list_runs(experiment=args.experiment)
+    print(f"{'run':<10}  {'experiment':<20}  {'preset':<7}  {'seed':>4}  {'status':<11}  claims  seconds")
+    for record in runs:
+        claims = record.claims()
+        passed = f"{sum(c.passed for c in claims)}/{len(claims)}" if claims else "-"
+        seconds = f"{record.duration:.1f}" if record.duration is not None else "-"
+        print(f"{record.id:<10}  {record.experiment:<20}  {record.preset or '-':<7}  {record.seed:>4}  "
+              f"{record.status:<11}  {passed:<6}  {seconds}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from learnlab.report import flatten_config
+
+    store = _store(args)
+    record = store.get_run(args.run)
+    print(f"run {record.id}: {record.experiment} (preset {record.preset}), status {record.status}")
+    if record.error:
+        print(f"error: {record.error}")
+    print(f"device {record.device}, commit {record.git_commit or '-'}, "
+          f"versions {json.dumps(record.versions, sort_keys=True)}")
+    print("config:")
+    for key, value in flatten_config(record.config):
+        print(f"  {key} = {value}")
+    print("final metrics:")
+    for name, value in store.final_metrics(record.id).items():
+        print(f"  {name} = {value:.6g}" if value is not None else f"  {name} = nan")
+    print("claims:")
+    for claim in record.claims():
+        print(f"  {claim.verdict}  {claim.name}: {claim.measured} (threshold: {claim.threshold})")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from learnlab.report import build_report
+
+    store = _store(args)
+    if not store.path.exists():
+        raise LearnlabError(f"No run store at {store.path}; run an experiment first.")
+    print(build_report(store, args.out or store.root / "report"))
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="learnlab", description=__doc__.splitlines()[0])
+    default_store = os.environ.get("LEARNLAB_STORE", str(DEFAULT_STORE))
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", default=default_store, help=f"run store (default {default_store})")
+    running = argparse.ArgumentParser(add_help=False)
+    running.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    running.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("list", help="experiments with their presets").set_defaults(func=cmd_list)
+
+    run = commands.add_parser("run", parents=[common, running], help="one run of an experiment")
+    run.add_argument("experiment")
+    run.add_argument("--preset", default="quick")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last checkpoint")
+    run.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. model.width=512")
+    run.set_defaults(func=cmd_run)
+
+    sweep = commands.add_parser("sweep", parents=[common, running], help="a grid of runs")
+    sweep.add_argument("experiment")
+    sweep.add_argument("--preset", default="quick")
+    sweep.add_argument("--grid", action="append", default=[], metavar="key=v1,v2", help="one axis (repeatable)")
+    sweep.add_argument("--jobs", type=int, default=1, help="processes at once (default 1)")
+    sweep.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every point")
+    sweep.set_defaults(func=cmd_sweep)
+
+    reproduce = commands.add_parser("reproduce", parents=[common, running], help="every experiment, then the report")
+    reproduce.add_argument("experiments", nargs="*", metavar="EXP")
+    reproduce.add_argument("--preset", default="quick")
+    reproduce.add_argument("--out", help="report folder (default: report/ beside the store)")
+    reproduce.set_defaults(func=cmd_reproduce)
+
+    runs = commands.add_parser("runs", parents=[common], help="list runs")
+    runs.add_argument("--experiment")
+    runs.set_defaults(func=cmd_runs)
+
+    show = commands.add_parser("show", parents=[common], help="one run: config, status, metrics, claims")
+    show.add_argument("run")
+    show.set_defaults(func=cmd_show)
+
+    report = commands.add_parser("report", parents=[common], help="rebuild the HTML report from the store")
+    report.add_argument("--out", help="report folder (default: report/ beside the store)")
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # Overrides may come before or after options (`run EXP --preset quick k=v`), so
+    # collect the leftover key=value words here; anything else is an argparse error.
+    args, extra = parser.parse_known_args(argv)
+    stray = [word for word in extra if word.startswith("-") or "=" not in word]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    try:
+        return args.func(args)
+    except LearnlabError as error:
+        print(f"learnlab: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("learnlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

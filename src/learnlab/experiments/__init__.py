@@ -1,0 +1,38 @@
+"""Experiments: one module a paper, registered by name.
+
+Each module offers ``NAME``, ``DESCRIPTION``, ``Config``, ``presets()``, ``run(cfg, run)``,
+``claims(record)`` and ``figures(record)`` (the ``learnlab.runner.Experiment`` protocol).
+Modules are imported on first use, so ``learnlab list`` stays fast.
+
+To add one: write ``learnlab/experiments/<name>.py`` following ``hidden_progress.py``
+and add it to ``_MODULES`` below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from learnlab.errors import ConfigError
+
+__all__ = ["EXPERIMENTS", "get_experiment", "resolve_preset"]
+
+_MODULES = {
+    "hidden-progress": "learnlab.experiments.hidden_progress",
+}
+EXPERIMENTS = tuple(_MODULES)
+
+
+def get_experiment(name: str) -> ModuleType:
+    """The experiment module registered as ``name``."""
+    if name not in _MODULES:
+        raise ConfigError(f"Unknown experiment '{name}'; known: {', '.join(EXPERIMENTS)}.")
+    return importlib.import_module(_MODULES[name])
+
+
+def resolve_preset(experiment: ModuleType, preset: str):
+    """The frozen config of ``preset`` for ``experiment``."""
+    presets = experiment.presets()
+    if preset not in presets:
+        raise ConfigError(f"Unknown preset '{preset}' for {experiment.NAME}; known: {', '.join(presets)}.")
+    return presets[preset]

@@ -1,0 +1,77 @@
+"""Two-layer MLP f(x) = sum_i u_i sigma(w_i . x + b_i), as S independent replicas at once.
+
+The learner of Barak et al. (2022), Section 4: width r, ReLU by default, biases on (an
+odd-k parity needs them), PyTorch's default initialisation. Replicas are stacked along
+a leading dimension and multiplied with ``torch.baddbmm``, so S seeds train as one
+model; replica s starts from exactly the weights a single model seeded with
+``seeds[s]`` would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from learnlab.config import Interval, param
+from learnlab.runtime import generator
+
+__all__ = ["MLPConfig", "TwoLayerMLP"]
+
+_ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu}
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    width: int = param(100, Interval(1, None), help="hidden units r")
+    activation: Literal["relu", "tanh", "gelu"] = param("relu")
+    bias: bool = param(True, help="hidden biases b_i")
+    output_bias: bool = param(False, help="a bias on f; the paper's f has none")
+
+
+class TwoLayerMLP(nn.Module):
+    """S stacked two-layer MLPs.
+
+    Parameters: ``weight`` (S, r, n), ``bias`` (S, r), ``readout`` (S, r) and optional
+    ``output_bias`` (S,). ``forward(x)`` takes (S, B, n) and returns f, shape (S, B).
+    """
+
+    def __init__(self, n_inputs: int, cfg: MLPConfig, seeds: Sequence[int], device: torch.device | str = "cpu"):
+        super().__init__()
+        self.cfg, self.n_inputs, self.n_replicas = cfg, n_inputs, len(seeds)
+        self.activation = _ACTIVATIONS[cfg.activation]
+        r, n = cfg.width, n_inputs
+        weight, bias, readout, output_bias = [], [], [], []
+        for seed in seeds:
+            g = generator(seed, device)
+            # nn.Linear's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
+            weight.append(_uniform((r, n), 1 / math.sqrt(n), g))
+            bias.append(_uniform((r,), 1 / math.sqrt(n), g))
+            readout.append(_uniform((r,), 1 / math.sqrt(r), g))
+            output_bias.append(_uniform((), 1 / math.sqrt(r), g))
+        self.weight = nn.Parameter(torch.stack(weight))  # (S, r, n)
+        self.bias = nn.Parameter(torch.stack(bias)) if cfg.bias else None  # (S, r)
+        self.readout = nn.Parameter(torch.stack(readout))  # (S, r)
+        self.output_bias = nn.Parameter(torch.stack(output_bias)) if cfg.output_bias else None  # (S,)
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-activations w_i . x + b_i, (S, B, r), for x of shape (S, B, n)."""
+        if self.bias is None:
+            return torch.bmm(x, self.weight.transpose(1, 2))
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.activation(self.hidden(x))  # (S, B, r)
+        out = torch.bmm(h, self.readout.unsqueeze(2)).squeeze(2)  # (S, B)
+        if self.output_bias is not None:
+            out = out + self.output_bias.unsqueeze(1)
+        return out
+
+
+def _uniform(shape, bound: float, g: torch.Generator) -> torch.Tensor:
+    return torch.empty(shape, device=g.device).uniform_(-bound, bound, generator=g)

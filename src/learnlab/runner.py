@@ -1,0 +1,275 @@
+"""The runner: executes one experiment config as one run in the store.
+
+Experiments see only the narrow ``Run`` handle: ``run.log(step, loss=...)``,
+``run.artifact(name, obj)``, ``run.progress(...)`` and the checkpoint pair. The
+runner records the resolved config, git commit, package versions and device; it marks
+a run ``completed``, or ``failed`` with the reason (a raised error, a non-finite
+loss), without letting the failure escape into a sweep; then checks the claims on the
+stored metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import traceback
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from learnlab import config as config_lib
+from learnlab.claims import Claim
+from learnlab.errors import StoreError
+from learnlab.runtime import resolve_device, seed_everything
+from learnlab.store import RunRecord, Store
+
+__all__ = ["Experiment", "Run", "RunOutcome", "execute", "config_hash"]
+
+
+class Experiment(Protocol):
+    """What every experiment module offers (modules satisfy this structurally)."""
+
+    NAME: str
+    DESCRIPTION: str
+    Config: type
+
+    def presets(self) -> dict[str, Any]: ...
+    def run(self, cfg: Any, run: Run) -> None: ...
+    def claims(self, record: RunRecord) -> list[Claim]: ...
+    def figures(self, records: list[RunRecord]) -> dict[str, Any]: ...
+
+
+class Run:
+    """The handle an experiment writes through. Metrics are buffered and written in batches."""
+
+    flush_every_rows = 20_000
+
+    def __init__(self, store: Store, run_id: str, cfg: Any, *, device: torch.device, quiet: bool = False):
+        self.store, self.id, self.config, self.device, self.quiet = store, run_id, cfg, device, quiet
+        self.dir = store.run_dir(run_id)
+        self._buffer: list[tuple[int, str, Any]] = []
+        self._buffered_rows = 0
+
+    # -- metrics ---------------------------------------------------------------------
+
+    def log(self, step: int, **metrics: float | torch.Tensor | np.ndarray) -> None:
+        """Record metrics at ``step``. A 1-D tensor or array is one value per replica.
+
+        Tensors are kept as they are until the next flush, so logging does not force a
+        device synchronisation every step.
+        """
+        for name, value in metrics.items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach()
+                self._buffered_rows += max(value.numel(), 1)
+            else:
+                self._buffered_rows += int(np.size(value))
+            self._buffer.append((step, name, value))
+        if self._buffered_rows >= self.flush_every_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        rows = []
+        for step, name, value in self._buffer:
+            if isinstance(value, torch.Tensor):
+                value = value.cpu().numpy()
+            array = np.asarray(value, dtype=np.float64)
+            if array.ndim == 0:
+                rows.append((self.id, int(step), name, None, _finite_or_none(float(array))))
+            else:
+                rows += [(self.id, int(step), name, i, _finite_or_none(float(v))) for i, v in enumerate(array.ravel())]
+        self.store.add_metrics(rows)
+        self._buffer, self._buffered_rows = [], 0
+
+    # -- artifacts -------------------------------------------------------------------
+
+    def artifact(self, name: str, obj: Any) -> Path:
+        """Save ``obj`` under the run's folder and record it: a dict or list as JSON, a
+        tensor or array as ``.npy``, bytes or str as a file, a matplotlib figure as PNG."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if hasattr(obj, "savefig"):
+            path = self.dir / f"{name}.png"
+            obj.savefig(path, dpi=120, bbox_inches="tight")
+        elif isinstance(obj, (dict, list)):
+            path = self.dir / f"{name}.json"
+            _atomic_write_bytes(path, json.dumps(obj, indent=1, default=_jsonable).encode())
+        elif isinstance(obj, (torch.Tensor, np.ndarray)):
+            path = self.dir / f"{name}.npy"
+            array = obj.detach().cpu().numpy() if isinstance(obj, torch.Tensor) else obj
+            np.save(path, array)
+        elif isinstance(obj, (bytes, str)):
+            path = self.dir / name
+            _atomic_write_bytes(path, obj.encode() if isinstance(obj, str) else obj)
+        else:
+            raise TypeError(f"run.artifact cannot save a {type(obj).__name__}")
+        self.store.set_artifact(self.id, name, path)
+        return path
+
+    # -- checkpoints -----------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.dir / "checkpoint.pt"
+
+    def save_checkpoint(self, step: int, state: Mapping[str, Any]) -> None:
+        """Write ``state`` atomically (temporary file, fsync, rename) after flushing the
+        metrics logged so far, so the store never lags behind a checkpoint."""
+        self.flush()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        temporary = self.checkpoint_path.with_suffix(".pt.tmp")
+        with open(temporary, "wb") as handle:
+            torch.save({"step": step, **state}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.checkpoint_path)
+        self.store.set_artifact(self.id, "checkpoint", self.checkpoint_path)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint, or ``None`` if the run never wrote one. Metrics logged
+        after it are dropped, since the resumed run logs them again."""
+        recorded = self.store.artifacts(self.id).get("checkpoint")
+        if recorded is None:
+            self.store.delete_metrics_after(self.id, -1)
+            return None
+        if not recorded.exists():
+            raise StoreError(f"Checkpoint {recorded} of run {self.id} is missing.")
+        try:
+            state = torch.load(recorded, map_location=self.device, weights_only=True)
+            step = int(state["step"])
+        except Exception as error:  # a truncated or foreign file
+            raise StoreError(f"Checkpoint {recorded} of run {self.id} is corrupt ({type(error).__name__}).") from None
+        self.store.delete_metrics_after(self.id, step)
+        return state
+
+    # -- progress --------------------------------------------------------------------
+
+    def progress(self, total: int, *, initial: int = 0, desc: str | None = None) -> tqdm:
+        """A progress bar, silent with ``--quiet`` and when stderr is not a terminal."""
+        return tqdm(total=total, initial=initial, desc=desc or self.id, unit="step", dynamic_ncols=True,
+                    disable=True if self.quiet else None, leave=False)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    status: str
+    error: str | None
+
+
+def config_hash(experiment: str, cfg_dict: dict[str, Any]) -> str:
+    canonical = json.dumps({"experiment": experiment, "config": cfg_dict}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def execute(
+    experiment: Experiment,
+    cfg: Any,
+    *,
+    store: Store,
+    preset: str | None = None,
+    device: str = "auto",
+    quiet: bool = False,
+    resume: str | None = None,
+    run_id: str | None = None,
+) -> RunOutcome:
+    """Run ``cfg`` of ``experiment`` as a new run (or continue run ``resume``).
+
+    Invalid input (config, device, run id, checkpoint) raises a ``LearnlabError``
+    before anything is written. Errors inside the run are caught and stored.
+    """
+    config_lib.validate(cfg)
+    torch_device = resolve_device(device)
+    cfg_dict = config_lib.to_dict(cfg)
+    if resume is not None:
+        record = store.get_run(resume)
+        if record.experiment != experiment.NAME:
+            raise StoreError(f"Run {record.id} belongs to experiment '{record.experiment}', not '{experiment.NAME}'.")
+        if record.status == "completed":
+            raise StoreError(f"Run {record.id} already completed; nothing to resume.")
+        run_id, preset = record.id, record.preset
+        cfg = config_lib.from_dict(experiment.Config, record.config)
+        handle = Run(store, run_id, cfg, device=torch_device, quiet=quiet)
+        if handle.checkpoint_path.exists() or "checkpoint" in store.artifacts(run_id):
+            handle.load_checkpoint()  # raises now, before any write, if it is missing or corrupt
+        store.set_status(run_id, "running", ended=False)
+    else:
+        run_id = run_id or uuid.uuid4().hex[:10]
+        store.create_run(
+            run_id, experiment=experiment.NAME, preset=preset, config=cfg_dict,
+            config_hash=config_hash(experiment.NAME, cfg_dict), seed=int(cfg.seed),
+            git_commit=_git_commit(), versions=_versions(), device=str(torch_device),
+        )
+        handle = Run(store, run_id, cfg, device=torch_device, quiet=quiet)
+
+    seed_everything(int(cfg.seed))
+    try:
+        experiment.run(cfg, handle)
+        handle.flush()
+    except KeyboardInterrupt:
+        handle.flush()
+        store.set_status(run_id, "interrupted", "KeyboardInterrupt")
+        raise
+    except Exception as error:  # a failed run is a result, not a crash of the sweep
+        handle.flush()
+        message = f"{type(error).__name__}: {error}"
+        if os.environ.get("LEARNLAB_TRACEBACK"):
+            message += "\n" + traceback.format_exc()
+        store.set_status(run_id, "failed", message)
+        return RunOutcome(run_id, "failed", message)
+    try:
+        claims = experiment.claims(store.get_run(run_id))
+    except Exception as error:
+        message = f"claims could not be checked: {type(error).__name__}: {error}"
+        store.set_status(run_id, "failed", message)
+        return RunOutcome(run_id, "failed", message)
+    store.set_claims(run_id, claims)
+    store.set_status(run_id, "completed")
+    return RunOutcome(run_id, "completed", None)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _finite_or_none(value: float) -> float | None:
+    # SQLite stores NaN as NULL anyway; infinities are kept.
+    return None if value != value else value
+
+
+def _jsonable(value):
+    if isinstance(value, (np.generic, torch.Tensor)):
+        return value.tolist() if hasattr(value, "tolist") else value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _versions() -> dict[str, str]:
+    from learnlab import __version__
+
+    return {"learnlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "platform": sys.platform}

@@ -1,0 +1,47 @@
+"""(n, k)-sparse parity: inputs uniform on {±1}^n, the label is the product of k hidden bits.
+
+Barak et al., "Hidden Progress in Deep Learning: SGD Learns Parities Near the
+Computational Limit" (NeurIPS 2022), Section 2. Online learners draw a fresh batch
+every step; offline learners see a fixed training set of m samples.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["sparse_parity_support", "sample_sparse_parity", "parity_labels"]
+
+
+def sparse_parity_support(*, n_bits: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """The hidden support S: ``k`` distinct coordinates of ``range(n_bits)``, sorted.
+
+    Returns a (k,) int64 tensor on the generator's device.
+    """
+    if not 1 <= k <= n_bits:
+        raise ValueError(f"k must be in [1, n_bits={n_bits}]; got {k}")
+    return torch.randperm(n_bits, generator=generator, device=generator.device)[:k].sort().values
+
+
+def parity_labels(x: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """y = prod_{i in S} x_i for ±1 inputs ``x`` of shape (..., n); returns (...)."""
+    return x.index_select(-1, support).prod(dim=-1)
+
+
+def sample_sparse_parity(
+    n_samples: int,
+    *,
+    n_bits: int,
+    support: torch.Tensor,
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``n_samples`` labelled examples on the generator's device.
+
+    Returns
+    -------
+    x : (n_samples, n_bits) tensor of ±1
+    y : (n_samples,) tensor of ±1, the parity of ``x`` on ``support``
+    """
+    bits = torch.randint(0, 2, (n_samples, n_bits), generator=generator, device=generator.device)
+    x = (2 * bits - 1).to(dtype)
+    return x, parity_labels(x, support)

@@ -1,0 +1,142 @@
+"""The one training loop.
+
+nanoGPT's order, every step: schedule -> eval / checkpoint -> forward / backward ->
+clip -> step -> log -> stop. Everything that carries across steps (model, optimiser,
+data generators, evaluator state, the running loss window, the global RNG) goes into
+the checkpoint, so a run resumed from step t ends exactly where an uninterrupted run
+does.
+
+The model may be an ensemble: a loss of shape (S,) is one loss per replica; the loop
+backpropagates their sum, so each replica receives exactly its own gradient, and logs
+the per-replica values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+from learnlab.errors import DivergenceError
+from learnlab.train.data import BatchStream
+from learnlab.train.optim import TrainConfig, clip_grad_norm_per_replica_, lr_schedule, make_optimizer
+
+if TYPE_CHECKING:
+    from learnlab.runner import Run
+
+__all__ = ["Evaluator", "fit"]
+
+
+class Evaluator(Protocol):
+    """Measures the model every ``eval_every`` steps and decides when to stop."""
+
+    def __call__(self, model: torch.nn.Module, step: int) -> dict[str, Any]: ...
+    def done(self, step: int) -> bool: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def fit(
+    model: torch.nn.Module,
+    batches: BatchStream,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    cfg: TrainConfig,
+    run: Run,
+    *,
+    evaluate: Evaluator | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> int:
+    """Train ``model`` on ``batches`` under ``cfg``; log through ``run``; return the last step.
+
+    Parameters
+    ----------
+    model : ``model(inputs) -> outputs``; for an ensemble it has ``n_replicas``
+    batches : a resumable stream of ``(inputs, targets)``
+    loss_fn : ``loss_fn(outputs, targets)`` -> loss, a scalar or one value per replica (S,)
+    cfg : steps, optimiser, schedule, clipping, logging, eval and checkpoint intervals
+    run : the run handle (logging, progress bar, checkpoints)
+    evaluate : called at step 0, every ``cfg.eval_every`` steps and at the end
+
+    Raises
+    ------
+    DivergenceError
+        when the loss stops being finite; the message names the step range.
+    """
+    optimizer = optimizer or make_optimizer(model.parameters(), cfg)
+    lr_at = lr_schedule(cfg)
+    n_replicas = getattr(model, "n_replicas", None)
+    step, window_sum, window_steps = 0, None, 0
+
+    saved = run.load_checkpoint()
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        batches.load_state_dict(saved["batches"])
+        if evaluate is not None:
+            evaluate.load_state_dict(saved["evaluator"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        step, window_sum, window_steps = saved["step"], saved["window_sum"], saved["window_steps"]
+    resumed_at = step if saved is not None else None
+
+    model.train()
+    progress = run.progress(cfg.max_steps, initial=step)
+    try:
+        while True:
+            lr = lr_at(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            # Evaluate (and maybe stop), then checkpoint, before the step's update. A
+            # resumed run already evaluated and checkpointed at the step it resumes from.
+            if step != resumed_at:
+                if evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+                    with torch.no_grad():
+                        model.eval()
+                        run.log(step, **evaluate(model, step))
+                        model.train()
+                    if evaluate.done(step):
+                        break
+                if step == cfg.max_steps:
+                    break
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step > 0:
+                    run.save_checkpoint(step, {
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "batches": batches.state_dict(),
+                        "evaluator": evaluate.state_dict() if evaluate is not None else {},
+                        "torch_rng": torch.get_rng_state(), "window_sum": window_sum, "window_steps": window_steps,
+                    })
+
+            inputs, targets = batches.next_batch()
+            loss = loss_fn(model(inputs), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            if cfg.grad_clip is not None:
+                if n_replicas is not None:
+                    clip_grad_norm_per_replica_(model.parameters(), cfg.grad_clip, n_replicas)
+                else:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+
+            # The window sum stays on the device; it is read once per log interval.
+            detached = loss.detach()
+            window_sum = detached if window_sum is None else window_sum + detached
+            window_steps += 1
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                window_sum, window_steps = _log_window(run, step, window_sum, window_steps, lr, progress)
+            progress.update(1)
+        if window_steps:
+            _log_window(run, step, window_sum, window_steps, lr, progress)
+    finally:
+        progress.close()
+    return step
+
+
+def _log_window(run, step, window_sum, window_steps, lr, progress):
+    mean = window_sum / window_steps
+    if not bool(torch.isfinite(mean).all()):
+        raise DivergenceError(f"the training loss stopped being finite between steps {step - window_steps} and {step}")
+    run.log(step, train_loss=mean, lr=lr)
+    progress.set_postfix(loss=f"{float(mean.mean()):.4f}", refresh=False)
+    return None, 0

@@ -1,0 +1,42 @@
+"""Losses for ±1 labels, one value per replica.
+
+Outputs and labels are (S, B) for an ensemble of S replicas (or (B,) for one model);
+each loss returns the mean over the batch, shape (S,) (or a scalar). Summing these over
+replicas before ``backward`` gives each replica exactly its own gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["hinge_loss", "square_loss", "logistic_loss", "margin_losses", "sign_accuracy"]
+
+
+def hinge_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """mean max(0, 1 - y f(x)), the loss of Barak et al. (2022)."""
+    return torch.clamp_min(1.0 - labels * outputs, 0.0).mean(dim=-1)
+
+
+def square_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """mean (f(x) - y)^2."""
+    return (outputs - labels).square().mean(dim=-1)
+
+
+def logistic_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """mean log(1 + exp(-y f(x))), computed stably."""
+    return F.softplus(-labels * outputs).mean(dim=-1)
+
+
+margin_losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "hinge": hinge_loss,
+    "square": square_loss,
+    "logistic": logistic_loss,
+}
+
+
+def sign_accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Fraction of examples with sign(f(x)) = y (a zero output counts as wrong)."""
+    return (outputs * labels > 0).float().mean(dim=-1)

@@ -1,0 +1,76 @@
+"""Optimisers and learning-rate schedules. A schedule is a pure function of the step."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from learnlab.config import Interval, param
+
+__all__ = ["TrainConfig", "make_optimizer", "lr_schedule", "clip_grad_norm_per_replica_"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop's settings, shared by experiments (extend it for task losses)."""
+
+    optimizer: Literal["sgd", "adam", "adamw"] = param("sgd")
+    lr: float = param(0.1, Interval(0.0, None, closed="neither"))
+    momentum: float = param(0.0, Interval(0.0, 1.0, closed="left"))
+    weight_decay: float = param(0.0, Interval(0.0, None))
+    schedule: Literal["constant", "cosine", "linear"] = param("constant")
+    warmup_steps: int = param(0, Interval(0, "max_steps"))
+    batch_size: int = param(32, Interval(1, None))
+    max_steps: int = param(100_000, Interval(1, None))
+    grad_clip: float | None = param(None, Interval(0.0, None, closed="neither"),
+                                    help="max gradient norm, per replica; None: no clipping")
+    log_every: int = param(10, Interval(1, None))
+    eval_every: int = param(10, Interval(1, None))
+    checkpoint_every: int | None = param(None, Interval(1, None), help="None: no checkpoints")
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (with optional momentum) or Adam/AdamW; all act per coordinate, so replicas
+    stacked in one tensor are optimised independently."""
+    params = list(params)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_schedule(cfg: TrainConfig) -> Callable[[int], float]:
+    """The learning rate at each step: linear warm-up, then constant, cosine or linear decay to 0."""
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "constant":
+            return cfg.lr
+        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        if cfg.schedule == "cosine":
+            return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return cfg.lr * max(0.0, 1.0 - progress)
+
+    return lr_at
+
+
+@torch.no_grad()
+def clip_grad_norm_per_replica_(params: Iterable[torch.nn.Parameter], max_norm: float, n_replicas: int) -> torch.Tensor:
+    """Clip each replica's gradient to norm ``max_norm`` separately.
+
+    Every parameter has the replica index as its leading dimension (S, ...). Returns the
+    pre-clipping norms, shape (S,).
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    squared = torch.stack([g.reshape(n_replicas, -1).square().sum(dim=1) for g in grads]).sum(dim=0)  # (S,)
+    norms = squared.sqrt()
+    scale = torch.clamp(max_norm / (norms + 1e-6), max=1.0)  # (S,)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+    return norms
