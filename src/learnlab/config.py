@@ -115,7 +115,8 @@ def _type_name(tp) -> str:
     if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(v) for v in typing.get_args(tp))
     if typing.get_origin(tp) is tuple:
-        return f"a tuple of {_type_name(typing.get_args(tp)[0])}s"
+        item = typing.get_args(tp)[0]
+        return f"a tuple of {_type_name(item).removeprefix('an ').removeprefix('a ')}s"
     return {int: "an int", float: "a float", bool: "a bool", str: "a str"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from learnlab.experiments import hidden_progress
+from learnlab.config import to_dict
+
+
+def _synthetic_run(store, *, loss_curve, separate_at, n_seeds=4, t_c=1000, max_accuracy=1.0):
+    """A stored run whose curves are given in closed form (no training)."""
+    store.create_run("synthetic", experiment="hidden-progress", preset=None,
+                     config=to_dict(hidden_progress.presets()["quick"]), config_hash="h", seed=0,
+                     git_commit=None, versions={}, device="cpu")
+    steps = np.arange(0, 2 * t_c + 1, 10)
+    rows = []
+    for s in range(n_seeds):
+        accuracy = np.clip(0.5 + 0.5 * (steps - 0.7 * t_c) / (0.3 * t_c), 0.5, max_accuracy)
+        curves = {
+            "train_loss": loss_curve(steps, t_c),
+            "val_acc": accuracy,
+            "support_weight": 0.1 + 0.2 * (steps >= separate_at * t_c),
+            "off_support_weight_max": np.full(len(steps), 0.15),
+            "weight_movement": 0.01 + steps / t_c,
+        }
+        for name, values in curves.items():
+            rows += [("synthetic", int(step), name, s, float(v)) for step, v in zip(steps, values)]
+    store.add_metrics(rows)
+    return store.get_run("synthetic")
+
+
+def _plateau_then_drop(steps, t_c):
+    return np.where(steps < 0.8 * t_c, 1.0, np.maximum(0.01, 1.0 - (steps - 0.8 * t_c) / (0.2 * t_c)))
+
+
+def _smooth_decay(steps, t_c):
+    return np.exp(-steps / (0.3 * t_c))
+
+
+def test_claims_pass_on_a_plateau_with_an_abrupt_drop(store):
+    record = _synthetic_run(store, loss_curve=_plateau_then_drop, separate_at=0.3)
+    verdicts = {c.name: c.passed for c in hidden_progress.claims(record)}
+    assert verdicts == {"abrupt-transition": True, "all-seeds-converge": True, "support-separates-first": True,
+                        "steady-weight-movement": True}
+    assert hidden_progress.convergence_steps(record).tolist() == [1000.0] * 4
+
+
+def test_claims_fail_on_a_smooth_curve_and_late_separation(store):
+    record = _synthetic_run(store, loss_curve=_smooth_decay, separate_at=0.9)
+    verdicts = {c.name: c.passed for c in hidden_progress.claims(record)}
+    assert verdicts["abrupt-transition"] is False
+    assert verdicts["support-separates-first"] is False
+
+
+def test_a_seed_that_never_converges_fails_the_convergence_claim(store):
+    record = _synthetic_run(store, loss_curve=_plateau_then_drop, separate_at=0.3, max_accuracy=0.99)
+    claim = next(c for c in hidden_progress.claims(record) if c.name == "all-seeds-converge")
+    assert not claim.passed and claim.measured.startswith("0/4")

@@ -1,0 +1,86 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from learnlab.cli import main
+from learnlab.store import Store
+
+
+@pytest.fixture
+def store_path(tmp_path):
+    return tmp_path / "runs" / "learnlab.sqlite"
+
+
+def _run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_show_runs_and_report_end_to_end(capsys, store_path, tmp_path):
+    code, out, _ = _run(capsys, "run", "hidden-progress", "--preset", "smoke", "--quiet", "--store", str(store_path))
+    assert code == 0
+    run_id = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"[0-9a-f]{10}", run_id)
+
+    code, out, _ = _run(capsys, "show", run_id, "--store", str(store_path))
+    assert code == 0 and "status completed" in out and "task.n_bits = 8" in out
+    claim_lines = [line for line in out.splitlines() if line.strip().startswith(("pass ", "fail "))]
+    assert len(claim_lines) == 4
+
+    code, out, _ = _run(capsys, "runs", "--store", str(store_path))
+    assert code == 0 and run_id in out
+
+    out_dir = tmp_path / "report"
+    code, out, _ = _run(capsys, "report", "--store", str(store_path), "--out", str(out_dir))
+    assert code == 0
+    html = (out_dir / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert len(images) == 3
+    for src in images:
+        assert (out_dir / src).is_file() and (out_dir / src).stat().st_size > 1000
+    assert "abrupt-transition" in html and run_id in html
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "hidden-progress", "--preset", "smoke", "model.widht=3"], "Unknown config key 'model.widht'"),
+    (["run", "hidden-progress", "--preset", "smoke", "task.k=0"], "must be an int in [1, n_bits=8]. Got 0."),
+    (["run", "hidden-progress", "--preset", "smoke", "train.lr=fast"], "'train.lr' parameter must be a float"),
+    (["run", "hidden-progress", "--preset", "nope"], "Unknown preset 'nope'"),
+    (["run", "no-such-paper"], "Unknown experiment 'no-such-paper'"),
+    (["run", "hidden-progress", "--device", "cuda"], "sees no CUDA device"),
+    (["sweep", "hidden-progress", "--preset", "smoke", "--grid", "task.k=1,99"], "Got 99."),
+    (["show", "nope"], "No run 'nope'"),
+    (["run", "hidden-progress", "--resume", "nope"], "No run 'nope'"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_stored(capsys, store_path, args, message):
+    if "cuda" in args:
+        pytest.importorskip("torch")
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    code, out, err = _run(capsys, *args, "--store", str(store_path))
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not store_path.exists() or Store(store_path).list_runs() == []
+
+
+def test_sweep_runs_the_cross_product_in_a_process_pool(capsys, store_path):
+    code, out, _ = _run(capsys, "sweep", "hidden-progress", "--preset", "smoke", "--grid", "seed=0,1",
+                        "--grid", "model.width=8,16", "--jobs", "2", "--quiet", "--store", str(store_path),
+                        "train.max_steps=300")
+    assert code == 0, out
+    runs = Store(store_path).list_runs()
+    assert len(runs) == 4 and all(r.status == "completed" for r in runs)
+    assert sorted((r.config["seed"], r.config["model"]["width"]) for r in runs) == [(0, 8), (0, 16), (1, 8), (1, 16)]
+    assert all(r.config["train"]["max_steps"] == 300 for r in runs)
+
+
+def test_reproduce_prints_the_report_path_and_claims_table(capsys, store_path):
+    code, out, _ = _run(capsys, "reproduce", "--preset", "smoke", "--quiet", "--store", str(store_path))
+    assert code == 0
+    report = Path(out.splitlines()[0].removeprefix("report: "))
+    assert report.is_file()
+    assert re.search(r"hidden-progress\s+all-seeds-converge\s+.*\s(pass|fail)$", out, re.M)

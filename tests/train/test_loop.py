@@ -1,0 +1,137 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from learnlab.config import apply_overrides
+from learnlab.experiments import get_experiment, resolve_preset
+from learnlab.models.mlp import MLPConfig, TwoLayerMLP
+from learnlab.runner import execute
+from learnlab.store import Store
+from learnlab.train import TrainConfig, clip_grad_norm_per_replica_, lr_schedule
+
+HIDDEN_PROGRESS = get_experiment("hidden-progress")
+
+
+def _config(*overrides):
+    return apply_overrides(resolve_preset(HIDDEN_PROGRESS, "smoke"), list(overrides))
+
+
+def test_replica_weights_do_not_depend_on_the_ensemble():
+    together = TwoLayerMLP(10, MLPConfig(width=7), seeds=[11, 22, 33])
+    alone = TwoLayerMLP(10, MLPConfig(width=7), seeds=[22])
+    assert torch.equal(together.weight[1], alone.weight[0])
+    assert torch.equal(together.readout[1], alone.readout[0])
+    x = torch.randn(3, 5, 10)
+    assert torch.allclose(together(x)[1], alone(x[1:2])[0])
+
+
+def test_an_ensemble_trains_each_replica_as_a_separate_run(store):
+    # (20, 3) parity does not converge in 200 steps, so both runs train for exactly 200.
+    settings = ["task.n_bits=20", "task.k=3", "train.max_steps=200"]
+    ensemble = execute(HIDDEN_PROGRESS, _config("n_seeds=3", *settings), store=store, device="cpu", quiet=True)
+    single = execute(HIDDEN_PROGRESS, _config("n_seeds=1", *settings), store=store, device="cpu", quiet=True)
+    for name in ("train_loss", "val_acc", "weight_movement"):
+        together, alone = store.series(ensemble.run_id, name), store.series(single.run_id, name)
+        assert together.values.shape[1] == 3 and len(together) == len(alone) > 10
+        np.testing.assert_allclose(together.values[:, 0], alone.values[:, 0], rtol=1e-5, atol=1e-6)
+        assert not np.allclose(together.values[:, 1], together.values[:, 0])
+
+
+def test_per_replica_clipping_equals_clipping_each_replica_alone():
+    torch.manual_seed(0)
+    grads = [torch.randn(3, 4, 5), torch.randn(3, 4)]
+    params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    norms = clip_grad_norm_per_replica_(params, 1.5, 3)
+    for s in range(3):
+        alone = [torch.nn.Parameter(torch.zeros_like(g[s])) for g in grads]
+        for p, g in zip(alone, grads):
+            p.grad = g[s].clone()
+        expected_norm = torch.nn.utils.clip_grad_norm_(alone, 1.5)
+        assert torch.allclose(norms[s], expected_norm)
+        for p, q in zip(params, alone):
+            assert torch.allclose(p.grad[s], q.grad, atol=1e-6)
+
+
+def test_schedules_are_pure_functions_of_the_step():
+    cfg = TrainConfig(lr=1.0, max_steps=100, warmup_steps=10, schedule="cosine")
+    lr_at = lr_schedule(cfg)
+    assert lr_at(0) == pytest.approx(0.1) and lr_at(9) == pytest.approx(1.0)
+    assert lr_at(10) == pytest.approx(1.0) and lr_at(55) == pytest.approx(0.5) and lr_at(100) == pytest.approx(0.0)
+    assert [lr_at(s) for s in range(100)] == [lr_at(s) for s in range(100)]
+    linear = lr_schedule(TrainConfig(lr=2.0, max_steps=10, schedule="linear"))
+    assert linear(5) == pytest.approx(1.0)
+
+
+def test_a_diverging_run_is_stored_as_failed_with_the_step_range(store):
+    outcome = execute(HIDDEN_PROGRESS, _config("train.loss=square", "train.lr=1e6", "train.log_every=5"),
+                      store=store, device="cpu", quiet=True)
+    assert outcome.status == "failed"
+    record = store.get_run(outcome.run_id)
+    assert record.status == "failed" and "stopped being finite between steps" in record.error
+
+
+def _cli(store_path, *args):
+    return [sys.executable, "-m", "learnlab.cli", *args, "--store", str(store_path), "--quiet"]
+
+
+def test_a_run_killed_mid_way_and_resumed_ends_like_an_uninterrupted_one(tmp_path):
+    # (24, 4) parity does not converge within 3000 steps, so both runs train the full cap.
+    settings = ["--preset", "smoke", "task.n_bits=24", "task.k=4", "train.max_steps=3000",
+                "train.checkpoint_every=150", "train.log_every=7", "train.eval_every=10"]
+    store_path = tmp_path / "learnlab.sqlite"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    reference = subprocess.run(_cli(store_path, "run", "hidden-progress", *settings), capture_output=True,
+                               text=True, env=env, timeout=300)
+    assert reference.returncode == 0, reference.stderr
+    reference_id = reference.stdout.strip().splitlines()[-1]
+
+    victim = subprocess.Popen(_cli(store_path, "run", "hidden-progress", *settings), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env)
+    store = Store(store_path)
+    deadline = time.time() + 120
+    victim_id = None
+    while time.time() < deadline:  # kill it once its first checkpoint is on disk
+        running = [r for r in store.list_runs() if r.status == "running"]
+        if running and "checkpoint" in running[0].artifacts():
+            victim_id = running[0].id
+            break
+        time.sleep(0.01)
+    assert victim_id is not None, "the run never wrote a checkpoint"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert store.get_run(victim_id).status == "running"  # killed: nobody marked it
+    killed_at = store.series(victim_id, "train_loss").steps.max()
+    assert killed_at < 3000
+
+    resumed = subprocess.run(_cli(store_path, "run", "hidden-progress", "--resume", victim_id), capture_output=True,
+                             text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip().splitlines()[-1] == victim_id
+    assert store.get_run(victim_id).status == "completed"
+    assert store.all_metrics(victim_id) == store.all_metrics(reference_id)
+    assert [c.measured for c in store.claims(victim_id)] == [c.measured for c in store.claims(reference_id)]
+
+
+def test_resume_with_a_missing_checkpoint_is_one_clear_error(tmp_path):
+    store_path = tmp_path / "learnlab.sqlite"
+    from learnlab.cli import main
+
+    assert main(["run", "hidden-progress", "--preset", "smoke", "train.checkpoint_every=20", "--quiet",
+                 "--store", str(store_path), "task.n_bits=16", "task.k=4", "train.max_steps=100"]) == 0
+    store = Store(store_path)
+    record = store.list_runs()[0]
+    store.set_status(record.id, "failed", "pretend it crashed")
+    record.artifacts()["checkpoint"].unlink()
+    before = store.all_metrics(record.id)
+    with pytest.raises(Exception, match="is missing"):
+        execute(HIDDEN_PROGRESS, _config(), store=store, resume=record.id, device="cpu", quiet=True)
+    assert store.all_metrics(record.id) == before  # nothing lost
