@@ -59,6 +59,7 @@ class Run:
         self.dir = store.run_dir(run_id)
         self._buffer: list[tuple[int, str, Any]] = []
         self._buffered_rows = 0
+        self._checkpoint_recorded = False
 
     # -- metrics ---------------------------------------------------------------------
 
@@ -132,7 +133,9 @@ class Run:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.checkpoint_path)
-        self.store.set_artifact(self.id, "checkpoint", self.checkpoint_path)
+        if not self._checkpoint_recorded:  # the path never changes: one store write per run
+            self.store.set_artifact(self.id, "checkpoint", self.checkpoint_path)
+            self._checkpoint_recorded = True
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The last checkpoint, or ``None`` if the run never wrote one. Metrics logged
