@@ -1,0 +1,60 @@
+"""The minimal two-layer model of the ICL Markov-chain paper's theory, S replicas stacked.
+
+Edelman et al. (2024; arXiv 2402.11004), Section 5. Layer 1 mixes one-hot tokens by a
+learned positional softmax, h_j = sum_{i<=j} softmax(v)_{j-i} e_{x_i}, the softmax taken
+over the offsets a causal position can see (0..j; the official code's mask is a no-op,
+so its positions see the future). Layer 2 is linear attention with the current token
+as query: logits_t = sum_{j<=t} (e_{x_t}^T W h_j) e_{x_j}. Init v = 0, W = 0.01.
+
+``forward(idx)`` takes (S, B, T) tokens and returns (S, B, T, k) logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from learnlab.config import Interval, param
+from learnlab.models.hooks import HookPoint
+
+__all__ = ["MinimalInductionConfig", "MinimalInductionModel"]
+
+
+@dataclass(frozen=True)
+class MinimalInductionConfig:
+    max_len: int = param(100, Interval(1, None))
+    init_w: float = param(0.01, help="every entry of W starts here")
+    lr_v: float = param(1.0, Interval(0.0, None, closed="neither"), help="SGD learning rate of v")
+    lr_w: float = param(1.0, Interval(0.0, None, closed="neither"), help="SGD learning rate of W")
+
+
+class MinimalInductionModel(nn.Module):
+    def __init__(self, vocab_size: int, cfg: MinimalInductionConfig, seeds: Sequence[int], device="cpu"):
+        super().__init__()
+        self.cfg, self.vocab_size, self.n_replicas = cfg, vocab_size, len(seeds)
+        # The init is deterministic (v = 0, W = init_w); seeds only label the replicas.
+        self.v = nn.Parameter(torch.zeros(len(seeds), cfg.max_len, device=device))  # (S, T_max)
+        self.w = nn.Parameter(torch.full((len(seeds), vocab_size, vocab_size), cfg.init_w, device=device))  # (S, k, k)
+        self.hook_mixing = HookPoint()  # [S, query j, key i]: layer-1 weights softmax(v)_{j-i}
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        S, B, T = idx.shape
+        e = F.one_hot(idx, self.vocab_size).float()  # (S, B, T, k)
+        positions = torch.arange(T, device=idx.device)
+        offsets = positions[:, None] - positions[None, :]  # (T, T): j - i
+        scores = self.v[:, offsets.clamp_min(0)]  # (S, T, T): v_{j-i}
+        scores = scores.masked_fill(offsets < 0, float("-inf"))  # position j sees i <= j only
+        mixing = self.hook_mixing(torch.softmax(scores, dim=-1))  # (S, T, T)
+        h = mixing.unsqueeze(1) @ e  # (S, B, T, k)
+        query = e @ self.w.unsqueeze(1)  # (S, B, T, k): e_{x_t}^T W
+        attention = (query @ h.transpose(-2, -1)).masked_fill(offsets < 0, 0.0)  # (S, B, t, j), linear
+        return attention @ e  # (S, B, T, k)
+
+    def param_groups(self) -> list[dict]:
+        """SGD with a learning rate per parameter, as in the paper's analysis."""
+        return [{"params": [self.v], "lr": self.cfg.lr_v, "lr_scale": 1.0},
+                {"params": [self.w], "lr": self.cfg.lr_w, "lr_scale": 1.0}]
