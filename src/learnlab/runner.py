@@ -54,12 +54,21 @@ class Run:
 
     flush_every_rows = 20_000
 
-    def __init__(self, store: Store, run_id: str, cfg: Any, *, device: torch.device, quiet: bool = False):
+    def __init__(self, store: Store, run_id: str, cfg: Any, *, device: torch.device, quiet: bool = False,
+                 scope: str = "", parent: Run | None = None):
         self.store, self.id, self.config, self.device, self.quiet = store, run_id, cfg, device, quiet
+        self.scope, self._parent = scope, parent
         self.dir = store.run_dir(run_id)
         self._buffer: list[tuple[int, str, Any]] = []
         self._buffered_rows = 0
         self._checkpoint_recorded = False
+
+    def scoped(self, scope: str) -> Run:
+        """A handle for a second model trained in the same run (a control): its metrics are
+        named ``scope/name`` and it has its own checkpoint, so each part resumes on its own."""
+        if "/" in scope or not scope:
+            raise ValueError("a scope is a non-empty name without '/'")
+        return Run(self.store, self.id, self.config, device=self.device, quiet=self.quiet, scope=scope, parent=self)
 
     # -- metrics ---------------------------------------------------------------------
 
@@ -69,6 +78,9 @@ class Run:
         Tensors are kept as they are until the next flush, so logging does not force a
         device synchronisation every step.
         """
+        if self._parent is not None:  # a scoped handle writes through its parent's buffer
+            self._parent.log(step, **{f"{self.scope}/{name}": value for name, value in metrics.items()})
+            return
         for name, value in metrics.items():
             if isinstance(value, torch.Tensor):
                 value = value.detach()
@@ -80,6 +92,9 @@ class Run:
             self.flush()
 
     def flush(self) -> None:
+        if self._parent is not None:
+            self._parent.flush()
+            return
         rows = []
         for step, name, value in self._buffer:
             if isinstance(value, torch.Tensor):
@@ -97,6 +112,8 @@ class Run:
     def artifact(self, name: str, obj: Any) -> Path:
         """Save ``obj`` under the run's folder and record it: a dict or list as JSON, a
         tensor or array as ``.npy``, bytes or str as a file, a matplotlib figure as PNG."""
+        if self.scope:
+            name = f"{self.scope}.{name}"
         self.dir.mkdir(parents=True, exist_ok=True)
         if hasattr(obj, "savefig"):
             path = self.dir / f"{name}.png"
@@ -120,7 +137,11 @@ class Run:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.dir / "checkpoint.pt"
+        return self.dir / (f"checkpoint-{self.scope}.pt" if self.scope else "checkpoint.pt")
+
+    @property
+    def _checkpoint_name(self) -> str:
+        return f"checkpoint/{self.scope}" if self.scope else "checkpoint"
 
     def save_checkpoint(self, step: int, state: Mapping[str, Any]) -> None:
         """Write ``state`` atomically (temporary file, fsync, rename) after flushing the
@@ -134,15 +155,16 @@ class Run:
             os.fsync(handle.fileno())
         os.replace(temporary, self.checkpoint_path)
         if not self._checkpoint_recorded:  # the path never changes: one store write per run
-            self.store.set_artifact(self.id, "checkpoint", self.checkpoint_path)
+            self.store.set_artifact(self.id, self._checkpoint_name, self.checkpoint_path)
             self._checkpoint_recorded = True
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The last checkpoint, or ``None`` if the run never wrote one. Metrics logged
         after it are dropped, since the resumed run logs them again."""
-        recorded = self.store.artifacts(self.id).get("checkpoint")
+        self.flush()
+        recorded = self.store.artifacts(self.id).get(self._checkpoint_name)
         if recorded is None:
-            self.store.delete_metrics_after(self.id, -1)
+            self.store.delete_metrics_after(self.id, -1, self.scope)
             return None
         if not recorded.exists():
             raise StoreError(f"Checkpoint {recorded} of run {self.id} is missing.")
@@ -151,14 +173,14 @@ class Run:
             step = int(state["step"])
         except Exception as error:  # a truncated or foreign file
             raise StoreError(f"Checkpoint {recorded} of run {self.id} is corrupt ({type(error).__name__}).") from None
-        self.store.delete_metrics_after(self.id, step)
+        self.store.delete_metrics_after(self.id, step, self.scope)
         return state
 
     # -- progress --------------------------------------------------------------------
 
     def progress(self, total: int, *, initial: int = 0, desc: str | None = None) -> tqdm:
         """A progress bar, silent with ``--quiet`` and when stderr is not a terminal."""
-        return tqdm(total=total, initial=initial, desc=desc or self.id, unit="step", dynamic_ncols=True,
+        return tqdm(total=total, initial=initial, desc=desc or (f"{self.id} {self.scope}".strip()), unit="step", dynamic_ncols=True,
                     disable=True if self.quiet else None, leave=False)
 
 

@@ -226,10 +226,15 @@ class Store:
             with _write(self.conn) as conn:
                 conn.executemany("INSERT INTO metrics (run_id, step, name, replica, value) VALUES (?, ?, ?, ?, ?)", rows)
 
-    def delete_metrics_after(self, run_id: str, step: int) -> None:
-        """Drop metrics logged after ``step`` (a resumed run logs them again)."""
+    def delete_metrics_after(self, run_id: str, step: int, scope: str = "") -> None:
+        """Drop metrics of ``scope`` logged after ``step`` (a resumed run logs them again).
+
+        A scope is a metric-name prefix ``scope/``; the empty scope is the names without one.
+        """
+        pattern = "name NOT LIKE '%/%'" if not scope else "name LIKE ? || '/%'"
+        args = (run_id, step) if not scope else (run_id, step, scope)
         with _write(self.conn) as conn:
-            conn.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (run_id, step))
+            conn.execute(f"DELETE FROM metrics WHERE run_id = ? AND step > ? AND {pattern}", args)
 
     def metric_names(self, run_id: str) -> list[str]:
         rows = self.conn.execute("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name", (run_id,))

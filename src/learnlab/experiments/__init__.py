@@ -19,6 +19,7 @@ __all__ = ["EXPERIMENTS", "get_experiment", "resolve_preset"]
 
 _MODULES = {
     "hidden-progress": "learnlab.experiments.hidden_progress",
+    "icl-markov": "learnlab.experiments.icl_markov",
 }
 EXPERIMENTS = tuple(_MODULES)
 

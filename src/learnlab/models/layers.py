@@ -23,6 +23,21 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     threshold = round(p * _LEVELS)
     words = -(-x.numel() // 4)
     bits = torch.randint(-(2**63), 2**63 - 1, (words,), dtype=torch.int64, device=x.device)
-    uniform16 = bits.view(torch.int16)[: x.numel()].view(x.shape).to(torch.int32) + (1 << 15)  # in [0, 2^16)
-    mask = (uniform16 >= threshold).to(x.dtype).mul_(_LEVELS / (_LEVELS - threshold))
-    return x * mask
+    signed16 = bits.view(torch.int16)[: x.numel()].view(x.shape)  # uniform on [-2^15, 2^15)
+    keep = signed16 >= threshold - _LEVELS // 2  # P(drop) = threshold / 2^16
+    scaled_mask = torch.where(keep, _LEVELS / (_LEVELS - threshold), 0.0).to(x.dtype)  # one pass
+    return _MaskMultiply.apply(x, scaled_mask)
+
+
+class _MaskMultiply(torch.autograd.Function):
+    """x * mask with the mask saved as is: one multiply forward, one backward."""
+
+    @staticmethod
+    def forward(ctx, x, mask):
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None

@@ -85,7 +85,7 @@ def fit(
         while True:
             lr = lr_at(step)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
 
             # Evaluate (and maybe stop), then checkpoint, before the step's update. A
             # resumed run already evaluated and checkpointed at the step it resumes from.

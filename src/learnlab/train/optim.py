@@ -22,6 +22,8 @@ class TrainConfig:
     lr: float = param(0.1, Interval(0.0, None, closed="neither"))
     momentum: float = param(0.0, Interval(0.0, 1.0, closed="left"))
     weight_decay: float = param(0.0, Interval(0.0, None))
+    beta1: float = param(0.9, Interval(0.0, 1.0, closed="left"), help="Adam's first beta")
+    beta2: float = param(0.999, Interval(0.0, 1.0, closed="left"), help="Adam's second beta")
     schedule: Literal["constant", "cosine", "linear"] = param("constant")
     warmup_steps: int = param(0, Interval(0, "max_steps"))
     batch_size: int = param(32, Interval(1, None))
@@ -33,15 +35,23 @@ class TrainConfig:
     checkpoint_every: int | None = param(None, Interval(1, None), help="None: no checkpoints")
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[torch.nn.Parameter] | list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD (with optional momentum) or Adam/AdamW; all act per coordinate, so replicas
-    stacked in one tensor are optimised independently."""
+    stacked in one tensor are optimised independently.
+
+    ``params`` may be parameter groups (dicts); a group's ``lr_scale`` multiplies the
+    scheduled learning rate for it (``fit`` applies it every step).
+    """
     params = list(params)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adam":
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    for group in optimizer.param_groups:
+        group.setdefault("lr_scale", 1.0)
+    return optimizer
 
 
 def lr_schedule(cfg: TrainConfig) -> Callable[[int], float]:

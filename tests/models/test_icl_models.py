@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from learnlab.models.icl_transformer import ICLTransformer, ICLTransformerConfig
+from learnlab.models.minimal_induction import MinimalInductionConfig, MinimalInductionModel
+from learnlab.probes.hooks import capture
+
+
+def test_parameter_count_is_the_papers_about_5440_for_k2():
+    model = ICLTransformer(2, ICLTransformerConfig(), seeds=[0])
+    # embedding 32 + 2 x (QKV 768 + O 256 + relative 100 x 16 + LayerNorm 32) + final LayerNorm 32 + head 32
+    assert model.n_parameters() == 5408
+
+
+@pytest.mark.parametrize("cfg", [ICLTransformerConfig(), ICLTransformerConfig(heads=(2, 1), d_model=32),
+                                 ICLTransformerConfig(n_layers=1, heads=(1,), mlp=True, rel_dropout="per_row")])
+def test_layer_one_token_tables_equal_the_plain_computation(cfg):
+    model = ICLTransformer(3, cfg, seeds=[0, 1])
+    x = torch.randint(0, 3, (2, 4, 100))
+    for training in (False, True):
+        model.train(training)
+        torch.manual_seed(0)
+        fast = model(x)
+        model.token_tables = False
+        torch.manual_seed(0)
+        plain = model(x)
+        model.token_tables = True
+        assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_causal_and_last_position_only():
+    model = ICLTransformer(2, ICLTransformerConfig(), seeds=[0]).eval()
+    x = torch.randint(0, 2, (1, 8, 100))
+    changed = x.clone()
+    changed[..., 60:] = 1 - changed[..., 60:]
+    with torch.no_grad():
+        full = model(x)
+        assert torch.allclose(model(changed)[:, :, :60], full[:, :, :60], atol=1e-6)
+        assert torch.allclose(model(x, last_position_only=True)[:, :, -1], full[:, :, -1], atol=1e-5)
+
+
+def test_a_replica_is_the_model_of_its_seed():
+    together = ICLTransformer(2, ICLTransformerConfig(), seeds=[5, 6]).eval()
+    alone = ICLTransformer(2, ICLTransformerConfig(), seeds=[6]).eval()
+    x = torch.randint(0, 2, (1, 3, 50))
+    with torch.no_grad():
+        assert torch.allclose(together(x.expand(2, -1, -1))[1], alone(x)[0], atol=1e-6)
+
+
+def test_hooks_capture_patterns_and_are_removed():
+    model = ICLTransformer(2, ICLTransformerConfig(), seeds=[0]).eval()
+    with torch.no_grad(), capture(model, ["layers.0.attn.hook_pattern"]) as seen:
+        model(torch.randint(0, 2, (1, 2, 10)))
+    pattern = seen["layers.0.attn.hook_pattern"]
+    assert pattern.shape == (1, 2, 1, 10, 10)
+    assert torch.allclose(pattern.sum(-1), torch.ones(1, 2, 1, 10))
+    assert torch.all(pattern.triu(1) == 0)  # causal
+    assert not model.layers[0].attn.hook_pattern._forward_hooks
+    with pytest.raises(KeyError, match="no hook point"):
+        with capture(model, ["layers.9.attn.hook_pattern"]):
+            pass
+
+
+def test_minimal_model_is_causal_and_counts_transitions():
+    model = MinimalInductionModel(2, MinimalInductionConfig(max_len=20), seeds=[0])
+    x = torch.randint(0, 2, (1, 3, 20))
+    changed = x.clone()
+    changed[..., 12:] = 1 - changed[..., 12:]
+    assert torch.allclose(model(changed)[:, :, :12], model(x)[:, :, :12])
+    # With v putting all weight on offset 1 and W = I, the logits count tokens that
+    # followed earlier occurrences of the current token: the bigram counts.
+    with torch.no_grad():
+        model.v.zero_()
+        model.v[0, 1] = 50.0
+        model.w.copy_(torch.eye(2))
+    seq = torch.tensor([[[0, 1, 0, 0, 1, 0]]])
+    logits = model(seq)[0, 0, -1]
+    # current token 0; followers of earlier 0s: 1, 0, 1; and position 0, which can only
+    # attend to itself (h_0 = e_{x_0} = e_0), adds one count of token 0.
+    assert torch.allclose(logits, torch.tensor([2.0, 2.0]), atol=1e-3)
