@@ -73,3 +73,20 @@ def test_a_corrupt_store_is_one_clear_error(tmp_path):
     with pytest.raises(StoreError, match="is not a learnlab run store"):
         Store(path).list_runs()
     assert path.read_bytes() == b"this is not a database" * 100  # nothing lost
+
+
+def test_a_logged_view_of_a_parameter_keeps_the_value_it_had(store):
+    import torch
+
+    from learnlab.runner import Run
+
+    store.create_run("r1", experiment="x", preset=None, config={}, config_hash="h", seed=0, git_commit=None,
+                     versions={}, device="cpu")
+    run = Run(store, "r1", None, device=torch.device("cpu"))
+    weight = torch.nn.Parameter(torch.zeros(2))
+    run.log(0, w=weight[:1])
+    with torch.no_grad():
+        weight.add_(1.0)
+    run.log(1, w=weight[:1])
+    run.flush()
+    assert store.series("r1", "w").values.tolist() == [[0.0], [1.0]]

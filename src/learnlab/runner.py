@@ -75,15 +75,16 @@ class Run:
     def log(self, step: int, **metrics: float | torch.Tensor | np.ndarray) -> None:
         """Record metrics at ``step``. A 1-D tensor or array is one value per replica.
 
-        Tensors are kept as they are until the next flush, so logging does not force a
-        device synchronisation every step.
+        Tensors are copied (a logged view of a parameter must not follow its later
+        in-place updates) and read back only at the next flush, so logging does not force
+        a device synchronisation every step.
         """
         if self._parent is not None:  # a scoped handle writes through its parent's buffer
             self._parent.log(step, **{f"{self.scope}/{name}": value for name, value in metrics.items()})
             return
         for name, value in metrics.items():
             if isinstance(value, torch.Tensor):
-                value = value.detach()
+                value = value.detach().clone()
                 self._buffered_rows += max(value.numel(), 1)
             else:
                 self._buffered_rows += int(np.size(value))

@@ -19,9 +19,9 @@ Presets
             steps, evaluation every 10 steps: Figure 1 (KL to each strategy over training)
             and Figure 2 (attention before and after the transition). ``task.k=3`` for k=3.
 ``quick``   the paper configuration with 5 seeds trained together for 3,000 steps,
-            evaluated every 20 steps, plus the one-layer control (2 seeds) and the
-            minimal model of Section 5: ``learnlab run icl-markov --preset quick``
-            (about 6 minutes on 2 cores).
+            evaluated every 20 steps, plus the one-layer control and the minimal model
+            of Section 5 (one seed each, 1,500 steps): ``learnlab run icl-markov --preset
+            quick`` (about 7 minutes on 2 cores; the five seeds dominate).
 ``priors``  k=4: Dirichlet vs doubly-stochastic-only vs 25% unigram chains (Section 6).
 ``trigram`` k=3 trigrams, 2 heads in layer 1, d=32, length 200, batch 128, lr 4e-3.
 ``smoke``   seconds; used by the tests.
@@ -100,6 +100,7 @@ class ICLMarkovConfig:
     eval: EvalConfig = EvalConfig()
     controls: tuple[str, ...] = param((), help="also train: one_layer, minimal, doubly_stochastic, unigram_mix")
     control_seeds: int = param(2, Interval(1, 256))
+    control_max_steps: int | None = param(None, Interval(1, None), help="None: as many steps as the main model")
 
     def check(self) -> str | None:
         unknown = set(self.controls) - set(CONTROLS)
@@ -119,7 +120,8 @@ CONTROLS = ("one_layer", "minimal", "doubly_stochastic", "unigram_mix")
 
 
 def _control_config(cfg: ICLMarkovConfig, control: str) -> ICLMarkovConfig:
-    base = replace(cfg, n_seeds=cfg.control_seeds, controls=())
+    base = replace(cfg, n_seeds=cfg.control_seeds, controls=(), control_max_steps=None,
+                   train=replace(cfg.train, max_steps=cfg.control_max_steps or cfg.train.max_steps))
     if control == "one_layer":
         return replace(base, transformer=replace(cfg.transformer, n_layers=1, heads=cfg.transformer.heads[:1]))
     if control == "minimal":
@@ -133,7 +135,7 @@ def presets() -> dict[str, ICLMarkovConfig]:
     paper = ICLMarkovConfig()  # Figure 1, k = 2
     quick = replace(paper, n_seeds=5, train=replace(paper.train, max_steps=3000),
                     eval=replace(paper.eval, every=20, all_positions_every=100),
-                    controls=("one_layer", "minimal"), control_seeds=2)
+                    controls=("one_layer", "minimal"), control_seeds=1, control_max_steps=1500)
     priors = replace(paper, n_seeds=2, task=replace(paper.task, k=4), train=replace(paper.train, max_steps=3000),
                      eval=replace(paper.eval, every=20, all_positions_every=200),
                      controls=("doubly_stochastic", "unigram_mix"), control_seeds=2)
@@ -257,7 +259,8 @@ class MarkovEvaluator:
         w, k = model.w, model.vocab_size
         diagonal = w.diagonal(dim1=1, dim2=2).mean(dim=1)
         off = (w.sum(dim=(1, 2)) - w.diagonal(dim1=1, dim2=2).sum(dim=1)) / max(1, k * k - k)
-        return {"w_diagonal": diagonal, "w_off_diagonal": off, **{f"v_{m}": model.v[:, m] for m in range(6)}}
+        return {"w_diagonal": diagonal, "w_off_diagonal": off, "v_previous_mass": torch.softmax(model.v, dim=1)[:, 1],
+                **{f"v_{m}": model.v[:, m] for m in range(6)}}
 
     def _snapshot(self, step: int, patterns: dict[str, torch.Tensor]) -> None:
         self.snapshots.append({"step": step, **{name: p.cpu() for name, p in patterns.items()}})
@@ -495,8 +498,9 @@ def _minimal_claims(record: RunRecord) -> list[Claim]:
         v_moves = np.abs(v[:, :, s] - v[:, :1, s]).max(axis=0) >= 0.1 * max(np.abs(v[:, -1, s] - v[:, 0, s]).max(), 1e-12)
         t_diagonal, t_v = _first(steps, grows), _first(steps, v_moves)
         diagonal_first.append(t_diagonal < t_v)
-        # v alternates in sign by offset parity (offsets 1..4) before v_1 dominates.
-        dominates = _first(steps, v[1, :, s] >= v[[0, 2, 3, 4, 5], :, s].max(axis=0) + 0.5)
+        # v alternates in sign by offset parity (offsets 1..4) before v_1 dominates, i.e.
+        # before softmax(v) puts half its mass on the previous token.
+        dominates = _first(steps, _series(record, "v_previous_mass", "minimal")[1][:, s] >= 0.5)
         signs = np.sign(v[1:5, :, s])  # (4, T)
         alternating = np.all(signs[:-1] * signs[1:] < 0, axis=0) & (steps < dominates)
         alternates.append(bool(alternating.any()))
@@ -562,7 +566,7 @@ def _first(steps: np.ndarray, condition: np.ndarray) -> float:
 
 def _range(values: np.ndarray, fmt: str = ".3f") -> str:
     values = np.asarray(values, dtype=float)
-    if len(values) == 1:
+    if len(values) == 1 or not np.isfinite(values).any():
         return format(values[0], fmt)
     return f"{format(np.nanmin(values), fmt)}-{format(np.nanmax(values), fmt)}"
 

@@ -28,8 +28,10 @@ __all__ = ["MinimalInductionConfig", "MinimalInductionModel"]
 class MinimalInductionConfig:
     max_len: int = param(100, Interval(1, None))
     init_w: float = param(0.01, help="every entry of W starts here")
+    # W's gradient grows with the context length (its logits are sums over positions), v's
+    # does not: W needs a much smaller step (chosen so that SGD is stable at T = 100).
     lr_v: float = param(1.0, Interval(0.0, None, closed="neither"), help="SGD learning rate of v")
-    lr_w: float = param(1.0, Interval(0.0, None, closed="neither"), help="SGD learning rate of W")
+    lr_w: float = param(0.01, Interval(0.0, None, closed="neither"), help="SGD learning rate of W")
 
 
 class MinimalInductionModel(nn.Module):

@@ -72,8 +72,9 @@ def count_only_floor(*, k: int, length: int, alpha: float = 1.0, n_samples: int 
     features = torch.cat([F.one_hot(tokens, k).sum(dim=1), tokens[:, -1:]], dim=1)  # (N, k+1)
     groups, group_of = torch.unique(features, dim=0, return_inverse=True)
     half = n_samples // 2
-    sums = torch.zeros(len(groups), k).index_add_(0, group_of[:half], truth[:half])
-    counts = torch.zeros(len(groups)).index_add_(0, group_of[:half], torch.ones(half))
+    device = truth.device
+    sums = torch.zeros(len(groups), k, device=device).index_add_(0, group_of[:half], truth[:half])
+    counts = torch.zeros(len(groups), device=device).index_add_(0, group_of[:half], torch.ones(half, device=device))
     # Groups unseen in the first half fall back to the add-alpha unigram of their counts.
     fallback = (features[:, :k].float() + alpha) / (length + k * alpha)
     seen = counts[group_of[half:]] > 0

@@ -76,6 +76,8 @@ def fit(
         if evaluate is not None:
             evaluate.load_state_dict(saved["evaluator"])
         torch.set_rng_state(saved["torch_rng"].cpu())
+        if saved.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
         step, window_sum, window_steps = saved["step"], saved["window_sum"], saved["window_steps"]
     resumed_at = step if saved is not None else None
 
@@ -105,6 +107,7 @@ def fit(
                         "batches": batches.state_dict(),
                         "evaluator": evaluate.state_dict() if evaluate is not None else {},
                         "torch_rng": torch.get_rng_state(), "window_sum": window_sum, "window_steps": window_steps,
+                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     })
 
             inputs, targets = batches.next_batch()
