@@ -31,8 +31,8 @@ def test_phase_claims_pass_on_a_three_phase_curve(store):
     steps = np.arange(0, 3001, 20)
     record = _stored(store, _three_phases(steps, 1200), steps)
     verdicts = {c.name: c.passed for c in icl_markov.claims(record)}
-    assert verdicts == {"initial-kl": True, "unigram-phase": True, "plateau": True, "abrupt-transition": True,
-                        "final-bigram": True}
+    assert verdicts == {"ends-at-bigram": True, "initial-kl": True, "unigram-phase": True, "plateau": True,
+                        "abrupt-transition": True, "final-bigram": True}
     assert icl_markov.transition_steps(record).tolist() == [1220.0]
 
 
@@ -42,6 +42,7 @@ def test_phase_claims_fail_when_there_is_no_transition(store):
     record = _stored(store, curves, steps)
     verdicts = {c.name: c.passed for c in icl_markov.claims(record)}
     assert verdicts["abrupt-transition"] is False and verdicts["final-bigram"] is False
+    assert verdicts["ends-at-bigram"] is False
     assert verdicts["plateau"] is True
     assert np.isnan(icl_markov.transition_steps(record)).all()
 
@@ -53,3 +54,11 @@ def test_longest_run_and_abrupt_drop():
     assert not icl_markov._abrupt_drop(np.arange(0, 3010, 10), smooth, drop=0.03)  # 0.02 per 300 steps
     cliff = np.where(np.arange(0, 3010, 10) < 1500, 0.08, 0.02)
     assert icl_markov._abrupt_drop(np.arange(0, 3010, 10), cliff)
+
+
+def test_k2_thresholds_are_not_applied_to_other_k(store):
+    steps = np.arange(0, 3001, 20)
+    config = to_dict(icl_markov.presets()["priors"])
+    config["controls"] = []
+    record = _stored(store, _three_phases(steps, 1200), steps, config=config)
+    assert [c.name for c in icl_markov.claims(record)] == ["ends-at-bigram"]
