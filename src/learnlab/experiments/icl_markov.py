@@ -60,7 +60,7 @@ NAME = "icl-markov"
 DESCRIPTION = "Edelman et al. 2024: transformers learn in-context Markov chains via unigram then bigram (induction head)"
 
 STRATEGY_NAMES = ("uniform", "unigram", "bigram", "trigram")
-_EVAL_CHUNK = 250  # test sequences per forward pass
+_EVAL_ROWS = 250  # sequences x seeds per forward pass
 
 # ----------------------------------------------------------------------------- config
 
@@ -200,7 +200,8 @@ class MarkovEvaluator:
         metrics: dict[str, Any] = {}
         # Chunks keep each (S, chunk, T, T) attention tensor small enough for the allocator
         # to reuse its memory (big ones are mapped and unmapped each time, page by page).
-        chunks = [self._last_position(model, start) for start in range(0, self.inputs.shape[0], _EVAL_CHUNK)]
+        self._chunk = max(1, _EVAL_ROWS // S)
+        chunks = [self._last_position(model, start) for start in range(0, self.inputs.shape[0], self._chunk)]
         log_model = F.log_softmax(torch.cat([c["logits"] for c in chunks], dim=1).float(), dim=-1)  # (S, N, k)
         for name in chunks[0]:
             if name != "logits":
@@ -216,8 +217,8 @@ class MarkovEvaluator:
         if step % self.cfg.eval.all_positions_every == 0:
             n_all = self.truth_all.shape[0]
             kl_sum = 0.0
-            for start in range(0, n_all, _EVAL_CHUNK):
-                chunk = slice(start, min(start + _EVAL_CHUNK, n_all))
+            for start in range(0, n_all, self._chunk):
+                chunk = slice(start, min(start + self._chunk, n_all))
                 log_all = F.log_softmax(model(self.inputs[chunk].expand(S, -1, -1)).float(), dim=-1)  # (S, c, T, k)
                 kl_sum = kl_sum + (kl_divergence(self.truth_all[chunk], log_all) * self.valid_all[chunk]).sum(dim=(1, 2))
             metrics["kl_all_positions"] = kl_sum / self.valid_all.sum()
@@ -226,7 +227,7 @@ class MarkovEvaluator:
     def _last_position(self, model: torch.nn.Module, start: int) -> dict[str, torch.Tensor]:
         """Last-position logits of one chunk, and the attention probes summed over it."""
         S = model.n_replicas
-        inputs = self.inputs[start : start + _EVAL_CHUNK].expand(S, -1, -1)  # (S, c, T)
+        inputs = self.inputs[start : start + self._chunk].expand(S, -1, -1)  # (S, c, T)
         if not isinstance(model, ICLTransformer):
             return {"logits": model(inputs)[:, :, -1]}
         if len(model.layers) == 1:  # the one-layer control: no induction head to probe
@@ -237,7 +238,7 @@ class MarkovEvaluator:
         first, last = seen[hooks[0]], seen[hooks[1]][:, :, :, -1]  # (S, c, nh, T, T), (S, c, nh, T)
         if start == 0:
             self._snapshot(self._step, {"layer1": first[:, 0, 0, :40, :40], "layer2": last[:, 0, 0]})
-        follows = self.follows_current[start : start + _EVAL_CHUNK]
+        follows = self.follows_current[start : start + self._chunk]
         return {
             "logits": logits,
             # per head: mean attention to the previous token over queries; the best head
@@ -670,6 +671,23 @@ def figures(record: RunRecord) -> dict[str, Any]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         out["relative_positions"] = fig
+
+    # Seed bands: the mean KL over seeds with its min-max band, for the model and each
+    # transformer control (the prior variations), or per strategy for n-grams.
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    curves = [("model (" + cfg["task"]["prior"] + ")", "kl", "")]
+    curves += [(scope.replace("_", " "), "kl", scope) for scope in ("doubly_stochastic", "unigram_mix", "one_layer")
+               if f"{scope}/kl" in record.metric_names()]
+    if cfg["task"]["n"] > 2:
+        curves = [(f"KL({name} || model)", f"kl_{name}", "") for name in names]
+    for (label, metric, scope), color in zip(curves, plt.cm.tab10.colors):
+        band_steps, values = _series(record, metric, scope)
+        ax.plot(band_steps, values.mean(axis=1), color=color, label=f"{label}, {values.shape[1]} seeds")
+        ax.fill_between(band_steps, values.min(axis=1), values.max(axis=1), color=color, alpha=0.2, lw=0)
+    ax.set(xlabel="step", ylabel="KL (last position)", yscale="log", title="mean over seeds, band = min to max")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out["seed_bands"] = fig
 
     if "minimal/w_diagonal" in record.metric_names():
         fig, (ax_v, ax_w) = plt.subplots(1, 2, figsize=(9, 3.6))
