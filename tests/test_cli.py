@@ -37,7 +37,7 @@ def test_run_show_runs_and_report_end_to_end(capsys, store_path, tmp_path):
     assert code == 0
     html = (out_dir / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', html)
-    assert len(images) == 3
+    assert len(images) == 4  # loss and accuracy, support weights, rho_t, and the Fourier gap (n <= 12)
     for src in images:
         assert (out_dir / src).is_file() and (out_dir / src).stat().st_size > 1000
     assert "abrupt-transition" in html and run_id in html

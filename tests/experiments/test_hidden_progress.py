@@ -54,3 +54,24 @@ def test_a_seed_that_never_converges_fails_the_convergence_claim(store):
     record = _synthetic_run(store, loss_curve=_plateau_then_drop, separate_at=0.3, max_accuracy=0.99)
     claim = next(c for c in hidden_progress.claims(record) if c.name == "all-seeds-converge")
     assert not claim.passed and claim.measured.startswith("0/4")
+
+
+@pytest.mark.parametrize("overrides", [
+    ["learner=neuron", "neuron.activation=sin"],
+    ["learner=neuron", "neuron.activation=zigzag", "neuron.readout=true"],
+    ["learner=polynet", "train.lr=0.05"],
+    ["learner=polynet", "polynet.disjoint=true", "train.lr=0.05"],
+    ["model.activation=power", "model.power=2", "train.lr=0.02"],
+    ["model.init=gaussian"],
+    ["model.init=bernoulli", "model.init_scale=0.2"],
+    ["train.weight_decay=0.01", "train.weight_decay_style=multiplicative"],
+])
+def test_every_learner_solves_a_small_parity(store, overrides):
+    from learnlab.config import apply_overrides
+    from learnlab.runner import execute
+
+    cfg = apply_overrides(hidden_progress.presets()["smoke"], [*overrides, "train.max_steps=4000"])
+    outcome = execute(hidden_progress, cfg, store=store, device="cpu", quiet=True)
+    assert outcome.status == "completed", outcome.error
+    converged = hidden_progress.convergence_steps(store.get_run(outcome.run_id))
+    assert np.isfinite(converged).all(), converged

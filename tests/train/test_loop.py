@@ -135,3 +135,20 @@ def test_resume_with_a_missing_checkpoint_is_one_clear_error(tmp_path):
     with pytest.raises(Exception, match="is missing"):
         execute(HIDDEN_PROGRESS, _config(), store=store, resume=record.id, device="cpu", quiet=True)
     assert store.all_metrics(record.id) == before  # nothing lost
+
+
+def test_multiplicative_weight_decay_is_the_papers_update(store):
+    from learnlab.runner import Run
+    from learnlab.train import ReplicaStream, fit
+
+    store.create_run("r", experiment="x", preset=None, config={}, config_hash="h", seed=0, git_commit=None,
+                     versions={}, device="cpu")
+    run = Run(store, "r", None, device=torch.device("cpu"), quiet=True)
+    model = torch.nn.Linear(2, 1, bias=False)
+    start = model.weight.detach().clone()
+    batches = ReplicaStream([lambda g: (torch.ones(4, 2), torch.zeros(4))], [0], "cpu")
+    loss = lambda outputs, targets: (outputs.squeeze(-1) - targets).square().mean()  # noqa: E731
+    cfg = TrainConfig(lr=0.1, weight_decay=0.05, weight_decay_style="multiplicative", max_steps=1, log_every=1)
+    fit(model, batches, loss, cfg, run)
+    gradient = 2 * (start.sum()) * torch.ones(1, 2)  # d/dw mean((w . 1)^2) = 2 (w . 1) 1
+    assert torch.allclose(model.weight.detach(), (1 - 0.05) * start - 0.1 * gradient, atol=1e-6)

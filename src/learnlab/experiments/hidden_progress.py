@@ -7,13 +7,23 @@ Setting (Section 4): online (n, k)-sparse parity, a two-layer ReLU MLP of width 
 minibatch SGD with a fresh batch each step, hinge loss. t_c is the first step at which
 accuracy on a fixed validation batch of 2^13 samples reaches 100%.
 
+Learners (Section 3.1, ``learner=...``): ``mlp`` (ReLU, tanh, GELU or z^k activations;
+PyTorch-default, Xavier-uniform, Kaiming-Gaussian or Bernoulli +-c first-layer init;
+width k is the minimal-width net), ``neuron`` (one neuron with a sinusoidal, k-zigzag,
+infinite-zigzag or degree-k polynomial activation, with or without a readout weight) and
+``polynet`` (a product of k affine units, or the disjoint PolyNet of the theory). Weight
+decay as PyTorch's or as the paper's multiplicative shrink (``train.weight_decay_style``).
+Progress measures: support vs non-support weight magnitude, rho_t = max|W_t - W_0| with
+a random-label control (``controls=random_labels``: drift ~ t vs a random walk ~ sqrt t),
+and, for n <= 12, the exact Fourier gap of the population gradient.
+
 Presets
 -------
 ``paper``  n=50, k=3, width 100, batch 32, lr 0.1, cap 10^5 steps: the (50, 3) training
            curves of Figure 1 and the weight-movement plots of Section 4.2.
 ``quick``  n=30, k=3, 8 seeds trained as one ensemble (median t_c of roughly 1,000-1,500
-           steps): ``learnlab run hidden-progress --preset quick``, well under a minute on
-           2 cores.
+           steps), plus the random-label control for as many steps as the median seed
+           needed: ``learnlab run hidden-progress --preset quick``, about 15 s on 2 cores.
 ``smoke``  n=8, k=2, 2 seeds: seconds; used by the tests.
 
 Claims: the loss plateaus then drops abruptly; every seed converges within the cap;
@@ -33,7 +43,10 @@ import torch
 from learnlab.claims import Claim
 from learnlab.config import Interval, param
 from learnlab.models.mlp import MLPConfig, TwoLayerMLP
-from learnlab.probes.curves import first_step, phase_transition, rank_correlation
+from learnlab.models.neuron import NeuronConfig, SingleNeuron
+from learnlab.models.polynet import PolyNet, PolyNetConfig
+from learnlab.probes.curves import first_step, loglog_slope, phase_transition, rank_correlation
+from learnlab.probes.fourier import fourier_gap, hypercube
 from learnlab.probes.weights import support_gap, weight_movement
 from learnlab.runtime import generator, replica_seeds
 from learnlab.tasks.sparse_parity import sample_sparse_parity, sparse_parity_support
@@ -58,6 +71,7 @@ class SparseParityTaskConfig:
     k: int = param(3, Interval(1, "n_bits"), help="parity degree k = |S|")
     n_train: int | None = param(None, Interval(1, None), help="None: online (fresh batch each step); m: fixed set")
     n_val: int = param(8192, Interval(1, None), help="validation batch for t_c (2^13 in the paper)")
+    random_labels: bool = param(False, help="train on independent random +-1 labels (the drift control)")
 
 
 @dataclass(frozen=True)
@@ -72,8 +86,26 @@ class HiddenProgressConfig:
     seed: int = param(0, Interval(0, None))
     n_seeds: int = param(8, Interval(1, 4096), help="independent seeds, trained as one ensemble")
     task: SparseParityTaskConfig = SparseParityTaskConfig()
+    learner: Literal["mlp", "neuron", "polynet"] = param("mlp", help="Section 3.1's learners")
     model: MLPConfig = MLPConfig()
+    neuron: NeuronConfig = NeuronConfig()
+    polynet: PolyNetConfig = PolyNetConfig()
     train: ParityTrainConfig = ParityTrainConfig(lr=0.1, batch_size=32, max_steps=100_000, eval_every=20)
+    controls: tuple[str, ...] = param((), help="random_labels: the same learners on random labels, for rho_t; "
+                                      "init_only / data_only: vary only the init or only the data across seeds")
+    vary: Literal["both", "init", "data"] = param("both", help="what differs between seeds: init and data, or one")
+    scaling_n: tuple[int, ...] = param((), Interval(1, 1024), help="train each n here (with each k of scaling_k)")
+    scaling_k: tuple[int, ...] = param((), Interval(1, 64), help="the k values of the scaling sweep")
+
+    def check(self) -> str | None:
+        unknown = set(self.controls) - {"random_labels", "init_only", "data_only"}
+        if unknown:
+            return f"'controls' entries must be among random_labels, init_only, data_only; got {sorted(unknown)[0]!r}"
+        if bool(self.scaling_n) != bool(self.scaling_k):
+            return "'scaling_n' and 'scaling_k' go together"
+        if any(k > n for n in self.scaling_n for k in self.scaling_k):
+            return "every k of 'scaling_k' must be <= every n of 'scaling_n'"
+        return None
 
 
 Config = HiddenProgressConfig  # the name every experiment module exports
@@ -81,11 +113,17 @@ Config = HiddenProgressConfig  # the name every experiment module exports
 
 def presets() -> dict[str, Config]:
     paper = Config()  # Figure 1, (n, k) = (50, 3)
-    quick = Config(task=SparseParityTaskConfig(n_bits=30, k=3),
+    quick = Config(task=SparseParityTaskConfig(n_bits=30, k=3), controls=("random_labels",),
                    train=replace(paper.train, max_steps=20_000, eval_every=10))
+    # Figure 1 (right): median t_c over 16 seeds against n, for k = 3 and 4.
+    scaling = replace(quick, n_seeds=16, controls=(), scaling_n=(10, 20, 30, 40), scaling_k=(3, 4),
+                      task=replace(quick.task, n_val=2048), train=replace(quick.train, extra_after_convergence=0.0))
+    # Luck vs noise: 64 seeds; and 32 varying only the init, 32 only the data.
+    luck = replace(quick, n_seeds=64, controls=("init_only", "data_only"),
+                   train=replace(quick.train, extra_after_convergence=0.0))
     smoke = Config(n_seeds=2, task=SparseParityTaskConfig(n_bits=8, k=2, n_val=1024), model=MLPConfig(width=32),
                    train=replace(paper.train, max_steps=1_500, eval_every=10, log_every=10))
-    return {"smoke": smoke, "quick": quick, "paper": paper}
+    return {"smoke": smoke, "quick": quick, "paper": paper, "scaling": scaling, "luck": luck}
 
 
 # ----------------------------------------------------------------------------- run
@@ -94,14 +132,23 @@ def presets() -> dict[str, Config]:
 class ConvergenceEvaluator:
     """Validation accuracy and loss, t_c per seed, and the weight progress measures."""
 
-    def __init__(self, model: TwoLayerMLP, x_val, y_val, supports, loss_fn, extra_after_convergence: float):
+    def __init__(self, model: torch.nn.Module, x_val, y_val, supports, loss_fn, extra_after_convergence: float):
         self.x_val, self.y_val, self.supports, self.loss_fn = x_val, y_val, supports, loss_fn
         self.extra = extra_after_convergence
         self.initial_weight = model.weight.detach().clone()  # W_0, for rho_t
         self.converged_at = torch.full((model.n_replicas,), float("nan"))
+        # The exact Fourier gap needs all 2^n inputs: only for small n and a known sigma'.
+        activation = getattr(getattr(model, "cfg", None), "activation", None)
+        self.gap_activation = activation if activation in ("relu", "tanh", "sin") else None
+        small = x_val.shape[-1] <= 12
+        self.cube = hypercube(x_val.shape[-1], x_val.device) if small and self.gap_activation else None
 
-    def __call__(self, model: TwoLayerMLP, step: int) -> dict[str, Any]:
-        outputs = model(self.x_val)  # (S, n_val)
+    def __call__(self, model: torch.nn.Module, step: int) -> dict[str, Any]:
+        # In chunks of validation samples: a (S, chunk, r) hidden layer small enough for the
+        # allocator to reuse its memory instead of mapping fresh pages every evaluation.
+        width = getattr(getattr(model, "cfg", None), "width", 1)
+        chunk = max(1, 2**21 // (model.n_replicas * width))
+        outputs = torch.cat([model(self.x_val[:, i : i + chunk]) for i in range(0, self.x_val.shape[1], chunk)], dim=1)
         accuracy = sign_accuracy(outputs, self.y_val)
         newly = torch.isnan(self.converged_at) & (accuracy.cpu() >= 1.0)
         self.converged_at[newly] = float(step)
@@ -112,7 +159,15 @@ class ConvergenceEvaluator:
             "support_weight": on_support,
             "off_support_weight_max": off_support_max,
             "weight_movement": weight_movement(model.weight, self.initial_weight),
+            **self._fourier(model),
         }
+
+    def _fourier(self, model) -> dict[str, torch.Tensor]:
+        if self.cube is None:
+            return {}
+        bias = getattr(model, "bias", None)
+        gap = fourier_gap(model.weight, bias, self.supports, self.gap_activation, self.cube)  # (S, r)
+        return {"fourier_gap": gap.mean(dim=1), "fourier_gap_positive": (gap > 0).double().mean(dim=1)}
 
     def done(self, step: int) -> bool:
         if torch.isnan(self.converged_at).any():
@@ -128,10 +183,38 @@ class ConvergenceEvaluator:
 
 
 def run(cfg: Config, run: Run) -> None:
+    # The scaling sweep (Figure 1, right): one ensemble per (n, k), each in its own scope.
+    for n in cfg.scaling_n:
+        for k in cfg.scaling_k:
+            point = replace(cfg, scaling_n=(), scaling_k=(), controls=(), task=replace(cfg.task, n_bits=n, k=k))
+            _train(point, run.scoped(f"n{n}_k{k}"))
+    if cfg.scaling_n:
+        return
+    converged_at = _train(cfg, run)
+    # Luck vs noise: the same number of seeds varying only the init, or only the data.
+    for control, vary in (("init_only", "init"), ("data_only", "data")):
+        if control in cfg.controls:
+            _train(replace(cfg, controls=(), vary=vary, n_seeds=max(2, cfg.n_seeds // 2)), run.scoped(control))
+    # The drift control: the same learners on random labels, for as many steps as the
+    # median seed needed, to compare rho_t's growth (drift ~ t vs random walk ~ sqrt t).
+    if "random_labels" in cfg.controls:
+        steps = cfg.train.max_steps if converged_at.isnan().all() else int(converged_at.nanmedian())
+        control = replace(cfg, controls=(), task=replace(cfg.task, random_labels=True),
+                          train=replace(cfg.train, max_steps=max(steps, cfg.train.eval_every)))
+        _train(control, run.scoped("random_labels"))
+
+
+def _train(cfg: Config, run: Run) -> torch.Tensor:
+    """Train ``cfg.n_seeds`` learners as one ensemble; return t_c per seed (NaN: not reached)."""
     device, task = run.device, cfg.task
     # Each seed derives its own streams, so replica s of an ensemble is the run seeded s.
     init_seeds, support_seeds, val_seeds, data_seeds, train_set_seeds = zip(
         *(replica_seeds(s, 5) for s in replica_seeds(cfg.seed, cfg.n_seeds)))
+    if cfg.vary == "init":  # every seed sees seed 0's task and data; only the init differs
+        support_seeds, val_seeds, data_seeds, train_set_seeds = (
+            (seeds[0],) * cfg.n_seeds for seeds in (support_seeds, val_seeds, data_seeds, train_set_seeds))
+    elif cfg.vary == "data":  # one init (and task) for all; only the data stream differs
+        init_seeds, support_seeds, val_seeds = ((seeds[0],) * cfg.n_seeds for seeds in (init_seeds, support_seeds, val_seeds))
 
     # 1. The task: a hidden support per seed, a fixed validation batch, a training stream.
     supports = torch.stack([sparse_parity_support(n_bits=task.n_bits, k=task.k, generator=generator(s, device))
@@ -142,8 +225,8 @@ def run(cfg: Config, run: Run) -> None:
     samplers = [_sampler(cfg, support, seed) for support, seed in zip(supports, train_set_seeds)]
     batches = ReplicaStream(samplers, data_seeds, device)
 
-    # 2. The learner: S two-layer MLPs stacked into one module.
-    model = TwoLayerMLP(task.n_bits, cfg.model, init_seeds, device).to(device)
+    # 2. The learner, S replicas stacked into one module.
+    model = _learner(cfg, init_seeds, device)
 
     # 3. Train with SGD until every seed reaches 100% validation accuracy (or the cap).
     loss_fn = margin_losses[cfg.train.loss]
@@ -152,10 +235,26 @@ def run(cfg: Config, run: Run) -> None:
 
     run.log(last_step, converged_step=evaluator.converged_at)
     run.artifact("supports", supports.cpu().tolist())
+    return evaluator.converged_at
+
+
+def _learner(cfg: Config, seeds, device) -> torch.nn.Module:
+    n, k = cfg.task.n_bits, cfg.task.k
+    if cfg.learner == "neuron":
+        return SingleNeuron(n, k, cfg.neuron, seeds, device)
+    if cfg.learner == "polynet":
+        return PolyNet(n, k, cfg.polynet, seeds, device)
+    return TwoLayerMLP(n, cfg.model, seeds, device)
 
 
 def _sampler(cfg: Config, support: torch.Tensor, seed: int):
     task, batch_size = cfg.task, cfg.train.batch_size
+    if task.random_labels:  # the control: labels independent of the inputs
+        def random_labelled(g: torch.Generator):
+            x, _ = sample_sparse_parity(batch_size, n_bits=task.n_bits, support=support, generator=g)
+            return x, torch.randint(0, 2, (batch_size,), generator=g, device=g.device).float() * 2 - 1
+
+        return random_labelled
     if task.n_train is None:  # online: a fresh batch every step
         return lambda g: sample_sparse_parity(batch_size, n_bits=task.n_bits, support=support, generator=g)
     # offline: a fixed training set of m samples (drawn from its own stream), batches resampled from it
@@ -176,13 +275,84 @@ _LEFT_CHANCE = 0.55
 _SEED_FRACTION = 0.75
 
 
-def convergence_steps(record: RunRecord) -> np.ndarray:
+def convergence_steps(record: RunRecord, scope: str = "") -> np.ndarray:
     """t_c per seed, read from the stored validation accuracy (NaN: never converged)."""
-    accuracy = record.series("val_acc")
+    accuracy = record.series(f"{scope}/val_acc" if scope else "val_acc")
     return np.array([first_step(accuracy.steps, accuracy.values[:, s] >= 1.0) for s in range(accuracy.values.shape[1])])
 
 
 def claims(record: RunRecord) -> list[Claim]:
+    if record.config["scaling_n"]:
+        return _scaling_claims(record)
+    luck = _luck_claims(record) if "init_only/val_acc" in record.metric_names() else []
+    return _main_claims(record) + luck
+
+
+def scaling_table(record: RunRecord) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """k -> (n values, median t_c over seeds) of a scaling run (NaN where a seed never converged)."""
+    table = {}
+    for k in record.config["scaling_k"]:
+        ns = np.array(record.config["scaling_n"], dtype=float)
+        medians = np.array([np.median(convergence_steps(record, f"n{int(n)}_k{k}")) for n in ns])
+        table[k] = (ns, medians)
+    return table
+
+
+# Median t_c of the width-100 ReLU MLP (batch 32, lr 0.1, hinge, no decay), from the
+# reference runs quoted in the sparse-parity issue; (n, k) -> steps.
+REFERENCE_T_C = {(20, 3): 710, (30, 3): 1240, (40, 3): 1750, (50, 3): 2710, (20, 4): 910}
+
+
+def _scaling_claims(record: RunRecord) -> list[Claim]:
+    table = scaling_table(record)
+    slopes = {k: loglog_slope(ns, medians) if np.isfinite(medians).all() else float("nan")
+              for k, (ns, medians) in table.items()}
+    text = "; ".join(f"k={k}: median t_c " + ", ".join(f"n={int(n)}: {m:.0f}" for n, m in zip(*table[k]))
+                     + f" (slope {slopes[k]:.2f})" for k in table)
+    out = []
+    if 3 in slopes:
+        out.append(Claim("scaling-k3", "t_c grows polynomially in n (t_c ~ n^(alpha k)): for k = 3 the log-log "
+                         "slope of the median t_c against n lies between 1 and 2.", text, "1 <= slope(k=3) <= 2",
+                         bool(1.0 <= slopes[3] <= 2.0)))
+    cfg = record.config
+    reference_setting = (cfg["learner"] == "mlp" and cfg["model"]["width"] == 100 and cfg["train"]["lr"] == 0.1
+                         and cfg["train"]["batch_size"] == 32 and cfg["train"]["loss"] == "hinge")
+    compared = [(n, k, m, REFERENCE_T_C[int(n), k]) for k, (ns, medians) in table.items() for n, m in zip(ns, medians)
+                if (int(n), k) in REFERENCE_T_C]
+    if reference_setting and compared:
+        within = [0.5 <= m / ref <= 2.0 for _, _, m, ref in compared]
+        out.append(Claim("reference-medians", "Median t_c agrees with the reference runs of the same learner within 2x.",
+                         ", ".join(f"({int(n)},{k}): {m:.0f} vs {ref}" for n, k, m, ref in compared),
+                         "every ratio in [0.5, 2]", all(within)))
+    if 3 in slopes and 4 in slopes:
+        out.append(Claim("scaling-k4-steeper", "The exponent grows with k: the k = 4 slope exceeds the k = 3 slope.",
+                         f"slopes: k=3 {slopes[3]:.2f}, k=4 {slopes[4]:.2f}", "slope(k=4) > slope(k=3)",
+                         bool(slopes[4] > slopes[3])))
+    return out
+
+
+def _luck_claims(record: RunRecord) -> list[Claim]:
+    t_c = convergence_steps(record)
+    init_only, data_only = convergence_steps(record, "init_only"), convergence_steps(record, "data_only")
+
+    def spread(values: np.ndarray) -> float:  # interquartile range relative to the median
+        values = values[np.isfinite(values)]
+        return float(np.subtract(*np.percentile(values, [75, 25])) / np.median(values)) if len(values) else np.nan
+
+    ratio = float(np.nanmin(t_c) / np.nanmedian(t_c)) if np.isfinite(t_c).any() else float("nan")
+    return [
+        Claim("no-lucky-runs", "SGD does not stumble on the answer by luck: the fastest of many seeds needs a large "
+              "fraction of the median time (unlike random search, whose minimum over seeds is far below its median).",
+              f"min t_c {np.nanmin(t_c):.0f} vs median {np.nanmedian(t_c):.0f} over {len(t_c)} seeds: {ratio:.2f}",
+              "min >= 0.3 x median", bool(ratio >= 0.3)),
+        Claim("init-vs-data", "The spread of t_c comes from the initialisation more than from the data (SGD noise).",
+              f"relative IQR of t_c: inits varied {spread(init_only):.2f} ({len(init_only)} seeds), data varied "
+              f"{spread(data_only):.2f} ({len(data_only)} seeds)", "init spread > data spread",
+              bool(spread(init_only) > spread(data_only))),
+    ]
+
+
+def _main_claims(record: RunRecord) -> list[Claim]:
     cfg_train = record.config["train"]
     t_c = convergence_steps(record)
     converged = ~np.isnan(t_c)
@@ -205,7 +375,10 @@ def claims(record: RunRecord) -> list[Claim]:
         return float(np.mean(flags)) if len(flags) else 0.0
 
     abrupt = [p >= 0.5 and d <= 0.5 for p, d in zip(plateau_ratio, drop_ratio)]
-    return [
+    flat_until = _median([p * t for p, t in zip(plateau_ratio, t_c[converged])])
+    extra = (_drift_claims(record, flat_until, movement) if "random_labels/weight_movement" in record.metric_names()
+             else [])
+    return extra + [
         Claim(
             "abrupt-transition",
             "The loss stays on a plateau until at least half of t_c, then falls to near zero "
@@ -241,6 +414,29 @@ def claims(record: RunRecord) -> list[Claim]:
     ]
 
 
+def _drift_claims(record: RunRecord, flat_until: float, movement) -> list[Claim]:
+    """rho_t on true labels drifts (~ t); on random labels it only diffuses (~ sqrt t).
+    Both are fitted over the flat-loss window (up to the median end of the plateau)."""
+    control = record.series("random_labels/weight_movement")
+    horizon = flat_until if np.isfinite(flat_until) else float(control.steps.max())
+    window = (movement.steps > 0) & (movement.steps <= horizon)
+    control_window = (control.steps > 0) & (control.steps <= horizon)
+    true_slopes = [loglog_slope(movement.steps[window], movement.values[window, s])
+                   for s in range(movement.values.shape[1])]
+    random_slopes = [loglog_slope(control.steps[control_window], control.values[control_window, s])
+                     for s in range(control.values.shape[1])]
+    true_slope, random_slope = _median(true_slopes), _median(random_slopes)
+    return [Claim(
+        "drift-vs-random-walk",
+        "Hidden progress is drift, not a random walk: rho_t grows linearly in t on true labels and like "
+        "sqrt(t) on random labels.",
+        f"log-log slope of rho_t over the flat loss (to step {horizon:.0f}): true labels {true_slope:.2f}, random labels {random_slope:.2f}"
+        " (median over seeds)",
+        "true >= 0.8 and random <= 0.65 (1 and 0.5 expected)",
+        bool(true_slope >= 0.8 and random_slope <= 0.65),
+    )]
+
+
 def _median(values) -> float:
     values = [v for v in values if not np.isnan(v)]
     return float(np.median(values)) if values else float("nan")
@@ -251,6 +447,15 @@ def _median(values) -> float:
 
 def figures(record: RunRecord) -> dict[str, Any]:
     import matplotlib.pyplot as plt
+
+    if record.config["scaling_n"]:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for k, (ns, medians) in scaling_table(record).items():
+            ax.plot(ns, medians, "o-", label=f"k={k} (slope {loglog_slope(ns, medians):.2f})")
+        ax.set(xscale="log", yscale="log", xlabel="n", ylabel="median $t_c$", title="convergence time vs n")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return {"scaling": fig}
 
     t_c = convergence_steps(record)
     loss, accuracy = record.series("train_loss"), record.series("val_acc")
@@ -281,10 +486,38 @@ def figures(record: RunRecord) -> dict[str, Any]:
     weights.tight_layout()
 
     movement = record.series("weight_movement")
+    control = record.series("random_labels/weight_movement")
     rho, ax = plt.subplots(figsize=(5.5, 3.6))
     for s, color in enumerate(colors):
-        ax.plot(movement.steps, movement.values[:, s], color=color, lw=1)
+        ax.plot(movement.steps, movement.values[:, s], color=color, lw=1, label="true labels" if s == 0 else None)
+        if len(control):
+            ax.plot(control.steps, control.values[:, s], color=color, lw=1, ls="--",
+                    label="random labels" if s == 0 else None)
+    if len(control):
+        ax.legend(fontsize=8)
     ax.set(xscale="log", yscale="log", xlabel="step", ylabel=r"$\rho_t = \max|W_t - W_0|$",
            title="weight movement under the flat loss")
     rho.tight_layout()
-    return {"loss_and_accuracy": curves, "support_weights": weights, "weight_movement": rho}
+    out = {"loss_and_accuracy": curves, "support_weights": weights, "weight_movement": rho}
+
+    if "init_only/val_acc" in record.metric_names():
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        for scope, label in (("init_only", "inits varied (data fixed)"), ("data_only", "data varied (init fixed)")):
+            values = convergence_steps(record, scope)
+            ax.hist(values[np.isfinite(values)], bins=15, alpha=0.5, label=label)
+        ax.set(xlabel="$t_c$", ylabel="seeds", title="luck vs noise")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out["luck_vs_noise"] = fig
+
+    gap = record.series("fourier_gap")
+    if len(gap):
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        for s, color in enumerate(colors):
+            ax.plot(gap.steps, gap.values[:, s], color=color, lw=1)
+        ax.axhline(0.0, color="black", lw=0.8)
+        ax.set(xscale="symlog", xlabel="step", ylabel="Fourier gap (mean over neurons)",
+               title="exact Fourier gap of the population gradient")
+        fig.tight_layout()
+        out["fourier_gap"] = fig
+    return out

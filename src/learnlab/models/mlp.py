@@ -29,9 +29,14 @@ _ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu}
 @dataclass(frozen=True)
 class MLPConfig:
     width: int = param(100, Interval(1, None), help="hidden units r")
-    activation: Literal["relu", "tanh", "gelu"] = param("relu")
+    activation: Literal["relu", "tanh", "gelu", "power"] = param("relu", help="power: sigma(z) = z^power")
+    power: int = param(3, Interval(1, 16), help="the exponent of the power activation (k for z^k)")
     bias: bool = param(True, help="hidden biases b_i")
     output_bias: bool = param(False, help="a bias on f; the paper's f has none")
+    init: Literal["pytorch", "uniform", "gaussian", "bernoulli"] = param(
+        "pytorch", help="pytorch: U(+-1/sqrt(fan_in)); uniform: Xavier; gaussian: Kaiming; bernoulli: +-init_scale")
+    init_scale: float = param(1.0, Interval(0.0, None, closed="neither"),
+                              help="bernoulli: the magnitude c of the +-c first-layer weights")
 
 
 class TwoLayerMLP(nn.Module):
@@ -44,13 +49,13 @@ class TwoLayerMLP(nn.Module):
     def __init__(self, n_inputs: int, cfg: MLPConfig, seeds: Sequence[int], device: torch.device | str = "cpu"):
         super().__init__()
         self.cfg, self.n_inputs, self.n_replicas = cfg, n_inputs, len(seeds)
-        self.activation = _ACTIVATIONS[cfg.activation]
+        self.activation = (lambda z: z**cfg.power) if cfg.activation == "power" else _ACTIVATIONS[cfg.activation]
         r, n = cfg.width, n_inputs
         weight, bias, readout, output_bias = [], [], [], []
         for seed in seeds:
             g = generator(seed, device)
             # nn.Linear's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
-            weight.append(_uniform((r, n), 1 / math.sqrt(n), g))
+            weight.append(_first_layer((r, n), cfg, g))
             bias.append(_uniform((r,), 1 / math.sqrt(n), g))
             readout.append(_uniform((r,), 1 / math.sqrt(r), g))
             output_bias.append(_uniform((), 1 / math.sqrt(r), g))
@@ -71,6 +76,17 @@ class TwoLayerMLP(nn.Module):
         if self.output_bias is not None:
             out = out + self.output_bias.unsqueeze(1)
         return out
+
+
+def _first_layer(shape: tuple[int, int], cfg: MLPConfig, g: torch.Generator) -> torch.Tensor:
+    r, n = shape
+    if cfg.init == "uniform":  # Xavier/Glorot: U(+-sqrt(6 / (fan_in + fan_out)))
+        return _uniform(shape, math.sqrt(6 / (n + r)), g)
+    if cfg.init == "gaussian":  # Kaiming/He for ReLU: N(0, 2 / fan_in)
+        return torch.randn(shape, generator=g, device=g.device) * math.sqrt(2 / n)
+    if cfg.init == "bernoulli":  # +-c with equal probability
+        return (torch.randint(0, 2, shape, generator=g, device=g.device) * 2 - 1).float() * cfg.init_scale
+    return _uniform(shape, 1 / math.sqrt(n), g)
 
 
 def _uniform(shape, bound: float, g: torch.Generator) -> torch.Tensor:

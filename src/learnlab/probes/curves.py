@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["first_step", "phase_transition", "rank_correlation"]
+__all__ = ["first_step", "loglog_slope", "phase_transition", "rank_correlation"]
 
 
 def first_step(steps: np.ndarray, condition: np.ndarray) -> float:
@@ -41,3 +41,13 @@ def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
         return float("nan")
     rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
     return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def loglog_slope(steps: np.ndarray, values: np.ndarray) -> float:
+    """The least-squares slope of log(values) against log(steps) (positive entries only):
+    1 for linear growth, 1/2 for a random walk's sqrt(t)."""
+    steps, values = np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    keep = (steps > 0) & (values > 0) & np.isfinite(values)
+    if keep.sum() < 3:
+        return float("nan")
+    return float(np.polyfit(np.log(steps[keep]), np.log(values[keep]), 1)[0])

@@ -119,6 +119,9 @@ def fit(
                     clip_grad_norm_per_replica_(model.parameters(), cfg.grad_clip, n_replicas)
                 else:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if cfg.weight_decay_style == "multiplicative" and cfg.weight_decay > 0:
+                with torch.no_grad():  # theta <- (1 - lambda) theta - lr grad (grad taken at the old theta)
+                    torch._foreach_mul_([p for p in model.parameters()], 1.0 - cfg.weight_decay)
             optimizer.step()
             step += 1
 

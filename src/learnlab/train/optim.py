@@ -22,6 +22,8 @@ class TrainConfig:
     lr: float = param(0.1, Interval(0.0, None, closed="neither"))
     momentum: float = param(0.0, Interval(0.0, 1.0, closed="left"))
     weight_decay: float = param(0.0, Interval(0.0, None))
+    weight_decay_style: Literal["pytorch", "multiplicative"] = param(
+        "pytorch", help="multiplicative: theta <- (1 - lambda) theta - lr grad, as Barak et al.; pytorch: the optimiser's")
     beta1: float = param(0.9, Interval(0.0, 1.0, closed="left"), help="Adam's first beta")
     beta2: float = param(0.999, Interval(0.0, 1.0, closed="left"), help="Adam's second beta")
     schedule: Literal["constant", "cosine", "linear"] = param("constant")
@@ -43,12 +45,16 @@ def make_optimizer(params: Iterable[torch.nn.Parameter] | list[dict], cfg: Train
     scheduled learning rate for it (``fit`` applies it every step).
     """
     params = list(params)
+    # The multiplicative shrink is applied by ``fit`` before each step, not by the optimiser.
+    decay = cfg.weight_decay if cfg.weight_decay_style == "pytorch" else 0.0
+    if cfg.weight_decay_style == "multiplicative":
+        params = [{**group, "weight_decay": 0.0} if isinstance(group, dict) else group for group in params]
     if cfg.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=decay)
     elif cfg.optimizer == "adam":
-        optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=decay)
     else:
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=decay)
     for group in optimizer.param_groups:
         group.setdefault("lr_scale", 1.0)
     return optimizer
