@@ -33,10 +33,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     settings = ["task.n_bits=30", "task.k=6", "model.width=100", f"train.max_steps={args.steps}",
-                f"train.eval_every={10**9}", "task.n_val=1024"]
+                f"train.eval_every={10**9}", "task.n_val=1024", "controls=", "train.log_every=10"]
 
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "bench.sqlite")
+        # Warm-up: the first run in a process pays one-time costs (lazy imports, kernels).
+        execute(EXPERIMENT, apply_overrides(resolve_preset(EXPERIMENT, "quick"), [*settings, "n_seeds=1",
+                                                                                   "train.max_steps=10"]),
+                store=store, device=args.device, quiet=True)
         cfg = apply_overrides(resolve_preset(EXPERIMENT, "quick"), [*settings, f"n_seeds={args.seeds}"])
         start = time.perf_counter()
         execute(EXPERIMENT, cfg, store=store, device=args.device, quiet=True)

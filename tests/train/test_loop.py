@@ -146,7 +146,7 @@ def test_multiplicative_weight_decay_is_the_papers_update(store):
     run = Run(store, "r", None, device=torch.device("cpu"), quiet=True)
     model = torch.nn.Linear(2, 1, bias=False)
     start = model.weight.detach().clone()
-    batches = ReplicaStream([lambda g: (torch.ones(4, 2), torch.zeros(4))], [0], "cpu")
+    batches = ReplicaStream([lambda g, n: (torch.ones(n, 4, 2), torch.zeros(n, 4))], [0], "cpu")
     loss = lambda outputs, targets: (outputs.squeeze(-1) - targets).square().mean()  # noqa: E731
     cfg = TrainConfig(lr=0.1, weight_decay=0.05, weight_decay_style="multiplicative", max_steps=1, log_every=1)
     fit(model, batches, loss, cfg, run)

@@ -200,7 +200,7 @@ def run(cfg: Config, run: Run) -> None:
     if "random_labels" in cfg.controls:
         steps = cfg.train.max_steps if converged_at.isnan().all() else int(converged_at.nanmedian())
         control = replace(cfg, controls=(), task=replace(cfg.task, random_labels=True),
-                          train=replace(cfg.train, max_steps=max(steps, cfg.train.eval_every)))
+                          train=replace(cfg.train, max_steps=max(steps, 1)))
         _train(control, run.scoped("random_labels"))
 
 
@@ -248,22 +248,22 @@ def _learner(cfg: Config, seeds, device) -> torch.nn.Module:
 
 
 def _sampler(cfg: Config, support: torch.Tensor, seed: int):
+    """``draw(generator, n_batches) -> (x (n_batches, B, n), y (n_batches, B))`` for one seed."""
     task, batch_size = cfg.task, cfg.train.batch_size
-    if task.random_labels:  # the control: labels independent of the inputs
-        def random_labelled(g: torch.Generator):
-            x, _ = sample_sparse_parity(batch_size, n_bits=task.n_bits, support=support, generator=g)
-            return x, torch.randint(0, 2, (batch_size,), generator=g, device=g.device).float() * 2 - 1
+    if task.n_train is not None:  # offline: a fixed training set of m samples, drawn from its own stream
+        x_train, y_train = sample_sparse_parity(task.n_train, n_bits=task.n_bits, support=support,
+                                                generator=generator(seed, support.device))
 
-        return random_labelled
-    if task.n_train is None:  # online: a fresh batch every step
-        return lambda g: sample_sparse_parity(batch_size, n_bits=task.n_bits, support=support, generator=g)
-    # offline: a fixed training set of m samples (drawn from its own stream), batches resampled from it
-    x_train, y_train = sample_sparse_parity(task.n_train, n_bits=task.n_bits, support=support,
-                                            generator=generator(seed, support.device))
-
-    def draw(g: torch.Generator):
-        index = torch.randint(0, task.n_train, (batch_size,), generator=g, device=g.device)
-        return x_train[index], y_train[index]
+    def draw(g: torch.Generator, n_batches: int):
+        count = n_batches * batch_size
+        if task.n_train is not None:  # batches resampled from the fixed set
+            index = torch.randint(0, task.n_train, (count,), generator=g, device=g.device)
+            x, y = x_train[index], y_train[index]
+        else:  # online: fresh samples every step
+            x, y = sample_sparse_parity(count, n_bits=task.n_bits, support=support, generator=g)
+        if task.random_labels:  # the control: labels independent of the inputs
+            y = torch.randint(0, 2, (count,), generator=g, device=g.device).to(x.dtype) * 2 - 1
+        return x.view(n_batches, batch_size, -1), y.view(n_batches, batch_size)
 
     return draw
 
