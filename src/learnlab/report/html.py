@@ -34,14 +34,17 @@ def flatten_config(config: dict[str, Any], prefix: str = "") -> list[tuple[str, 
     return items
 
 
-def latest_runs(store: Store, experiments: tuple[str, ...] = EXPERIMENTS) -> dict[str, RunRecord]:
-    """The newest completed run of each experiment (the newest run of any status if none completed)."""
+def latest_runs(store: Store, experiments: tuple[str, ...] = EXPERIMENTS) -> dict[tuple[str, str | None], RunRecord]:
+    """The newest completed run of each experiment and preset (the newest run of any status
+    where none completed), in the order of the experiments and of their presets."""
     chosen = {}
     for name in experiments:
         runs = store.list_runs(experiment=name)
-        completed = [r for r in runs if r.status == "completed"]
-        if completed or runs:
-            chosen[name] = (completed or runs)[-1]
+        order = list(get_experiment(name).presets()) if runs else []
+        for preset in sorted({r.preset for r in runs}, key=lambda p: order.index(p) if p in order else len(order)):
+            candidates = [r for r in runs if r.preset == preset]
+            completed = [r for r in candidates if r.status == "completed"]
+            chosen[name, preset] = (completed or candidates)[-1]
     return chosen
 
 
@@ -51,7 +54,7 @@ def build_report(store: Store, out_dir: str | Path) -> Path:
     figure_dir = out_dir / "figures"
     figure_dir.mkdir(parents=True, exist_ok=True)
     sections = []
-    for name, record in latest_runs(store).items():
+    for (name, preset), record in latest_runs(store).items():
         module = get_experiment(name)
         figures = []
         if record.status == "completed":
@@ -61,7 +64,7 @@ def build_report(store: Store, out_dir: str | Path) -> Path:
                 plt.close(figure)
                 figures.append({"name": figure_name, "src": path.relative_to(out_dir).as_posix()})
         sections.append({
-            "name": name, "description": module.DESCRIPTION, "doc": inspect.getdoc(module) or "",
+            "name": name if preset is None else f"{name} ({preset})", "description": module.DESCRIPTION, "doc": inspect.getdoc(module) or "",
             "run": record, "figures": figures, "claims": record.claims(),
             "config": flatten_config(record.config),
         })
