@@ -26,6 +26,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/ensemble.py
+	$(BIN)/python benchmarks/icl_markov.py
 
 clean:
 	rm -rf $(VENV) runs
