@@ -152,3 +152,27 @@ def test_multiplicative_weight_decay_is_the_papers_update(store):
     fit(model, batches, loss, cfg, run)
     gradient = 2 * (start.sum()) * torch.ones(1, 2)  # d/dw mean((w . 1)^2) = 2 (w . 1) 1
     assert torch.allclose(model.weight.detach(), (1 - 0.05) * start - 0.1 * gradient, atol=1e-6)
+
+
+def test_resume_from_a_corrupt_checkpoint_is_one_clear_error(tmp_path, capsys):
+    from learnlab.cli import main
+
+    store_path = tmp_path / "learnlab.sqlite"
+    assert main(["run", "hidden-progress", "--preset", "smoke", "train.checkpoint_every=20", "--quiet",
+                 "--store", str(store_path), "task.n_bits=16", "task.k=4", "train.max_steps=100"]) == 0
+    store = Store(store_path)
+    record = store.list_runs()[0]
+    store.set_status(record.id, "failed", "pretend it crashed")
+    record.artifacts()["checkpoint"].write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert main(["run", "hidden-progress", "--resume", record.id, "--store", str(store_path), "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("learnlab: error: Checkpoint") and "is corrupt" in error and "\n" not in error
+    assert store.get_run(record.id).status == "failed"  # untouched
+
+
+def test_cross_field_rules_are_one_line_errors(tmp_path, capsys):
+    from learnlab.cli import main
+
+    assert main(["run", "icl-markov", "--preset", "smoke", "controls=bogus", "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert "'controls' entries must be among" in capsys.readouterr().err

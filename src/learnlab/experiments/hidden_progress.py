@@ -378,7 +378,7 @@ def _main_claims(record: RunRecord) -> list[Claim]:
     flat_until = _median([p * t for p, t in zip(plateau_ratio, t_c[converged])])
     extra = (_drift_claims(record, flat_until, movement) if "random_labels/weight_movement" in record.metric_names()
              else [])
-    return extra + [
+    return [
         Claim(
             "abrupt-transition",
             "The loss stays on a plateau until at least half of t_c, then falls to near zero "
@@ -411,7 +411,7 @@ def _main_claims(record: RunRecord) -> list[Claim]:
             f"rank correlation of rho_t with t on the plateau >= 0.9, for >= {_SEED_FRACTION:.0%} of seeds",
             fraction([c >= 0.9 for c in steady]) >= _SEED_FRACTION,
         ),
-    ]
+    ] + extra
 
 
 def _drift_claims(record: RunRecord, flat_until: float, movement) -> list[Claim]:
