@@ -65,6 +65,7 @@ def test_a_seed_that_never_converges_fails_the_convergence_claim(store):
     ["model.init=gaussian"],
     ["model.init=bernoulli", "model.init_scale=0.2"],
     ["train.weight_decay=0.01", "train.weight_decay_style=multiplicative"],
+    ["learner=transformer", "transformer.d_model=32", "train.optimizer=adam", "train.lr=3e-3"],
 ])
 def test_every_learner_solves_a_small_parity(store, overrides):
     from learnlab.config import apply_overrides

@@ -44,6 +44,7 @@ from learnlab.claims import Claim
 from learnlab.config import Interval, param
 from learnlab.models.mlp import MLPConfig, TwoLayerMLP
 from learnlab.models.neuron import NeuronConfig, SingleNeuron
+from learnlab.models.parity_transformer import ParityTransformer, ParityTransformerConfig
 from learnlab.models.polynet import PolyNet, PolyNetConfig
 from learnlab.probes.curves import first_step, loglog_slope, phase_transition, rank_correlation
 from learnlab.probes.fourier import fourier_gap, hypercube
@@ -51,6 +52,7 @@ from learnlab.probes.weights import support_gap, weight_movement
 from learnlab.runtime import generator, replica_seeds
 from learnlab.tasks.sparse_parity import sample_sparse_parity, sparse_parity_support
 from learnlab.train.data import ReplicaStream
+from learnlab.train.ensemble import FunctionalEnsemble
 from learnlab.train.loop import fit
 from learnlab.train.losses import margin_losses, sign_accuracy
 from learnlab.train.optim import TrainConfig
@@ -86,10 +88,11 @@ class HiddenProgressConfig:
     seed: int = param(0, Interval(0, None))
     n_seeds: int = param(8, Interval(1, 4096), help="independent seeds, trained as one ensemble")
     task: SparseParityTaskConfig = SparseParityTaskConfig()
-    learner: Literal["mlp", "neuron", "polynet"] = param("mlp", help="Section 3.1's learners")
+    learner: Literal["mlp", "neuron", "polynet", "transformer"] = param("mlp", help="Section 3.1's learners")
     model: MLPConfig = MLPConfig()
     neuron: NeuronConfig = NeuronConfig()
     polynet: PolyNetConfig = PolyNetConfig()
+    transformer: ParityTransformerConfig = ParityTransformerConfig()
     train: ParityTrainConfig = ParityTrainConfig(lr=0.1, batch_size=32, max_steps=100_000, eval_every=20)
     controls: tuple[str, ...] = param((), help="random_labels: the same learners on random labels, for rho_t; "
                                       "init_only / data_only: vary only the init or only the data across seeds")
@@ -135,7 +138,8 @@ class ConvergenceEvaluator:
     def __init__(self, model: torch.nn.Module, x_val, y_val, supports, loss_fn, extra_after_convergence: float):
         self.x_val, self.y_val, self.supports, self.loss_fn = x_val, y_val, supports, loss_fn
         self.extra = extra_after_convergence
-        self.initial_weight = model.weight.detach().clone()  # W_0, for rho_t
+        # The weight probes read first-layer weights over the input coordinates (S, r, n).
+        self.initial_weight = model.weight.detach().clone() if hasattr(model, "weight") else None  # W_0
         self.converged_at = torch.full((model.n_replicas,), float("nan"))
         # The exact Fourier gap needs all 2^n inputs: only for small n and a known sigma'.
         activation = getattr(getattr(model, "cfg", None), "activation", None)
@@ -152,15 +156,12 @@ class ConvergenceEvaluator:
         accuracy = sign_accuracy(outputs, self.y_val)
         newly = torch.isnan(self.converged_at) & (accuracy.cpu() >= 1.0)
         self.converged_at[newly] = float(step)
-        on_support, off_support_max = support_gap(model.weight, self.supports)
-        return {
-            "val_acc": accuracy,
-            "val_loss": self.loss_fn(outputs, self.y_val),
-            "support_weight": on_support,
-            "off_support_weight_max": off_support_max,
-            "weight_movement": weight_movement(model.weight, self.initial_weight),
-            **self._fourier(model),
-        }
+        metrics = {"val_acc": accuracy, "val_loss": self.loss_fn(outputs, self.y_val)}
+        if self.initial_weight is not None:
+            on_support, off_support_max = support_gap(model.weight, self.supports)
+            metrics.update(support_weight=on_support, off_support_weight_max=off_support_max,
+                           weight_movement=weight_movement(model.weight, self.initial_weight), **self._fourier(model))
+        return metrics
 
     def _fourier(self, model) -> dict[str, torch.Tensor]:
         if self.cube is None:
@@ -178,7 +179,8 @@ class ConvergenceEvaluator:
         return {"initial_weight": self.initial_weight, "converged_at": self.converged_at}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.initial_weight = state["initial_weight"].to(self.initial_weight.device)
+        if self.initial_weight is not None:
+            self.initial_weight = state["initial_weight"].to(self.initial_weight.device)
         self.converged_at = state["converged_at"].cpu()
 
 
@@ -244,6 +246,8 @@ def _learner(cfg: Config, seeds, device) -> torch.nn.Module:
         return SingleNeuron(n, k, cfg.neuron, seeds, device)
     if cfg.learner == "polynet":
         return PolyNet(n, k, cfg.polynet, seeds, device)
+    if cfg.learner == "transformer":  # replicas through torch.func (stack_module_state + vmap)
+        return FunctionalEnsemble(lambda: ParityTransformer(n, cfg.transformer), seeds, device)
     return TwoLayerMLP(n, cfg.model, seeds, device)
 
 
@@ -357,6 +361,7 @@ def _main_claims(record: RunRecord) -> list[Claim]:
     t_c = convergence_steps(record)
     converged = ~np.isnan(t_c)
     loss, accuracy = record.series("train_loss"), record.series("val_acc")
+    has_weights = "support_weight" in record.metric_names()  # not for the transformer learner
     support, off_support = record.series("support_weight"), record.series("off_support_weight_max")
     movement = record.series("weight_movement")
 
@@ -365,6 +370,8 @@ def _main_claims(record: RunRecord) -> list[Claim]:
         plateau_end, near_zero = phase_transition(loss.steps, loss.values[:, s])
         plateau_ratio.append(plateau_end / t_c[s])
         drop_ratio.append((near_zero - plateau_end) / t_c[s])
+        if not has_weights:
+            continue
         t_separate = first_step(support.steps, support.values[:, s] > off_support.values[:, s])
         t_leave_chance = first_step(accuracy.steps, accuracy.values[:, s] >= _LEFT_CHANCE)
         separated_first.append(t_separate < t_leave_chance)
@@ -378,7 +385,8 @@ def _main_claims(record: RunRecord) -> list[Claim]:
     flat_until = _median([p * t for p, t in zip(plateau_ratio, t_c[converged])])
     extra = (_drift_claims(record, flat_until, movement) if "random_labels/weight_movement" in record.metric_names()
              else [])
-    return [
+    weight_claims = ("support-separates-first", "steady-weight-movement")
+    claims = [
         Claim(
             "abrupt-transition",
             "The loss stays on a plateau until at least half of t_c, then falls to near zero "
@@ -411,7 +419,8 @@ def _main_claims(record: RunRecord) -> list[Claim]:
             f"rank correlation of rho_t with t on the plateau >= 0.9, for >= {_SEED_FRACTION:.0%} of seeds",
             fraction([c >= 0.9 for c in steady]) >= _SEED_FRACTION,
         ),
-    ] + extra
+    ]
+    return [c for c in claims if has_weights or c.name not in weight_claims] + extra
 
 
 def _drift_claims(record: RunRecord, flat_until: float, movement) -> list[Claim]:
