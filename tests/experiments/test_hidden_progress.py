@@ -76,3 +76,20 @@ def test_every_learner_solves_a_small_parity(store, overrides):
     assert outcome.status == "completed", outcome.error
     converged = hidden_progress.convergence_steps(store.get_run(outcome.run_id))
     assert np.isfinite(converged).all(), converged
+
+
+def test_a_width_and_learning_rate_grid_trains_as_one_ensemble_of_separate_runs(store):
+    from learnlab.config import apply_overrides
+    from learnlab.runner import execute
+
+    base = ["task.n_bits=20", "task.k=3", "train.max_steps=150", "n_seeds=2"]
+    grid = execute(hidden_progress, apply_overrides(hidden_progress.presets()["smoke"],
+                   [*base, "widths=8,16", "lrs=0.05,0.1"]), store=store, device="cpu", quiet=True)
+    alone = execute(hidden_progress, apply_overrides(hidden_progress.presets()["smoke"],
+                    [*base, "model.width=16", "train.lr=0.05"]), store=store, device="cpu", quiet=True)
+    widths = store.series(grid.run_id, "replica_width").values[0]
+    lrs = store.series(grid.run_id, "replica_lr").values[0]
+    assert widths.tolist() == [8, 8, 8, 8, 16, 16, 16, 16] and lrs.tolist() == pytest.approx([0.05, 0.05, 0.1, 0.1] * 2)
+    # Replicas 4 and 5 (width 16, lr 0.05) are the two seeds of the separate run.
+    together, separate = store.series(grid.run_id, "train_loss"), store.series(alone.run_id, "train_loss")
+    np.testing.assert_allclose(together.values[:, 4:6], separate.values, rtol=1e-5, atol=1e-6)

@@ -97,6 +97,9 @@ class HiddenProgressConfig:
     controls: tuple[str, ...] = param((), help="random_labels: the same learners on random labels, for rho_t; "
                                       "init_only / data_only: vary only the init or only the data across seeds")
     vary: Literal["both", "init", "data"] = param("both", help="what differs between seeds: init and data, or one")
+    widths: tuple[int, ...] = param((), Interval(1, None), help="MLP widths trained together (x n_seeds each)")
+    lrs: tuple[float, ...] = param((), Interval(0.0, None, closed="neither"),
+                                   help="SGD learning rates trained together (x widths x n_seeds)")
     scaling_n: tuple[int, ...] = param((), Interval(1, 1024), help="train each n here (with each k of scaling_k)")
     scaling_k: tuple[int, ...] = param((), Interval(1, 64), help="the k values of the scaling sweep")
 
@@ -108,6 +111,11 @@ class HiddenProgressConfig:
             return "'scaling_n' and 'scaling_k' go together"
         if any(k > n for n in self.scaling_n for k in self.scaling_k):
             return "every k of 'scaling_k' must be <= every n of 'scaling_n'"
+        if self.widths and self.learner != "mlp":
+            return "'widths' applies to learner=mlp only"
+        if self.lrs and (self.train.optimizer != "sgd" or
+                         (self.train.weight_decay > 0 and self.train.weight_decay_style == "pytorch")):
+            return "'lrs' needs train.optimizer=sgd and no PyTorch-style weight decay (per-seed rates scale gradients)"
         return None
 
 
@@ -209,14 +217,19 @@ def run(cfg: Config, run: Run) -> None:
 def _train(cfg: Config, run: Run) -> torch.Tensor:
     """Train ``cfg.n_seeds`` learners as one ensemble; return t_c per seed (NaN: not reached)."""
     device, task = run.device, cfg.task
-    # Each seed derives its own streams, so replica s of an ensemble is the run seeded s.
-    init_seeds, support_seeds, val_seeds, data_seeds, train_set_seeds = zip(
-        *(replica_seeds(s, 5) for s in replica_seeds(cfg.seed, cfg.n_seeds)))
+    # Replicas: n_seeds seeds at every (width, learning rate) of the grid. Seed j is the
+    # same at every grid point (a paired design), and each seed derives its own streams,
+    # so replica s of an ensemble is the run seeded s.
+    grid = [(width, lr) for width in (cfg.widths or (cfg.model.width,)) for lr in (cfg.lrs or (cfg.train.lr,))]
+    seeds = [seed for _ in grid for seed in replica_seeds(cfg.seed, cfg.n_seeds)]
+    widths = [width for width, _ in grid for _ in range(cfg.n_seeds)]
+    lrs = [lr for _, lr in grid for _ in range(cfg.n_seeds)]
+    init_seeds, support_seeds, val_seeds, data_seeds, train_set_seeds = zip(*(replica_seeds(s, 5) for s in seeds))
     if cfg.vary == "init":  # every seed sees seed 0's task and data; only the init differs
         support_seeds, val_seeds, data_seeds, train_set_seeds = (
-            (seeds[0],) * cfg.n_seeds for seeds in (support_seeds, val_seeds, data_seeds, train_set_seeds))
+            (group[0],) * len(seeds) for group in (support_seeds, val_seeds, data_seeds, train_set_seeds))
     elif cfg.vary == "data":  # one init (and task) for all; only the data stream differs
-        init_seeds, support_seeds, val_seeds = ((seeds[0],) * cfg.n_seeds for seeds in (init_seeds, support_seeds, val_seeds))
+        init_seeds, support_seeds, val_seeds = ((group[0],) * len(seeds) for group in (init_seeds, support_seeds, val_seeds))
 
     # 1. The task: a hidden support per seed, a fixed validation batch, a training stream.
     supports = torch.stack([sparse_parity_support(n_bits=task.n_bits, k=task.k, generator=generator(s, device))
@@ -228,7 +241,9 @@ def _train(cfg: Config, run: Run) -> torch.Tensor:
     batches = ReplicaStream(samplers, data_seeds, device)
 
     # 2. The learner, S replicas stacked into one module.
-    model = _learner(cfg, init_seeds, device)
+    model = _learner(cfg, init_seeds, device, widths)
+    if cfg.lrs:
+        model.register_buffer("replica_lr_scale", torch.tensor(lrs, device=device) / cfg.train.lr)
 
     # 3. Train with SGD until every seed reaches 100% validation accuracy (or the cap).
     loss_fn = margin_losses[cfg.train.loss]
@@ -236,11 +251,13 @@ def _train(cfg: Config, run: Run) -> torch.Tensor:
     last_step = fit(model, batches, loss_fn, cfg.train, run, evaluate=evaluator)
 
     run.log(last_step, converged_step=evaluator.converged_at)
+    # After fit, which on a fresh start clears whatever this scope logged before.
+    run.log(0, replica_width=torch.tensor(widths, dtype=torch.float), replica_lr=torch.tensor(lrs))
     run.artifact("supports", supports.cpu().tolist())
     return evaluator.converged_at
 
 
-def _learner(cfg: Config, seeds, device) -> torch.nn.Module:
+def _learner(cfg: Config, seeds, device, widths) -> torch.nn.Module:
     n, k = cfg.task.n_bits, cfg.task.k
     if cfg.learner == "neuron":
         return SingleNeuron(n, k, cfg.neuron, seeds, device)
@@ -248,7 +265,7 @@ def _learner(cfg: Config, seeds, device) -> torch.nn.Module:
         return PolyNet(n, k, cfg.polynet, seeds, device)
     if cfg.learner == "transformer":  # replicas through torch.func (stack_module_state + vmap)
         return FunctionalEnsemble(lambda: ParityTransformer(n, cfg.transformer), seeds, device)
-    return TwoLayerMLP(n, cfg.model, seeds, device)
+    return TwoLayerMLP(n, cfg.model, seeds, device, widths=widths)
 
 
 def _sampler(cfg: Config, support: torch.Tensor, seed: int):
@@ -508,6 +525,21 @@ def figures(record: RunRecord) -> dict[str, Any]:
            title="weight movement under the flat loss")
     rho.tight_layout()
     out = {"loss_and_accuracy": curves, "support_weights": weights, "weight_movement": rho}
+
+    if record.config["widths"] or record.config["lrs"]:
+        widths, lrs = record.series("replica_width").values[0], record.series("replica_lr").values[0]
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        for lr in sorted(set(lrs)):
+            points = sorted(set(widths[lrs == lr]))
+            medians = [np.nanmedian(np.where(np.isfinite(t_c), t_c, np.nan)[(widths == w) & (lrs == lr)])
+                       for w in points]
+            ax.plot(points, medians, "o-", label=f"lr {lr:g}")
+        ax.set(xscale="log", yscale="log", xlabel="width r", ylabel="median $t_c$", title="convergence time vs width")
+        ax.set_xticks(sorted(set(widths)), [f"{w:g}" for w in sorted(set(widths))])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out["width_grid"] = fig
 
     if "init_only/val_acc" in record.metric_names():
         fig, ax = plt.subplots(figsize=(5.5, 3.6))

@@ -44,21 +44,29 @@ class TwoLayerMLP(nn.Module):
 
     Parameters: ``weight`` (S, r, n), ``bias`` (S, r), ``readout`` (S, r) and optional
     ``output_bias`` (S,). ``forward(x)`` takes (S, B, n) and returns f, shape (S, B).
+
+    ``widths`` gives each replica its own width (default ``cfg.width`` for all): replicas
+    are padded to the largest width, and a fixed ``neuron_mask`` (S, r) switches the
+    padding off, so padded neurons stay exactly zero and receive no gradient.
     """
 
-    def __init__(self, n_inputs: int, cfg: MLPConfig, seeds: Sequence[int], device: torch.device | str = "cpu"):
+    def __init__(self, n_inputs: int, cfg: MLPConfig, seeds: Sequence[int], device: torch.device | str = "cpu",
+                 widths: Sequence[int] | None = None):
         super().__init__()
         self.cfg, self.n_inputs, self.n_replicas = cfg, n_inputs, len(seeds)
         self.activation = (lambda z: z**cfg.power) if cfg.activation == "power" else _ACTIVATIONS[cfg.activation]
-        r, n = cfg.width, n_inputs
+        widths = list(widths) if widths is not None else [cfg.width] * len(seeds)
+        n, r_max = n_inputs, max(widths)
         weight, bias, readout, output_bias = [], [], [], []
-        for seed in seeds:
+        for seed, r in zip(seeds, widths, strict=True):
             g = generator(seed, device)
             # nn.Linear's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
-            weight.append(_first_layer((r, n), cfg, g))
-            bias.append(_uniform((r,), 1 / math.sqrt(n), g))
-            readout.append(_uniform((r,), 1 / math.sqrt(r), g))
+            weight.append(_pad(_first_layer((r, n), cfg, g), r_max))
+            bias.append(_pad(_uniform((r,), 1 / math.sqrt(n), g), r_max))
+            readout.append(_pad(_uniform((r,), 1 / math.sqrt(r), g), r_max))
             output_bias.append(_uniform((), 1 / math.sqrt(r), g))
+        mask = torch.arange(r_max, device=device)[None, :] < torch.tensor(widths, device=device)[:, None]
+        self.register_buffer("neuron_mask", mask.float())  # (S, r)
         self.weight = nn.Parameter(torch.stack(weight))  # (S, r, n)
         self.bias = nn.Parameter(torch.stack(bias)) if cfg.bias else None  # (S, r)
         self.readout = nn.Parameter(torch.stack(readout))  # (S, r)
@@ -71,11 +79,16 @@ class TwoLayerMLP(nn.Module):
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.activation(self.hidden(x))  # (S, B, r)
+        h = self.activation(self.hidden(x)) * self.neuron_mask.unsqueeze(1)  # (S, B, r)
         out = torch.bmm(h, self.readout.unsqueeze(2)).squeeze(2)  # (S, B)
         if self.output_bias is not None:
             out = out + self.output_bias.unsqueeze(1)
         return out
+
+
+def _pad(rows: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad the first dimension to ``size``."""
+    return torch.cat([rows, rows.new_zeros(size - rows.shape[0], *rows.shape[1:])]) if rows.shape[0] < size else rows
 
 
 def _first_layer(shape: tuple[int, int], cfg: MLPConfig, g: torch.Generator) -> torch.Tensor:

@@ -114,6 +114,11 @@ def fit(
             loss = loss_fn(model(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
+            lr_scale = getattr(model, "replica_lr_scale", None)
+            if lr_scale is not None:  # per-replica learning rates (exact for SGD: the step is linear in the gradient)
+                for p in model.parameters():
+                    if p.grad is not None:
+                        p.grad.mul_(lr_scale.view(-1, *([1] * (p.grad.dim() - 1))))
             if cfg.grad_clip is not None:
                 if n_replicas is not None:
                     clip_grad_norm_per_replica_(model.parameters(), cfg.grad_clip, n_replicas)
