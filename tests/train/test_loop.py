@@ -121,8 +121,8 @@ def test_a_run_killed_mid_way_and_resumed_ends_like_an_uninterrupted_one(tmp_pat
     assert [c.measured for c in store.claims(victim_id)] == [c.measured for c in store.claims(reference_id)]
 
 
-def test_resume_with_a_missing_checkpoint_is_one_clear_error(tmp_path):
-    store_path = tmp_path / "learnlab.sqlite"
+def _crashed_run_with_a_checkpoint(store_path):
+    """A short run with checkpoints, then marked failed as if it had crashed."""
     from learnlab.cli import main
 
     assert main(["run", "hidden-progress", "--preset", "smoke", "train.checkpoint_every=20", "--quiet",
@@ -130,6 +130,11 @@ def test_resume_with_a_missing_checkpoint_is_one_clear_error(tmp_path):
     store = Store(store_path)
     record = store.list_runs()[0]
     store.set_status(record.id, "failed", "pretend it crashed")
+    return store, record
+
+
+def test_resume_with_a_missing_checkpoint_is_one_clear_error(tmp_path):
+    store, record = _crashed_run_with_a_checkpoint(tmp_path / "learnlab.sqlite")
     record.artifacts()["checkpoint"].unlink()
     before = store.all_metrics(record.id)
     with pytest.raises(Exception, match="is missing"):
@@ -158,11 +163,7 @@ def test_resume_from_a_corrupt_checkpoint_is_one_clear_error(tmp_path, capsys):
     from learnlab.cli import main
 
     store_path = tmp_path / "learnlab.sqlite"
-    assert main(["run", "hidden-progress", "--preset", "smoke", "train.checkpoint_every=20", "--quiet",
-                 "--store", str(store_path), "task.n_bits=16", "task.k=4", "train.max_steps=100"]) == 0
-    store = Store(store_path)
-    record = store.list_runs()[0]
-    store.set_status(record.id, "failed", "pretend it crashed")
+    store, record = _crashed_run_with_a_checkpoint(store_path)
     record.artifacts()["checkpoint"].write_bytes(b"not a checkpoint")
     capsys.readouterr()
     assert main(["run", "hidden-progress", "--resume", record.id, "--store", str(store_path), "--quiet"]) == 2
