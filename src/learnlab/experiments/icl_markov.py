@@ -78,14 +78,8 @@ class MarkovTaskConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     n_test: int = param(2000, Interval(1, None), help="fixed test sequences (last-position metrics)")
-    every: int = param(10, Interval(1, None), help="steps between evaluations")
     n_test_all_positions: int = param(500, Interval(1, None), help="test sequences for the all-position KL")
     all_positions_every: int = param(50, Interval(1, None), help="steps between all-position evaluations")
-
-
-@dataclass(frozen=True)
-class ICLTrainConfig(TrainConfig):
-    pass
 
 
 @dataclass(frozen=True)
@@ -96,8 +90,9 @@ class ICLMarkovConfig:
     task: MarkovTaskConfig = MarkovTaskConfig()
     transformer: ICLTransformerConfig = ICLTransformerConfig()
     minimal: MinimalInductionConfig = MinimalInductionConfig()
-    train: ICLTrainConfig = ICLTrainConfig(optimizer="adamw", lr=5e-4, beta1=0.9, beta2=0.95, weight_decay=0.1,
-                                           batch_size=64, max_steps=2000, log_every=10, eval_every=10)
+    # evaluation every 10 steps: 201 checkpoints over 2,000 steps, as the paper
+    train: TrainConfig = TrainConfig(optimizer="adamw", lr=5e-4, beta1=0.9, beta2=0.95, weight_decay=0.1,
+                                     batch_size=64, max_steps=2000, log_every=10, eval_every=10)
     eval: EvalConfig = EvalConfig()
     controls: tuple[str, ...] = param((), help="also train: one_layer, minimal, doubly_stochastic, unigram_mix")
     control_seeds: int = param(2, Interval(1, 256))
@@ -134,20 +129,21 @@ def _control_config(cfg: ICLMarkovConfig, control: str) -> ICLMarkovConfig:
 
 def presets() -> dict[str, ICLMarkovConfig]:
     paper = ICLMarkovConfig()  # Figure 1, k = 2
-    quick = replace(paper, n_seeds=5, train=replace(paper.train, max_steps=3000),
-                    eval=replace(paper.eval, every=20, all_positions_every=100),
+    quick = replace(paper, n_seeds=5, train=replace(paper.train, max_steps=3000, eval_every=20),
+                    eval=replace(paper.eval, all_positions_every=100),
                     controls=("one_layer", "minimal"), control_seeds=1, control_max_steps=1500)
-    priors = replace(paper, n_seeds=2, task=replace(paper.task, k=4), train=replace(paper.train, max_steps=3000),
-                     eval=replace(paper.eval, every=20, all_positions_every=200),
+    priors = replace(paper, n_seeds=2, task=replace(paper.task, k=4),
+                     train=replace(paper.train, max_steps=3000, eval_every=20),
+                     eval=replace(paper.eval, all_positions_every=200),
                      controls=("doubly_stochastic", "unigram_mix"), control_seeds=2)
     trigram = replace(paper, n_seeds=2, task=replace(paper.task, k=3, n=3, length=200),
                       transformer=replace(paper.transformer, heads=(2, 1), d_model=32, max_len=200),
-                      train=replace(paper.train, batch_size=128, lr=4e-3, max_steps=4000),
-                      eval=replace(paper.eval, every=20, all_positions_every=200))
+                      train=replace(paper.train, batch_size=128, lr=4e-3, max_steps=4000, eval_every=20),
+                      eval=replace(paper.eval, all_positions_every=200))
     smoke = replace(paper, n_seeds=2, task=replace(paper.task, length=24), transformer=replace(paper.transformer,
                     max_len=24), minimal=replace(paper.minimal, max_len=24),
                     train=replace(paper.train, max_steps=60, lr=5e-3),
-                    eval=EvalConfig(n_test=128, every=10, n_test_all_positions=32, all_positions_every=30),
+                    eval=EvalConfig(n_test=128, n_test_all_positions=32, all_positions_every=30),
                     controls=("one_layer", "minimal"), control_seeds=1)
     return {"smoke": smoke, "quick": quick, "paper": paper, "priors": priors, "trigram": trigram}
 
@@ -325,8 +321,7 @@ def train_one(cfg: ICLMarkovConfig, run: Run) -> MarkovEvaluator:
         for group, lr in zip(optimizer.param_groups, (cfg.minimal.lr_v, cfg.minimal.lr_w)):
             group["lr_scale"] = lr / cfg.train.lr
     evaluator = MarkovEvaluator(cfg, device, cfg.n_seeds)
-    train_cfg = replace(cfg.train, eval_every=cfg.eval.every)
-    fit(model, MarkovStream(cfg, list(data_seeds), device), next_token_loss, train_cfg, run, evaluate=evaluator,
+    fit(model, MarkovStream(cfg, list(data_seeds), device), next_token_loss, cfg.train, run, evaluate=evaluator,
         optimizer=optimizer)
     levels = evaluator.strategy_levels()
     run.log(0, **{f"level_{name}": value for name, value in levels.items()})
