@@ -93,3 +93,17 @@ def test_a_width_and_learning_rate_grid_trains_as_one_ensemble_of_separate_runs(
     # Replicas 4 and 5 (width 16, lr 0.05) are the two seeds of the separate run.
     together, separate = store.series(grid.run_id, "train_loss"), store.series(alone.run_id, "train_loss")
     np.testing.assert_allclose(together.values[:, 4:6], separate.values, rtol=1e-5, atol=1e-6)
+
+
+def test_a_seed_that_never_converges_counts_as_slowest_in_the_median():
+    assert hidden_progress._median_t_c(np.array([100.0, 200.0, np.nan])) == 200.0
+    assert np.isnan(hidden_progress._median_t_c(np.array([100.0, np.nan, np.nan])))
+
+
+def test_scaling_configs_pair_each_learner_with_its_rate():
+    from learnlab.config import ConfigError, apply_overrides
+
+    cfg = hidden_progress.presets()["learners"]
+    assert hidden_progress._scaling_learners(cfg) == [("mlp", 0.1), ("neuron", 0.1), ("polynet", 0.05)]
+    with pytest.raises(ConfigError, match="one rate per entry"):
+        apply_overrides(cfg, ["scaling_lrs=0.1"])

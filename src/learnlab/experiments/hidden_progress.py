@@ -102,6 +102,9 @@ class HiddenProgressConfig:
                                    help="SGD learning rates trained together (x widths x n_seeds)")
     scaling_n: tuple[int, ...] = param((), Interval(1, 1024), help="train each n here (with each k of scaling_k)")
     scaling_k: tuple[int, ...] = param((), Interval(1, 64), help="the k values of the scaling sweep")
+    scaling_learners: tuple[str, ...] = param((), help="learners of the scaling sweep (empty: the configured one)")
+    scaling_lrs: tuple[float, ...] = param((), Interval(0.0, None, closed="neither"),
+                                           help="one learning rate per scaling learner (empty: train.lr)")
 
     def check(self) -> str | None:
         unknown = set(self.controls) - {"random_labels", "init_only", "data_only"}
@@ -111,6 +114,10 @@ class HiddenProgressConfig:
             return "'scaling_n' and 'scaling_k' go together"
         if any(k > n for n in self.scaling_n for k in self.scaling_k):
             return "every k of 'scaling_k' must be <= every n of 'scaling_n'"
+        if set(self.scaling_learners) - {"mlp", "neuron", "polynet", "transformer"}:
+            return "'scaling_learners' entries must be among mlp, neuron, polynet, transformer"
+        if self.scaling_lrs and len(self.scaling_lrs) != len(self.scaling_learners):
+            return "'scaling_lrs' needs one rate per entry of 'scaling_learners'"
         if self.widths and self.learner != "mlp":
             return "'widths' applies to learner=mlp only"
         if self.lrs and (self.train.optimizer != "sgd" or
@@ -129,12 +136,15 @@ def presets() -> dict[str, Config]:
     # Figure 1 (right): median t_c over 16 seeds against n, for k = 3 and 4.
     scaling = replace(quick, n_seeds=16, controls=(), scaling_n=(10, 20, 30, 40), scaling_k=(3, 4),
                       task=replace(quick.task, n_val=2048), train=replace(quick.train, extra_after_convergence=0.0))
+    # Learners of Section 3.1 at their reference learning rates, n = 20 and 40.
+    learners = replace(scaling, scaling_n=(20, 40), scaling_k=(3,), scaling_learners=("mlp", "neuron", "polynet"),
+                       scaling_lrs=(0.1, 0.1, 0.05))
     # Luck vs noise: 64 seeds; and 32 varying only the init, 32 only the data.
     luck = replace(quick, n_seeds=64, controls=("init_only", "data_only"),
                    train=replace(quick.train, extra_after_convergence=0.0))
     smoke = Config(n_seeds=2, task=SparseParityTaskConfig(n_bits=8, k=2, n_val=1024), model=MLPConfig(width=32),
                    train=replace(paper.train, max_steps=1_500, eval_every=10, log_every=10))
-    return {"smoke": smoke, "quick": quick, "paper": paper, "scaling": scaling, "luck": luck}
+    return {"smoke": smoke, "quick": quick, "paper": paper, "scaling": scaling, "learners": learners, "luck": luck}
 
 
 # ----------------------------------------------------------------------------- run
@@ -193,11 +203,13 @@ class ConvergenceEvaluator:
 
 
 def run(cfg: Config, run: Run) -> None:
-    # The scaling sweep (Figure 1, right): one ensemble per (n, k), each in its own scope.
-    for n in cfg.scaling_n:
-        for k in cfg.scaling_k:
-            point = replace(cfg, scaling_n=(), scaling_k=(), controls=(), task=replace(cfg.task, n_bits=n, k=k))
-            _train(point, run.scoped(f"n{n}_k{k}"))
+    # The scaling sweep (Figure 1, right): one ensemble per (learner, n, k), each in its own scope.
+    for learner, lr in _scaling_learners(cfg):
+        for n in cfg.scaling_n:
+            for k in cfg.scaling_k:
+                point = replace(cfg, learner=learner, train=replace(cfg.train, lr=lr), scaling_n=(), scaling_k=(),
+                                scaling_learners=(), scaling_lrs=(), controls=(), task=replace(cfg.task, n_bits=n, k=k))
+                _train(point, run.scoped(f"{learner}_n{n}_k{k}"))
     if cfg.scaling_n:
         return
     converged_at = _train(cfg, run)
@@ -309,46 +321,74 @@ def claims(record: RunRecord) -> list[Claim]:
     return _main_claims(record) + luck
 
 
-def scaling_table(record: RunRecord) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """k -> (n values, median t_c over seeds) of a scaling run (NaN where a seed never converged)."""
+def _median_t_c(t_c: np.ndarray) -> float:
+    """The median, counting a seed that never converged as later than any that did (NaN
+    only when half or more never converged)."""
+    median = float(np.median(np.where(np.isnan(t_c), np.inf, t_c)))
+    return median if np.isfinite(median) else float("nan")
+
+
+def _scaling_learners(cfg) -> list[tuple[str, float]]:
+    """(learner, learning rate) pairs of a scaling sweep; ``cfg`` is a config or its dict."""
+    get = (lambda name: cfg[name]) if isinstance(cfg, dict) else (lambda name: getattr(cfg, name))
+    learners = tuple(get("scaling_learners")) or (get("learner"),)
+    lr = get("train")["lr"] if isinstance(cfg, dict) else cfg.train.lr
+    return list(zip(learners, tuple(get("scaling_lrs")) or (lr,) * len(learners)))
+
+
+def scaling_table(record: RunRecord) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    """(learner, k) -> (n values, median t_c over seeds) of a scaling run (NaN where a seed never converged)."""
     table = {}
-    for k in record.config["scaling_k"]:
-        ns = np.array(record.config["scaling_n"], dtype=float)
-        medians = np.array([np.median(convergence_steps(record, f"n{int(n)}_k{k}")) for n in ns])
-        table[k] = (ns, medians)
+    for learner, _ in _scaling_learners(record.config):
+        for k in record.config["scaling_k"]:
+            ns = np.array(record.config["scaling_n"], dtype=float)
+            medians = np.array([_median_t_c(convergence_steps(record, f"{learner}_n{int(n)}_k{k}")) for n in ns])
+            table[learner, k] = (ns, medians)
     return table
 
 
-# Median t_c of the width-100 ReLU MLP (batch 32, lr 0.1, hinge, no decay), from the
-# reference runs quoted in the sparse-parity issue; (n, k) -> steps.
-REFERENCE_T_C = {(20, 3): 710, (30, 3): 1240, (40, 3): 1750, (50, 3): 2710, (20, 4): 910}
+# Median t_c from the reference runs quoted in the sparse-parity issue (batch 32, hinge, no
+# decay): the width-100 ReLU MLP at lr 0.1, PolyNet at lr 0.05, a single sine neuron at
+# lr 0.1; (learner, lr, n, k) -> steps.
+REFERENCE_T_C = {
+    ("mlp", 0.1, 20, 3): 710, ("mlp", 0.1, 30, 3): 1240, ("mlp", 0.1, 40, 3): 1750, ("mlp", 0.1, 50, 3): 2710,
+    ("mlp", 0.1, 20, 4): 910, ("polynet", 0.05, 20, 3): 210, ("polynet", 0.05, 40, 3): 280,
+    ("neuron", 0.1, 20, 3): 140, ("neuron", 0.1, 40, 3): 250,
+}
+
+
+def _matches_reference(cfg: dict, learner: str) -> bool:
+    common = cfg["train"]["batch_size"] == 32 and cfg["train"]["loss"] == "hinge" and cfg["train"]["weight_decay"] == 0
+    specific = {"mlp": cfg["model"]["width"] == 100 and cfg["model"]["activation"] == "relu",
+                "neuron": cfg["neuron"]["activation"] == "sin", "polynet": not cfg["polynet"]["disjoint"]}
+    return common and specific.get(learner, False)
 
 
 def _scaling_claims(record: RunRecord) -> list[Claim]:
     table = scaling_table(record)
-    slopes = {k: loglog_slope(ns, medians) if np.isfinite(medians).all() else float("nan")
-              for k, (ns, medians) in table.items()}
-    text = "; ".join(f"k={k}: median t_c " + ", ".join(f"n={int(n)}: {m:.0f}" for n, m in zip(*table[k]))
-                     + f" (slope {slopes[k]:.2f})" for k in table)
+    slopes = {key: loglog_slope(ns, medians) if np.isfinite(medians).all() else float("nan")
+              for key, (ns, medians) in table.items()}
+    text = "; ".join(f"{learner} k={k}: " + ", ".join(f"n={int(n)}: {m:.0f}" for n, m in zip(*table[learner, k]))
+                     + f" (slope {slopes[learner, k]:.2f})" for learner, k in table)
     out = []
-    if 3 in slopes:
+    # The exponent claims are the MLP's (Figure 1); other learners have their own slopes.
+    if ("mlp", 3) in slopes:
         out.append(Claim("scaling-k3", "t_c grows polynomially in n (t_c ~ n^(alpha k)): for k = 3 the log-log "
-                         "slope of the median t_c against n lies between 1 and 2.", text, "1 <= slope(k=3) <= 2",
-                         bool(1.0 <= slopes[3] <= 2.0)))
-    cfg = record.config
-    reference_setting = (cfg["learner"] == "mlp" and cfg["model"]["width"] == 100 and cfg["train"]["lr"] == 0.1
-                         and cfg["train"]["batch_size"] == 32 and cfg["train"]["loss"] == "hinge")
-    compared = [(n, k, m, REFERENCE_T_C[int(n), k]) for k, (ns, medians) in table.items() for n, m in zip(ns, medians)
-                if (int(n), k) in REFERENCE_T_C]
-    if reference_setting and compared:
-        within = [0.5 <= m / ref <= 2.0 for _, _, m, ref in compared]
+                         "slope of the MLP's median t_c against n lies between 1 and 2.", text,
+                         "1 <= slope(mlp, k=3) <= 2", bool(1.0 <= slopes["mlp", 3] <= 2.0)))
+    lrs = dict(_scaling_learners(record.config))
+    compared = [(learner, n, k, m, REFERENCE_T_C[learner, lrs[learner], int(n), k])
+                for (learner, k), (ns, medians) in table.items() for n, m in zip(ns, medians)
+                if (learner, lrs[learner], int(n), k) in REFERENCE_T_C and _matches_reference(record.config, learner)]
+    if compared:
+        within = [0.5 <= m / ref <= 2.0 for *_, m, ref in compared]
         out.append(Claim("reference-medians", "Median t_c agrees with the reference runs of the same learner within 2x.",
-                         ", ".join(f"({int(n)},{k}): {m:.0f} vs {ref}" for n, k, m, ref in compared),
+                         ", ".join(f"{learner} ({int(n)},{k}): {m:.0f} vs {ref}" for learner, n, k, m, ref in compared),
                          "every ratio in [0.5, 2]", all(within)))
-    if 3 in slopes and 4 in slopes:
-        out.append(Claim("scaling-k4-steeper", "The exponent grows with k: the k = 4 slope exceeds the k = 3 slope.",
-                         f"slopes: k=3 {slopes[3]:.2f}, k=4 {slopes[4]:.2f}", "slope(k=4) > slope(k=3)",
-                         bool(slopes[4] > slopes[3])))
+    if ("mlp", 3) in slopes and ("mlp", 4) in slopes:
+        out.append(Claim("scaling-k4-steeper", "The exponent grows with k: the MLP's k = 4 slope exceeds its k = 3 slope.",
+                         f"slopes: k=3 {slopes['mlp', 3]:.2f}, k=4 {slopes['mlp', 4]:.2f}", "slope(k=4) > slope(k=3)",
+                         bool(slopes["mlp", 4] > slopes["mlp", 3])))
     return out
 
 
@@ -476,12 +516,22 @@ def figures(record: RunRecord) -> dict[str, Any]:
 
     if record.config["scaling_n"]:
         fig, ax = plt.subplots(figsize=(5.5, 4))
-        for k, (ns, medians) in scaling_table(record).items():
-            ax.plot(ns, medians, "o-", label=f"k={k} (slope {loglog_slope(ns, medians):.2f})")
+        for (learner, k), (ns, medians) in scaling_table(record).items():
+            ax.plot(ns, medians, "o-", label=f"{learner}, k={k} (slope {loglog_slope(ns, medians):.2f})")
         ax.set(xscale="log", yscale="log", xlabel="n", ylabel="median $t_c$", title="convergence time vs n")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        return {"scaling": fig}
+        # Loss curves per learner at the largest n and smallest k (median over seeds).
+        curves, ax = plt.subplots(figsize=(5.5, 3.6))
+        n, k = max(record.config["scaling_n"]), min(record.config["scaling_k"])
+        for learner, _ in _scaling_learners(record.config):
+            loss = record.series(f"{learner}_n{n}_k{k}/train_loss")
+            ax.plot(loss.steps, np.median(loss.values, axis=1), label=learner)
+        ax.set(xscale="log", xlabel="step", ylabel="training loss (median over seeds)",
+               title=f"({n}, {k})-parity: loss curves per learner")
+        ax.legend(fontsize=8)
+        curves.tight_layout()
+        return {"scaling": fig, "loss_per_learner": curves}
 
     t_c = convergence_steps(record)
     loss, accuracy = record.series("train_loss"), record.series("val_acc")

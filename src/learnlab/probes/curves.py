@@ -48,6 +48,6 @@ def loglog_slope(steps: np.ndarray, values: np.ndarray) -> float:
     1 for linear growth, 1/2 for a random walk's sqrt(t)."""
     steps, values = np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
     keep = (steps > 0) & (values > 0) & np.isfinite(values)
-    if keep.sum() < 3:
+    if keep.sum() < 2:
         return float("nan")
     return float(np.polyfit(np.log(steps[keep]), np.log(values[keep]), 1)[0])
