@@ -43,9 +43,10 @@ def _print_claims(rows: list[tuple[str, object]]) -> None:
 def cmd_list(args) -> int:
     from learnlab.experiments import EXPERIMENTS, get_experiment
 
-    for name in EXPERIMENTS:
-        module = get_experiment(name)
-        print(f"{name:<22} presets: {', '.join(module.presets()):<22} {module.DESCRIPTION}")
+    rows = [(name, ", ".join(get_experiment(name).presets()), get_experiment(name).DESCRIPTION) for name in EXPERIMENTS]
+    width = max(len(presets) for _, presets, _ in rows)
+    for name, presets, description in rows:
+        print(f"{name:<22} {presets:<{width}}  {description}")
     return 0
 
 
