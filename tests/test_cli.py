@@ -84,3 +84,13 @@ def test_reproduce_prints_the_report_path_and_claims_table(capsys, store_path):
     report = Path(out.splitlines()[0].removeprefix("report: "))
     assert report.is_file()
     assert re.search(r"hidden-progress\s+all-seeds-converge\s+.*\s(pass|fail)$", out, re.M)
+
+
+def test_list_names_every_experiment_with_its_presets(capsys):
+    from learnlab.experiments import EXPERIMENTS, get_experiment
+
+    code, out, _ = _run(capsys, "list")
+    assert code == 0
+    for name in EXPERIMENTS:
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert all(preset in line for preset in get_experiment(name).presets())
