@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 
 from learnlab.experiments import get_experiment, resolve_preset  # noqa: E402
-from learnlab.experiments.icl_markov import MarkovEvaluator, MarkovStream, next_token_loss  # noqa: E402
+from learnlab.experiments.icl_markov import MarkovEvaluator, markov_stream, next_token_loss  # noqa: E402
 from learnlab.models.icl_transformer import ICLTransformer  # noqa: E402
 from learnlab.runtime import generator  # noqa: E402
 from learnlab.tasks.markov import sample_icl_markov, sample_transitions, stationary_distribution  # noqa: E402
@@ -86,7 +86,7 @@ def main() -> None:
             model_cfg = replace(cfg.transformer, rel_dropout=rel_dropout)
             model = ICLTransformer(2, model_cfg, list(range(seeds)), device)
             optimizer = make_optimizer(model.parameters(), cfg.train)
-            stream = MarkovStream(cfg, list(range(seeds)), device)
+            stream = markov_stream(cfg, list(range(seeds)), device)
 
             def step():
                 inputs, targets = stream.next_batch()

@@ -75,10 +75,6 @@ def cmd_run(args) -> int:
         module, cfg = _config_for(args)
         preset = args.preset
     store = _store(args)
-    if cfg is None:
-        from learnlab import config as config_lib
-
-        cfg = config_lib.from_dict(module.Config, store.get_run(args.resume).config)
     outcome = execute(module, cfg, store=store, preset=preset, device=args.device, quiet=args.quiet,
                       resume=args.resume)
     record = store.get_run(outcome.run_id)

@@ -199,7 +199,7 @@ def config_hash(experiment: str, cfg_dict: dict[str, Any]) -> str:
 
 def execute(
     experiment: Experiment,
-    cfg: Any,
+    cfg: Any | None,
     *,
     store: Store,
     preset: str | None = None,
@@ -211,11 +211,10 @@ def execute(
     """Run ``cfg`` of ``experiment`` as a new run (or continue run ``resume``).
 
     Invalid input (config, device, run id, checkpoint) raises a ``LearnlabError``
-    before anything is written. Errors inside the run are caught and stored.
+    before anything is written. Errors inside the run are caught and stored. With
+    ``resume``, ``cfg`` may be ``None``: the run's stored config is used.
     """
-    config_lib.validate(cfg)
     torch_device = resolve_device(device)
-    cfg_dict = config_lib.to_dict(cfg)
     if resume is not None:
         record = store.get_run(resume)
         if record.experiment != experiment.NAME:
@@ -229,6 +228,8 @@ def execute(
             handle.load_checkpoint()  # raises now, before any write, if it is missing or corrupt
         store.set_status(run_id, "running", ended=False)
     else:
+        config_lib.validate(cfg)
+        cfg_dict = config_lib.to_dict(cfg)
         run_id = run_id or uuid.uuid4().hex[:10]
         store.create_run(
             run_id, experiment=experiment.NAME, preset=preset, config=cfg_dict,

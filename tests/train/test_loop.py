@@ -138,7 +138,7 @@ def test_resume_with_a_missing_checkpoint_is_one_clear_error(tmp_path):
     record.artifacts()["checkpoint"].unlink()
     before = store.all_metrics(record.id)
     with pytest.raises(Exception, match="is missing"):
-        execute(HIDDEN_PROGRESS, _config(), store=store, resume=record.id, device="cpu", quiet=True)
+        execute(HIDDEN_PROGRESS, None, store=store, resume=record.id, device="cpu", quiet=True)
     assert store.all_metrics(record.id) == before  # nothing lost
 
 

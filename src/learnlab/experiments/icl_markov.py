@@ -49,6 +49,7 @@ from learnlab.probes.hooks import capture
 from learnlab.probes.markov import count_only_floor, kl_divergence, strategy_distributions
 from learnlab.runtime import generator, replica_seeds
 from learnlab.tasks.markov import context_index, sample_icl_markov
+from learnlab.train.data import ReplicaStream
 from learnlab.train.loop import fit
 from learnlab.train.optim import TrainConfig, make_optimizer
 
@@ -276,27 +277,18 @@ class MarkovEvaluator:
 # ----------------------------------------------------------------------------- run
 
 
-class MarkovStream:
-    """Fresh chains every batch, one stream per seed: (S, B, T+1) tokens."""
+def markov_stream(cfg: ICLMarkovConfig, seeds: list[int], device: torch.device) -> ReplicaStream:
+    """Fresh chains every batch, one stream per seed: (S, B, T) inputs and next-token targets."""
+    task, batch_size = cfg.task, cfg.train.batch_size
 
-    def __init__(self, cfg: ICLMarkovConfig, seeds: list[int], device: torch.device):
-        self.task, self.batch_size = cfg.task, cfg.train.batch_size
-        self.generators = [generator(seed, device) for seed in seeds]
+    def draw(g: torch.Generator, n_batches: int):
+        tokens = sample_icl_markov(n_batches * batch_size, k=task.k, length=task.length + 1, n=task.n,
+                                   alpha=task.alpha, prior=task.prior, unigram_fraction=task.unigram_fraction,
+                                   generator=g)[0].view(n_batches, batch_size, -1)  # (n_batches, B, T+1)
+        return tokens[..., :-1], tokens[..., 1:]
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        task = self.task
-        tokens = torch.stack([
-            sample_icl_markov(self.batch_size, k=task.k, length=task.length + 1, n=task.n, alpha=task.alpha,
-                              prior=task.prior, unigram_fraction=task.unigram_fraction, generator=g)[0]
-            for g in self.generators])  # (S, B, T+1)
-        return tokens[:, :, :-1], tokens[:, :, 1:]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generators": [g.get_state() for g in self.generators]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for g, saved in zip(self.generators, state["generators"], strict=True):
-            g.set_state(saved.cpu())
+    # One batch a draw: the chains' matrices are drawn per sequence anyway, so blocks gain little.
+    return ReplicaStream([draw] * len(seeds), seeds, device, block=1)
 
 
 def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -321,7 +313,7 @@ def train_one(cfg: ICLMarkovConfig, run: Run) -> MarkovEvaluator:
         for group, lr in zip(optimizer.param_groups, (cfg.minimal.lr_v, cfg.minimal.lr_w)):
             group["lr_scale"] = lr / cfg.train.lr
     evaluator = MarkovEvaluator(cfg, device, cfg.n_seeds)
-    fit(model, MarkovStream(cfg, list(data_seeds), device), next_token_loss, cfg.train, run, evaluate=evaluator,
+    fit(model, markov_stream(cfg, list(data_seeds), device), next_token_loss, cfg.train, run, evaluate=evaluator,
         optimizer=optimizer)
     levels = evaluator.strategy_levels()
     run.log(0, **{f"level_{name}": value for name, value in levels.items()})
