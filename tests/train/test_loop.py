@@ -177,3 +177,54 @@ def test_cross_field_rules_are_one_line_errors(tmp_path, capsys):
 
     assert main(["run", "icl-markov", "--preset", "smoke", "controls=bogus", "--store", str(tmp_path / "s.sqlite")]) == 2
     assert "'controls' entries must be among" in capsys.readouterr().err
+
+
+class _FreezeAt:
+    """Freezes one replica at one step and remembers its weights then."""
+
+    def __init__(self, replica: int, step: int):
+        self.replica, self.step, self.weights_then = replica, step, None
+
+    def __call__(self, model, step):
+        if step == self.step:
+            model.replica_frozen[self.replica] = True
+            self.weights_then = [p.detach().clone() for p in model.parameters()]
+        return {}
+
+    def done(self, step):
+        return False
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_a_frozen_replica_stops_exactly_and_the_others_train_on(store, optimizer):
+    from learnlab.runner import Run
+    from learnlab.train import ReplicaStream, fit
+
+    store.create_run("r", experiment="x", preset=None, config={}, config_hash="h", seed=0, git_commit=None,
+                     versions={}, device="cpu")
+
+    def train(freeze: bool):
+        run = Run(store, "r", None, device=torch.device("cpu"), quiet=True)
+        model = TwoLayerMLP(6, MLPConfig(width=8), seeds=[1, 2, 3])
+        model.register_buffer("replica_frozen", torch.zeros(3, dtype=torch.bool))
+        sampler = lambda g, n: (torch.randn(n, 4, 6, generator=g), torch.randn(n, 4, generator=g))  # noqa: E731
+        batches = ReplicaStream([sampler] * 3, [7, 8, 9], "cpu")
+        # Momentum and weight decay would keep moving a replica whose gradient is merely zeroed.
+        cfg = TrainConfig(optimizer=optimizer, lr=0.05, momentum=0.9 if optimizer == "sgd" else 0.0,
+                          weight_decay=0.1, max_steps=40, eval_every=10, log_every=10)
+        evaluator = _FreezeAt(1, 20 if freeze else -1)
+        fit(model, batches, lambda out, y: (out - y).square().mean(dim=1), cfg, run, evaluate=evaluator)
+        return model, evaluator
+
+    frozen, evaluator = train(freeze=True)
+    free, _ = train(freeze=False)
+    for p, then, q in zip(frozen.parameters(), evaluator.weights_then, free.parameters()):
+        assert torch.equal(p[1], then[1])  # bit-identical since step 20
+        assert not torch.equal(q[1], then[1])  # it would have moved
+        assert torch.equal(p[[0, 2]], q[[0, 2]])  # the others are untouched by their neighbour's stop

@@ -20,6 +20,7 @@ __all__ = ["EXPERIMENTS", "get_experiment", "resolve_preset"]
 _MODULES = {
     "hidden-progress": "learnlab.experiments.hidden_progress",
     "icl-markov": "learnlab.experiments.icl_markov",
+    "pareto-frontiers": "learnlab.experiments.pareto_frontiers",
 }
 EXPERIMENTS = tuple(_MODULES)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["first_step", "loglog_slope", "phase_transition", "rank_correlation"]
+__all__ = ["binomial_interval", "first_step", "loglog_slope", "phase_transition", "rank_correlation"]
 
 
 def first_step(steps: np.ndarray, condition: np.ndarray) -> float:
@@ -51,3 +51,13 @@ def loglog_slope(steps: np.ndarray, values: np.ndarray) -> float:
     if keep.sum() < 2:
         return float("nan")
     return float(np.polyfit(np.log(steps[keep]), np.log(values[keep]), 1)[0])
+
+
+def binomial_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval for a success probability (scipy's ``binomtest``)."""
+    from scipy.stats import binomtest
+
+    if trials == 0:
+        return float("nan"), float("nan")
+    interval = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)

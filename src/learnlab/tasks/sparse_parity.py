@@ -7,9 +7,11 @@ every step; offline learners see a fixed training set of m samples.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-__all__ = ["sparse_parity_support", "sample_sparse_parity", "parity_labels"]
+__all__ = ["sparse_parity_support", "sample_sparse_parity", "parity_labels", "sq_success_bound", "sq_frontier_samples"]
 
 
 def sparse_parity_support(*, n_bits: int, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -45,3 +47,24 @@ def sample_sparse_parity(
     bits = torch.randint(0, 2, (n_samples, n_bits), generator=generator, device=generator.device)
     x = (2 * bits - 1).to(dtype)
     return x, parity_labels(x, support)
+
+
+def sq_success_bound(*, n_bits: int, k: int, n_samples: int, steps: int, n_params: int) -> float:
+    """An upper bound on the probability that a gradient method finds the hidden support.
+
+    The statistical-query argument behind Edelman et al. (2023), Section 3 (the frontier
+    of their Proposition 3, here with its constants set to 1): each step reads ``n_params``
+    gradient coordinates, each an average over the data, so a query of tolerance
+    tau ~ 1/sqrt(m) on m samples. By Parseval a query correlates above tau with at most
+    1/tau^2 of the C(n, k) parities, so T steps rule in at most T P m of them:
+
+        P[success] <= min(1, T * P * m / C(n, k)).
+
+    Success needs a model rich (P), patient (T) or knowledgeable (m) enough, or luck.
+    """
+    return min(1.0, steps * n_params * n_samples / math.comb(n_bits, k))
+
+
+def sq_frontier_samples(*, n_bits: int, k: int, steps: int, n_params: int, success: float = 0.5) -> float:
+    """The fewest samples m at which ``sq_success_bound`` allows success probability ``success``."""
+    return success * math.comb(n_bits, k) / (steps * n_params)

@@ -8,7 +8,10 @@ does.
 
 The model may be an ensemble: a loss of shape (S,) is one loss per replica; the loop
 backpropagates their sum, so each replica receives exactly its own gradient, and logs
-the per-replica values.
+the per-replica values. Per-replica early stopping: an evaluator sets entries of the
+model's ``replica_frozen`` buffer (S,), and from then on those replicas' parameters are
+left exactly as they were (whatever the optimiser, momentum or weight decay); the run
+ends when the evaluator says every replica is done.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def fit(
         step, window_sum, window_steps = saved["step"], saved["window_sum"], saved["window_steps"]
     resumed_at = step if saved is not None else None
 
+    frozen = _frozen_replicas(model)  # only evaluations change it: read it there, not every step
     model.train()
     progress = run.progress(cfg.max_steps, initial=step)
     try:
@@ -97,6 +101,7 @@ def fit(
                         model.eval()
                         run.log(step, **evaluate(model, step))
                         model.train()
+                    frozen = _frozen_replicas(model)
                     if evaluate.done(step):
                         break
                 if step == cfg.max_steps:
@@ -109,6 +114,9 @@ def fit(
                         "torch_rng": torch.get_rng_state(), "window_sum": window_sum, "window_steps": window_steps,
                         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     })
+
+            if frozen is not None:  # snapshot, to put stopped replicas back after the update
+                before = [p.detach().clone() for p in model.parameters()]
 
             inputs, targets = batches.next_batch()
             loss = loss_fn(model(inputs), targets)
@@ -128,6 +136,10 @@ def fit(
                 with torch.no_grad():  # theta <- (1 - lambda) theta - lr grad (grad taken at the old theta)
                     torch._foreach_mul_([p for p in model.parameters()], 1.0 - cfg.weight_decay)
             optimizer.step()
+            if frozen is not None:
+                with torch.no_grad():
+                    for p, old in zip(model.parameters(), before):
+                        p.copy_(torch.where(frozen.view(-1, *([1] * (p.dim() - 1))), old, p))
             step += 1
 
             # The window sum stays on the device; it is read once per log interval.
@@ -142,6 +154,12 @@ def fit(
     finally:
         progress.close()
     return step
+
+
+def _frozen_replicas(model: torch.nn.Module) -> torch.Tensor | None:
+    """The (S,) bool mask of replicas stopped early, or None when none is."""
+    frozen = getattr(model, "replica_frozen", None)
+    return frozen.bool() if frozen is not None and bool(frozen.any()) else None
 
 
 def _log_window(run, step, window_sum, window_steps, lr, progress):
