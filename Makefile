@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/ensemble.py
 	$(BIN)/python benchmarks/icl_markov.py
+	$(BIN)/python benchmarks/pareto_frontiers.py
 
 clean:
 	rm -rf $(VENV) runs

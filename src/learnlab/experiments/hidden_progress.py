@@ -24,6 +24,10 @@ Presets
 ``quick``  n=30, k=3, 8 seeds trained as one ensemble (median t_c of roughly 1,000-1,500
            steps), plus the random-label control for as many steps as the median seed
            needed: ``learnlab run hidden-progress --preset quick``, about 15 s on 2 cores.
+``scaling``  median t_c over 16 seeds, n in {10, 20, 30, 40}, k in {3, 4} (Figure 1, right; ~20 s).
+``learners`` MLP, sine neuron and PolyNet at n in {20, 40}, k = 3 (~20 s).
+``scaling_all`` every learner, n in {10, ..., 50}, k in {2, 3, 4}, cap 5 x 10^4 steps (long on a CPU).
+``luck``   64 seeds, plus 32 varying only the init and 32 only the data (~40 s).
 ``smoke``  n=8, k=2, 2 seeds: seconds; used by the tests.
 
 Claims: the loss plateaus then drops abruptly; every seed converges within the cap;
@@ -139,12 +143,16 @@ def presets() -> dict[str, Config]:
     # Learners of Section 3.1 at their reference learning rates, n = 20 and 40.
     learners = replace(scaling, scaling_n=(20, 40), scaling_k=(3,), scaling_learners=("mlp", "neuron", "polynet"),
                        scaling_lrs=(0.1, 0.1, 0.05))
+    # The whole scaling table of the issue: every learner, n = 10..50, k = 2..4 (long on a CPU).
+    scaling_all = replace(learners, scaling_n=(10, 20, 30, 40, 50), scaling_k=(2, 3, 4),
+                          train=replace(learners.train, max_steps=50_000))
     # Luck vs noise: 64 seeds; and 32 varying only the init, 32 only the data.
     luck = replace(quick, n_seeds=64, controls=("init_only", "data_only"),
                    train=replace(quick.train, extra_after_convergence=0.0))
     smoke = Config(n_seeds=2, task=SparseParityTaskConfig(n_bits=8, k=2, n_val=1024), model=MLPConfig(width=32),
                    train=replace(paper.train, max_steps=1_500, eval_every=10, log_every=10))
-    return {"smoke": smoke, "quick": quick, "paper": paper, "scaling": scaling, "learners": learners, "luck": luck}
+    return {"smoke": smoke, "quick": quick, "paper": paper, "scaling": scaling, "learners": learners,
+            "scaling_all": scaling_all, "luck": luck}
 
 
 # ----------------------------------------------------------------------------- run

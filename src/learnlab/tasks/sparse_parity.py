@@ -52,8 +52,9 @@ def sample_sparse_parity(
 def sq_success_bound(*, n_bits: int, k: int, n_samples: int, steps: int, n_params: int) -> float:
     """An upper bound on the probability that a gradient method finds the hidden support.
 
-    The statistical-query argument behind Edelman et al. (2023), Section 3 (the frontier
-    of their Proposition 3, here with its constants set to 1): each step reads ``n_params``
+    The statistical-query argument behind the lower-bound frontier of Edelman et al. (2023),
+    Section 3, with every constant set to 1 (we state the argument, not the paper's exact
+    constants): each step reads ``n_params``
     gradient coordinates, each an average over the data, so a query of tolerance
     tau ~ 1/sqrt(m) on m samples. By Parseval a query correlates above tau with at most
     1/tau^2 of the C(n, k) parities, so T steps rule in at most T P m of them:
