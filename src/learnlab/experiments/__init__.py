@@ -21,6 +21,7 @@ _MODULES = {
     "hidden-progress": "learnlab.experiments.hidden_progress",
     "icl-markov": "learnlab.experiments.icl_markov",
     "pareto-frontiers": "learnlab.experiments.pareto_frontiers",
+    "ar-learners": "learnlab.experiments.ar_learners",
 }
 EXPERIMENTS = tuple(_MODULES)
 

@@ -9,7 +9,7 @@ import torch
 
 from learnlab.runtime import generator
 
-__all__ = ["BatchStream", "ReplicaStream"]
+__all__ = ["BatchStream", "ReplicaStream", "SamplerStream"]
 
 Sampler = Callable[[torch.Generator, int], tuple[torch.Tensor, torch.Tensor]]
 
@@ -74,3 +74,14 @@ class ReplicaStream:
         else:
             self._refill()
             self._position = state["position"]
+
+
+class SamplerStream(ReplicaStream):
+    """One model's stream (not an ensemble): ``next_batch`` returns (B, ...) tensors."""
+
+    def __init__(self, sampler: Sampler, seed: int, device: torch.device | str, block: int = 16):
+        super().__init__([sampler], [seed], device, block)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = super().next_batch()
+        return inputs[0], targets[0]
