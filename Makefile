@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ensemble.py
 	$(BIN)/python benchmarks/icl_markov.py
 	$(BIN)/python benchmarks/pareto_frontiers.py
+	$(BIN)/python benchmarks/linear_ar.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -81,7 +81,7 @@ class MultiplicationPartConfig:
     d: int = param(32, Interval(1, None))
     groups: int = param(7, Interval(1, None), help="row groups of the causal map (speed only)")
     n_test: int = param(1000, Interval(1, None), help="held-out pairs decoded greedily")
-    train: TrainConfig = TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=0.1, batch_size=256, max_steps=3000,
+    train: TrainConfig = TrainConfig(optimizer="adamw", lr=3e-3, weight_decay=0.1, batch_size=256, max_steps=3000,
                                      eval_every=1000, log_every=50)
 
 
@@ -92,21 +92,23 @@ class TextPartConfig:
     d: int = param(64, Interval(1, None))
     vocab_size: int = param(2000, Interval(10, None), help="most frequent training words kept; the rest [UNK]")
     n_samples: int = param(200, Interval(1, None), help="sampled sentences scored by the grammar")
-    train: TrainConfig = TrainConfig(optimizer="adamw", lr=3e-3, weight_decay=0.1, batch_size=64, max_steps=2000,
+    groups: int = param(4, Interval(1, None), help="row groups of the causal map (speed only)")
+    train: TrainConfig = TrainConfig(optimizer="adamw", lr=3e-3, weight_decay=0.1, batch_size=64, max_steps=1500,
                                      eval_every=500, log_every=50)
 
 
 @dataclass(frozen=True)
 class LengthPartConfig:
-    n_bits: int = param(16, Interval(2, 256))
-    subset_size: int = param(8, Interval(1, "n_bits"))
-    chunk_sizes: tuple[int, ...] = param((1, 2, 4, 8), Interval(1, None),
+    n_bits: int = param(32, Interval(2, 256))
+    subset_size: int = param(16, Interval(1, "n_bits"))
+    chunk_sizes: tuple[int, ...] = param((1, 2, 4, 8, 16), Interval(1, None),
                                          help="k: bits each chain step adds; chain length ceil(|A| / k)")
     n_train: int = param(4000, Interval(1, None))
     n_test: int = param(2000, Interval(1, None))
-    d: int = param(64, Interval(1, None))
-    train: TrainConfig = TrainConfig(optimizer="adamw", lr=3e-3, weight_decay=0.0, batch_size=256, max_steps=2000,
-                                     eval_every=500, log_every=50)
+    d: int = param(32, Interval(1, None))
+    groups: int = param(4, Interval(1, None), help="row groups of the causal map (speed only)")
+    train: TrainConfig = TrainConfig(optimizer="adamw", lr=3e-3, weight_decay=0.0, batch_size=256, max_steps=1000,
+                                     eval_every=250, log_every=50)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,9 @@ Config = ARLearnersConfig
 
 def presets() -> dict[str, Config]:
     quick = Config()
+    # 2 x 2 multiplication trained longer than quick's 3,000 steps (CPU, ~12 minutes).
+    multiplication = replace(quick, parts=("multiplication",), multiplication=replace(
+        quick.multiplication, train=replace(quick.multiplication.train, max_steps=10_000, eval_every=2000)))
     paper = replace(quick, parts=("parity", "multiplication"),
                     multiplication=replace(quick.multiplication, digits=4, d=128, groups=8, n_test=2000, train=replace(
                         quick.multiplication.train, batch_size=2048, max_steps=50_000, eval_every=5000)))
@@ -146,7 +151,7 @@ def presets() -> dict[str, Config]:
                             train=replace(quick.text.train, max_steps=20, eval_every=20)),
         length=LengthPartConfig(n_bits=6, subset_size=4, chunk_sizes=(2, 4), n_train=256, n_test=128, d=8,
                                 train=replace(quick.length.train, max_steps=30, eval_every=30, batch_size=64)))
-    return {"smoke": smoke, "quick": quick, "paper": paper}
+    return {"smoke": smoke, "quick": quick, "multiplication": multiplication, "paper": paper}
 
 
 # ----------------------------------------------------------------------------- training
@@ -216,14 +221,14 @@ def run(cfg: Config, run: Run) -> None:
         part = cfg.length
         for k in part.chunk_sizes:
             _parity(part, part.n_bits, part.subset_size, "chunks", k, "relu", seeds["length"], part.n_train,
-                    part.n_test, part.d, part.train, run.scoped(f"length_k{k}"))
+                    part.n_test, part.d, part.train, run.scoped(f"length_k{k}"), groups=part.groups)
 
 
 # ----------------------------------------------------------------------------- parts
 
 
 def _parity(part, n: int, subset_size: int, chain: str, k: int | None, activation: str, seed: int,
-            n_train: int, n_test: int, d: int, train_cfg: TrainConfig, run: Run) -> None:
+            n_train: int, n_test: int, d: int, train_cfg: TrainConfig, run: Run, groups: int = 1) -> None:
     device = run.device
     task_seed, train_seed, test_seed, init_seed, data_seed = replica_seeds(seed, 5)
     subset = torch.randperm(n, generator=generator(task_seed, device), device=device)[:subset_size]
@@ -232,7 +237,8 @@ def _parity(part, n: int, subset_size: int, chain: str, k: int | None, activatio
     train_set, test_set = sample(n_train, train_seed), sample(n_test, test_seed)
     length = chain_length(chain, subset_size, k)
     seed_everything(init_seed)
-    model = LinearAR(LinearARConfig(vocab_size=3, context=n + length, d=d, activation=activation)).to(device)
+    model = LinearAR(LinearARConfig(vocab_size=3, context=n + length, d=d, activation=activation,
+                                    groups=min(groups, n + length))).to(device)
 
     def measure(model: LinearAR) -> dict[str, float]:
         rolled = model.generate(test_set[:, : n + 1], length)  # greedy, from x and "="
@@ -281,7 +287,8 @@ def _text(part: TextPartConfig, corpus: str, seed: int, run: Run) -> None:
     val_ids = torch.tensor(vocab.encode(val_words), device=device)
     baselines = textlib.ngram_perplexities(vocab.encode(train_words), vocab.encode(val_words), len(vocab))
     seed_everything(init_seed)
-    model = LinearAR(LinearARConfig(vocab_size=len(vocab), context=part.context, d=part.d)).to(device)
+    model = LinearAR(LinearARConfig(vocab_size=len(vocab), context=part.context, d=part.d,
+                                    groups=min(part.groups, part.context))).to(device)
     windows = val_ids.unfold(0, part.context + 1, part.context)  # non-overlapping validation windows
     # A window's first token has no context; score tokens 1.. of each window, as the baselines do.
 

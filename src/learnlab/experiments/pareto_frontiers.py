@@ -22,7 +22,7 @@ Presets
               16 trials each, T = 10^4; plus the tabular comparison on breast cancer, wine
               and a generated set: ``learnlab run pareto-frontiers --preset quick``, about
               3 minutes on 2 cores.
-``frontier``  the (r, m) heat map: widths 10-1000 x 7 sample sizes, 32 trials (CPU: ~30 min).
+``frontier``  the (r, m) heat map: widths 10-300 x 7 sample sizes x 16 runs (7 minutes on 2 cores).
 ``tabular``   the full tabular grid: 5 sets x 5 fractions x 20 trials, widths 128/1024,
               depths 1-3, dense / s=2 / s=4.
 ``paper``     n=100, k=3, widths 10^3 and 10^4, m up to 6,000 (Figure 2; a GPU job).
