@@ -68,7 +68,10 @@ class Run:
         named ``scope/name`` and it has its own checkpoint, so each part resumes on its own."""
         if "/" in scope or not scope:
             raise ValueError("a scope is a non-empty name without '/'")
-        return Run(self.store, self.id, self.config, device=self.device, quiet=self.quiet, scope=scope, parent=self)
+        # Scopes nest (``outer/inner``); every handle writes through the root's buffer.
+        root = self._parent or self
+        path = f"{self.scope}/{scope}" if self.scope else scope
+        return Run(self.store, self.id, self.config, device=self.device, quiet=self.quiet, scope=path, parent=root)
 
     # -- metrics ---------------------------------------------------------------------
 
@@ -138,7 +141,7 @@ class Run:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.dir / (f"checkpoint-{self.scope}.pt" if self.scope else "checkpoint.pt")
+        return self.dir / (f"checkpoint-{self.scope.replace('/', '--')}.pt" if self.scope else "checkpoint.pt")
 
     @property
     def _checkpoint_name(self) -> str:

@@ -230,9 +230,14 @@ class Store:
         """Drop metrics of ``scope`` logged after ``step`` (a resumed run logs them again).
 
         A scope is a metric-name prefix ``scope/``; the empty scope is the names without one.
+        Nested scopes (``scope/inner/...``) are left alone: they resume on their own.
         """
-        pattern = "name NOT LIKE '%/%'" if not scope else "name LIKE ? || '/%'"
-        args = (run_id, step) if not scope else (run_id, step, scope)
+        if not scope:
+            pattern, args = "instr(name, '/') = 0", (run_id, step)
+        else:
+            prefix = scope + "/"
+            pattern = "substr(name, 1, length(?)) = ? AND instr(substr(name, length(?) + 1), '/') = 0"
+            args = (run_id, step, prefix, prefix, prefix)
         with _write(self.conn) as conn:
             conn.execute(f"DELETE FROM metrics WHERE run_id = ? AND step > ? AND {pattern}", args)
 

@@ -22,6 +22,7 @@ _MODULES = {
     "icl-markov": "learnlab.experiments.icl_markov",
     "pareto-frontiers": "learnlab.experiments.pareto_frontiers",
     "ar-learners": "learnlab.experiments.ar_learners",
+    "sampler-distillation": "learnlab.experiments.sampler_distillation",
 }
 EXPERIMENTS = tuple(_MODULES)
 

@@ -430,4 +430,30 @@ def figures(record: RunRecord) -> dict[str, Any]:
             ax.legend(fontsize=7)
         fig.tight_layout()
         out["perplexity"] = fig
+        samples = _samples_table(record, corpora)
+        if samples is not None:
+            out["samples"] = samples
     return out
+
+
+def _samples_table(record: RunRecord, corpora):
+    """The first sampled texts (temperature 0.5) of each corpus, as a figure of text."""
+    import json
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    artifacts = record.artifacts()
+    lines = []
+    for corpus in corpora:
+        path = artifacts.get(f"text_{corpus}.samples")
+        if path is None:
+            continue
+        lines.append(f"{corpus}:")
+        for text in json.loads(path.read_text())[:4]:
+            lines += ["  " + row for row in textwrap.wrap(text, 110)[:2]]
+    if not lines:
+        return None
+    fig = plt.figure(figsize=(10, 0.22 * len(lines) + 0.4))
+    fig.text(0.01, 0.98, "\n".join(lines), va="top", family="monospace", fontsize=7)
+    return fig
