@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from learnlab.errors import LearnlabError
 from learnlab.store import DEFAULT_STORE, Store

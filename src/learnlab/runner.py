@@ -117,7 +117,7 @@ class Run:
         """Save ``obj`` under the run's folder and record it: a dict or list as JSON, a
         tensor or array as ``.npy``, bytes or str as a file, a matplotlib figure as PNG."""
         if self.scope:
-            name = f"{self.scope}.{name}"
+            name = f"{self.scope.replace('/', '--')}.{name}"
         self.dir.mkdir(parents=True, exist_ok=True)
         if hasattr(obj, "savefig"):
             path = self.dir / f"{name}.png"

@@ -1,7 +1,6 @@
 from dataclasses import replace
 
 import numpy as np
-import pytest
 
 from learnlab.config import to_dict
 from learnlab.experiments import pareto_frontiers as pf

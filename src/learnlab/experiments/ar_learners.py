@@ -38,7 +38,6 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -50,7 +49,7 @@ from learnlab.tasks import multiplication as mult
 from learnlab.tasks import text as textlib
 from learnlab.tasks.parity_cot import chain_length, sample_parity_chain
 from learnlab.train.data import SamplerStream
-from learnlab.train.loop import fit
+from learnlab.train.loop import Measure, fit
 from learnlab.train.optim import TrainConfig
 
 if TYPE_CHECKING:
@@ -178,28 +177,9 @@ def _fixed_set_sampler(sequences: torch.Tensor, first_scored: int, batch_size: i
     return draw
 
 
-class _Periodic:
-    """An evaluator from a function of the model: runs at every ``eval_every``; never stops early."""
-
-    def __init__(self, measure):
-        self.measure = measure
-
-    def __call__(self, model, step: int) -> dict[str, Any]:
-        return self.measure(model)
-
-    def done(self, step: int) -> bool:
-        return False
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-
 def _train(model: LinearAR, sampler, seed: int, train_cfg: TrainConfig, run: Run, measure) -> None:
     batches = SamplerStream(sampler, seed, run.device)
-    fit(model, batches, _lm_loss, train_cfg, run, evaluate=_Periodic(measure))
+    fit(model, batches, _lm_loss, train_cfg, run, evaluate=Measure(measure))
 
 
 def run(cfg: Config, run: Run) -> None:

@@ -416,7 +416,7 @@ def _k2_claims(record: RunRecord) -> list[Claim]:
     steps, kl = _series(record, "kl")
     _, kl_unigram = _series(record, "kl_unigram")
     _, kl_bigram = _series(record, "kl_bigram")
-    S, max_steps = kl.shape[1], record.config["train"]["max_steps"]
+    S = kl.shape[1]
     transitions = transition_steps(record)
     out = []
 

@@ -52,8 +52,8 @@ from learnlab.runtime import generator, replica_seeds
 from learnlab.tasks.sparse_parity import sample_sparse_parity, sparse_parity_support, sq_frontier_samples
 from learnlab.tasks.tabular import BUNDLED, load_dataset, standardize, trial_split
 from learnlab.train.data import ReplicaStream
-from learnlab.train.loop import fit
-from learnlab.train.losses import margin_losses, sign_accuracy
+from learnlab.train.loop import Measure, fit
+from learnlab.train.losses import margin_losses, replica_accuracy, sign_accuracy
 from learnlab.train.optim import TrainConfig
 
 if TYPE_CHECKING:
@@ -311,7 +311,8 @@ def _tabular(cfg: Config, source: str, run: Run) -> None:
                             sparsities=sparsities)
             samplers = [_table_sampler(prepared[i][0], prepared[i][1], tab.train.batch_size, device) for _, i in replicas]
             batches = ReplicaStream(samplers, [seed + 1 for seed in seeds], device)
-            evaluator = _FinalAccuracy(x_test.repeat(len(tab.sparsities), 1, 1), y_test.repeat(len(tab.sparsities), 1))
+            tests = x_test.repeat(len(tab.sparsities), 1, 1), y_test.repeat(len(tab.sparsities), 1)
+            evaluator = Measure(lambda model, tests=tests: {"test_acc": replica_accuracy(model, *tests)})
             mlp_run = run.scoped(f"tab_{_slug(dataset.name)}_mlp_w{width}_d{depth}")
             fit(model, batches, _cross_entropy, tab.train, mlp_run, evaluate=evaluator)
             mlp_run.log(0, replica_sparsity=torch.tensor([float(s) for s, _ in replicas]))
@@ -334,25 +335,6 @@ def _table_sampler(x: np.ndarray, y: np.ndarray, batch_size: int, device):
 def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy per replica: logits (S, B, C), labels (S, B) -> (S,)."""
     return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(dim=1)
-
-
-class _FinalAccuracy:
-    """Test accuracy per replica at the evaluations (the tabular runs evaluate at the end)."""
-
-    def __init__(self, x_test: torch.Tensor, y_test: torch.Tensor):
-        self.x_test, self.y_test = x_test, y_test
-
-    def __call__(self, model, step: int) -> dict[str, Any]:
-        return {"test_acc": (model(self.x_test).argmax(-1) == self.y_test).float().mean(dim=1)}
-
-    def done(self, step: int) -> bool:
-        return False
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
 
 
 # ----------------------------------------------------------------------------- reading results

@@ -48,7 +48,8 @@ from learnlab.runtime import generator, replica_seeds
 from learnlab.tasks.gaussian_mixture import bayes_accuracy, sample_gaussian_mixture
 from learnlab.train.data import ReplicaStream
 from learnlab.train.ensemble import FunctionalEnsemble
-from learnlab.train.loop import fit
+from learnlab.train.loop import Measure, fit
+from learnlab.train.losses import replica_accuracy
 from learnlab.train.optim import TrainConfig
 
 if TYPE_CHECKING:
@@ -157,24 +158,9 @@ def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean(dim=-1)
 
 
-class _Accuracy:
-    """Accuracy of every replica on its own labelled set at each evaluation."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, name: str):
-        self.x, self.y, self.name = x, y, name  # (S, N, ...), (S, N)
-
-    def __call__(self, model, step: int) -> dict[str, Any]:
-        predictions = torch.cat([model(x).argmax(-1) for x in self.x.split(4096, dim=1)], dim=1)
-        return {self.name: (predictions == self.y).float().mean(dim=1)}
-
-    def done(self, step: int) -> bool:
-        return False
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+def _accuracy(x: torch.Tensor, y: torch.Tensor, name: str) -> Measure:
+    """Accuracy of every replica on its own labelled set (S, N, ...), (S, N) at each evaluation."""
+    return Measure(lambda model: {name: replica_accuracy(model, x, y)})
 
 
 def _train_replicas(model: nn.Module, inputs: list[torch.Tensor], targets: list[torch.Tensor], seeds, cfg: TrainConfig,
@@ -213,6 +199,7 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
     kinds = [k for k in part.teachers if k == "knn" or n_train <= part.extra_max_train]
     per_seed = [replica_seeds(s, 5) for s in replica_seeds(seed, cfg.n_seeds)]
     teacher_metrics: dict[str, list] = {}
+    confusion: dict[str, list] = {}
     student_inputs, student_targets, student_seeds, labels = [], [], [], []
     x_tests, y_tests = [], []
     for task_seed, data_seed, unlabelled_seed, label_seed, student_seed in per_seed:
@@ -235,6 +222,9 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
                                 ("flip_rate", flip_rate(first, y_test, pi)), ("train_acc", fitted),
                                 ("vote_acc", float((vote == y_test).float().mean()))):
                 teacher_metrics.setdefault(f"{kind}_{name}", []).append(value)
+            if task_seed == per_seed[0][0] and kind == "knn":  # confusion matrices of the paper's Figure 1
+                confusion["teacher"] = _confusion(first, y_test, n_classes)
+                confusion["vote of the pool"] = _confusion(vote, y_test, n_classes)
             unlabelled_proba = torch.stack([t.predict_proba(x_unlabelled) for t in teachers])
             for mode_index, mode in enumerate(MODES):
                 targets = teacher_targets(unlabelled_proba, mode, soft=False, generator=generator(label_seed, device))
@@ -247,7 +237,7 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
                     y_tests.append(y_test)
     # Every student of this (eta, n_train): teacher kinds x modes x sizes x seeds, one ensemble.
     model = DeepMLP(2, n_classes, DeepMLPConfig(width=part.student_width, depth=1), student_seeds, device)
-    evaluate = _Accuracy(torch.stack(x_tests), torch.stack(y_tests), "student_acc")
+    evaluate = _accuracy(torch.stack(x_tests), torch.stack(y_tests), "student_acc")
     _train_replicas(model, student_inputs, student_targets, student_seeds, part.student, run, evaluate)
     # After fit, which on a fresh start clears what this scope logged before.
     for name, values in teacher_metrics.items():
@@ -256,6 +246,25 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
             replica_mode=torch.tensor([float(m) for _, m, _ in labels]),
             replica_unlabelled=torch.tensor([float(s) for _, _, s in labels]))
     run.artifact("teacher_kinds", kinds)
+    # The first seed's student of one 1-NN teacher on the fewest unlabelled inputs: its
+    # confusion matrix and its decision regions on a grid, for the figures.
+    replica = labels.index((kinds.index("knn"), MODES.index("single"), min(part.n_unlabelled)))
+    with torch.no_grad():
+        student = _Replica(model, replica)
+        confusion["student"] = _confusion(student(x_tests[replica]).argmax(1), y_tests[replica], n_classes)
+        axis = torch.linspace(-5, 5, _GRID, device=device)
+        grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
+        run.artifact("student_regions", student(grid).argmax(1).reshape(_GRID, _GRID).cpu().numpy().astype(np.int8))
+    run.artifact("confusion", confusion)
+
+
+_GRID = 150  # decision-region grid over [-5, 5]^2
+
+
+def _confusion(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> list[list[int]]:
+    """counts[true][predicted]"""
+    counts = torch.bincount(labels * n_classes + predictions, minlength=n_classes**2)
+    return counts.view(n_classes, n_classes).tolist()
 
 
 def _gaussian_teachers(kind: str, pool, n_classes: int, part: GaussianPartConfig, *, seed: int, run: Run):
@@ -268,7 +277,7 @@ def _gaussian_teachers(kind: str, pool, n_classes: int, part: GaussianPartConfig
     model = DeepMLP(2, n_classes, DeepMLPConfig(width=part.network_width, depth=2), seeds, run.device)
     xs, ys = torch.stack([x for x, _ in pool]), torch.stack([y for _, y in pool])
     _train_replicas(model, list(xs), [F.one_hot(y, n_classes).float() for y in ys], seeds, part.network_teacher,
-                    run.scoped("network_teachers"), _Accuracy(xs, ys, "teacher_train_acc"))
+                    run.scoped("network_teachers"), _accuracy(xs, ys, "teacher_train_acc"))
     return [NetworkTeacher(_Replica(model, i), n_classes) for i in range(len(pool))]
 
 
@@ -332,7 +341,7 @@ def _mnist1d(cfg: Config, seed: int, run: Run) -> None:
     model_seeds = replica_seeds(init_seed, len(inputs))
     teachers = FunctionalEnsemble(lambda: CNN1d(part.channels), model_seeds, device)
     _train_replicas(teachers, list(inputs), [F.one_hot(t, n_classes).float() for t in targets], model_seeds,
-                    part.teacher, run.scoped("mnist1d_teachers"), _Accuracy(inputs, targets, "train_acc"))
+                    part.teacher, run.scoped("mnist1d_teachers"), _accuracy(inputs, targets, "train_acc"))
     with torch.no_grad():
         test_logits = torch.cat([teachers(x_test.expand(len(inputs), *x_test.shape)[:, i : i + 2048])
                                  for i in range(0, len(x_test), 2048)], dim=1)  # (S, N_test, C)
@@ -355,7 +364,7 @@ def _mnist1d(cfg: Config, seed: int, run: Run) -> None:
     students = FunctionalEnsemble(lambda: CNN1d(part.channels), student_seeds, device)
     tests = x_test.expand(len(student_targets), *x_test.shape)
     _train_replicas(students, [x_unlabelled] * len(student_targets), student_targets, student_seeds, part.student,
-                    run.scoped("mnist1d_students"), _Accuracy(tests, y_test.expand(len(student_targets), -1),
+                    run.scoped("mnist1d_students"), _accuracy(tests, y_test.expand(len(student_targets), -1),
                                                               "student_acc"))
     run.log(0, mnist1d_student_mode=torch.tensor(student_modes))
 
@@ -388,7 +397,7 @@ def _user_data(cfg: Config, seed: int, run: Run) -> None:
     seeds = replica_seeds(seed + 3, cfg.pool_size)
     teachers = DeepMLP(x_train.shape[1], n_classes, DeepMLPConfig(width=cfg.gaussian.network_width, depth=2), seeds, device)
     _train_replicas(teachers, list(xs), [F.one_hot(y, n_classes).float() for y in ys], seeds,
-                    cfg.gaussian.network_teacher, run.scoped("data_teachers"), _Accuracy(xs, ys, "train_acc"))
+                    cfg.gaussian.network_teacher, run.scoped("data_teachers"), _accuracy(xs, ys, "train_acc"))
     with torch.no_grad():
         proba = F.softmax(teachers(x_unlabelled.expand(cfg.pool_size, *x_unlabelled.shape)), dim=-1)
         test_logits = teachers(x_test.expand(cfg.pool_size, *x_test.shape))
@@ -398,7 +407,7 @@ def _user_data(cfg: Config, seed: int, run: Run) -> None:
     students = DeepMLP(x_train.shape[1], n_classes, DeepMLPConfig(width=cfg.gaussian.network_width, depth=2), student_seeds, device)
     tests = x_test.expand(len(MODES), *x_test.shape)
     _train_replicas(students, [x_unlabelled] * len(MODES), targets, student_seeds, cfg.gaussian.student,
-                    run.scoped("data_students"), _Accuracy(tests, y_test.expand(len(MODES), -1), "student_acc"))
+                    run.scoped("data_students"), _accuracy(tests, y_test.expand(len(MODES), -1), "student_acc"))
 
 
 # ----------------------------------------------------------------------------- reading results
@@ -538,13 +547,37 @@ def figures(record: RunRecord) -> dict[str, Any]:
         fig.tight_layout()
         out["accuracy_vs_noise"] = fig
         out["decision_regions"] = _decision_regions(record, n_big)
+        confusion = _confusion_figure(record, f"eta{part['noise_rates'][0]:g}_n{n_big}")
+        if confusion is not None:
+            out["confusion"] = confusion
     return out
 
 
+def _confusion_figure(record: RunRecord, scope: str):
+    import json
+
+    import matplotlib.pyplot as plt
+
+    path = record.artifacts().get(f"{scope}.confusion")
+    if path is None:
+        return None
+    matrices = json.loads(path.read_text())
+    fig, axes = plt.subplots(1, len(matrices), figsize=(3.3 * len(matrices), 3.2), squeeze=False)
+    for ax, (name, counts) in zip(axes[0], matrices.items()):
+        counts = np.array(counts, dtype=float)
+        rates = counts / counts.sum(axis=1, keepdims=True)
+        ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
+        for (i, j), value in np.ndenumerate(rates):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+        ax.set(title=name, xlabel="predicted", ylabel="true class")
+    fig.suptitle(scope.replace("_", ", "), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _decision_regions(record: RunRecord, n_train: int):
-    """Bayes regions and, where stored, teacher / student predictions on a grid (recomputed
-    cheaply: a 1-NN teacher on a fresh noisy sample; figures read only the store, so the
-    student panel shows the stored accuracies)."""
+    """Bayes regions, a 1-NN teacher's (redrawn here from a fresh noisy sample: cheap and
+    exact), and the stored student's regions."""
     import matplotlib.pyplot as plt
 
     from learnlab.tasks.gaussian_mixture import bayes_predict
@@ -556,10 +589,14 @@ def _decision_regions(record: RunRecord, n_train: int):
     x, y = sample_gaussian_mixture(n_train, generator=g)
     noisy, _ = corrupt_labels(y, rate=eta, permutation=class_permutation(4, generator=g), generator=g)
     teacher = NearestNeighbourTeacher(x, noisy, 4).predict_proba(flat).argmax(1)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-    for ax, labels, title in ((axes[0], bayes_predict(flat), "Bayes"),
-                              (axes[1], teacher, f"a 1-NN teacher (eta={eta:g}, n={n_train})")):
-        ax.imshow(labels.reshape(200, 200), origin="lower", extent=(-5, 5, -5, 5), cmap="tab10", vmin=0, vmax=9,
+    panels = [(bayes_predict(flat).reshape(200, 200), "Bayes"),
+              (teacher.reshape(200, 200), f"a 1-NN teacher (eta={eta:g}, n={n_train})")]
+    stored = record.artifacts().get(f"eta{eta:g}_n{n_train}.student_regions")
+    if stored is not None:
+        panels.append((np.load(stored), "its student (stored run)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
+    for ax, (labels, title) in zip(axes, panels):
+        ax.imshow(labels, origin="lower", extent=(-5, 5, -5, 5), cmap="tab10", vmin=0, vmax=9,
                   interpolation="nearest")
         ax.set(title=title, xticks=[], yticks=[])
     fig.tight_layout()

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from learnlab.config import Interval, param
+from learnlab.config import param
 from learnlab.runtime import generator
 
 __all__ = ["NeuronConfig", "SingleNeuron", "parity_activation"]

@@ -28,7 +28,7 @@ from learnlab.train.optim import TrainConfig, clip_grad_norm_per_replica_, lr_sc
 if TYPE_CHECKING:
     from learnlab.runner import Run
 
-__all__ = ["Evaluator", "fit"]
+__all__ = ["Evaluator", "Measure", "fit"]
 
 
 class Evaluator(Protocol):
@@ -38,6 +38,26 @@ class Evaluator(Protocol):
     def done(self, step: int) -> bool: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Measure:
+    """An evaluator that only measures: ``measure(model) -> metrics`` at every evaluation.
+    It never stops a run and keeps no state of its own."""
+
+    def __init__(self, measure: Callable[[torch.nn.Module], dict[str, Any]]):
+        self.measure = measure
+
+    def __call__(self, model: torch.nn.Module, step: int) -> dict[str, Any]:
+        return self.measure(model)
+
+    def done(self, step: int) -> bool:
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
 
 def fit(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["hinge_loss", "square_loss", "logistic_loss", "margin_losses", "sign_accuracy"]
+__all__ = ["hinge_loss", "square_loss", "logistic_loss", "margin_losses", "sign_accuracy", "replica_accuracy"]
 
 
 def hinge_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -40,3 +40,11 @@ margin_losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] =
 def sign_accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Fraction of examples with sign(f(x)) = y (a zero output counts as wrong)."""
     return (outputs * labels > 0).float().mean(dim=-1)
+
+
+@torch.no_grad()
+def replica_accuracy(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Classification accuracy of each replica of a stacked model on its own examples:
+    x (S, N, ...), labels (S, N) of class ids; returns (S,). Evaluated in chunks of N."""
+    predictions = torch.cat([model(part).argmax(-1) for part in x.split(chunk, dim=1)], dim=1)
+    return (predictions == labels).float().mean(dim=1)
