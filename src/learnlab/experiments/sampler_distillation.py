@@ -23,7 +23,7 @@ Parts:
   y_train, x_unlabelled, x_test, y_test; e.g. CIFAR-10 features and CIFAR-5m), MLP teachers.
 
 Presets: ``quick`` (gaussian and mnist1d; ``learnlab run sampler-distillation --preset
-quick``, about 4 minutes on 2 cores), ``paper`` (larger pools and unlabelled sets; set
+quick``, 9-15 minutes on 2 cores), ``paper`` (larger pools and unlabelled sets; set
 ``data_path`` for your own data), ``smoke`` (seconds; the tests).
 """
 
