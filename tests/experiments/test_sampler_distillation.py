@@ -41,3 +41,19 @@ def test_a_bad_data_file_is_one_clear_error(tmp_path, capsys):
     assert "missing array 'x_unlabelled'" in error and "\n" not in error
     assert main(["run", "sampler-distillation", "--preset", "smoke", "parts=data", "--store", store]) == 2
     assert "needs data_path" in capsys.readouterr().err
+
+
+def test_teacher_pools_on_disjoint_overlapping_and_same_data():
+    pi = torch.tensor([1, 2, 3, 0])
+    sets = {kind: sd._teacher_sets(kind, 400, 3, 0.2, pi, seed=5, device="cpu")
+            for kind in ("disjoint", "overlapping", "same")}
+
+    def shared(a, b):  # examples two teachers have in common
+        rows = {tuple(row) for row in a[0].tolist()}
+        return sum(tuple(row) in rows for row in b[0].tolist())
+
+    assert shared(*sets["disjoint"][:2]) == 0
+    assert 120 <= shared(*sets["overlapping"][:2]) <= 280  # about half of 400
+    assert shared(*sets["same"][:2]) == 400 and torch.equal(sets["same"][0][1], sets["same"][2][1])
+    for x, noisy in sets["overlapping"]:
+        assert x.shape == (400, 2) and noisy.shape == (400,)

@@ -73,6 +73,7 @@ class GaussianPartConfig:
                                  help="kernel and network teachers only for n_train up to this (their cost grows with it)")
     n_unlabelled: tuple[int, ...] = param((5000, 50_000), Interval(1, None), help="fresh inputs the students see")
     n_test: int = param(20_000, Interval(1, None))
+    pool_data: str = param("disjoint", help="teachers' training sets: disjoint, overlapping or same (see _teacher_sets)")
     kernel_bandwidth: float = param(0.1, Interval(0.0, None, closed="neither"))
     network_width: int = param(128, Interval(1, None), help="hidden units of the two-hidden-layer network teachers")
     student_width: int = param(256, Interval(1, None))
@@ -110,6 +111,8 @@ class DistillationConfig:
     def check(self) -> str | None:
         if not self.parts or set(self.parts) - {"gaussian", "mnist1d", "data"}:
             return "'parts' entries must be among gaussian, mnist1d, data (at least one)"
+        if self.gaussian.pool_data not in ("disjoint", "overlapping", "same"):
+            return "'gaussian.pool_data' must be disjoint, overlapping or same"
         if set(self.gaussian.teachers) - {"knn", "kernel", "network"} or not self.gaussian.teachers:
             return "'gaussian.teachers' entries must be among knn, kernel, network"
         if "data" in self.parts and self.data_path is None:
@@ -205,11 +208,7 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
     for task_seed, data_seed, unlabelled_seed, label_seed, student_seed in per_seed:
         pi = class_permutation(n_classes, generator=generator(task_seed, device))
         x_test, y_test = sample_gaussian_mixture(part.n_test, generator=generator(task_seed + 1, device))
-        pool = []  # each teacher's own noisy training set
-        for m, s in enumerate(replica_seeds(data_seed, cfg.pool_size)):
-            x, y = sample_gaussian_mixture(n_train, generator=generator(s, device))
-            noisy, _ = corrupt_labels(y, rate=eta, permutation=pi, generator=generator(s + 1, device))
-            pool.append((x, noisy))
+        pool = _teacher_sets(part.pool_data, n_train, cfg.pool_size, eta, pi, data_seed, device)
         max_unlabelled = max(part.n_unlabelled)
         x_unlabelled, _ = sample_gaussian_mixture(max_unlabelled, generator=generator(unlabelled_seed, device))
         for kind in kinds:
@@ -265,6 +264,27 @@ def _confusion(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) 
     """counts[true][predicted]"""
     counts = torch.bincount(labels * n_classes + predictions, minlength=n_classes**2)
     return counts.view(n_classes, n_classes).tolist()
+
+
+def _teacher_sets(pool_data: str, n_train: int, pool_size: int, eta: float, pi: torch.Tensor, seed: int, device):
+    """The noisy training set of each teacher of a pool.
+
+    ``disjoint``: every teacher its own fresh sample; ``overlapping``: random n_train-subsets
+    of one shared sample of 2 n_train (two teachers share about half their examples);
+    ``same``: one set for all (teachers then differ only by their own randomness).
+    """
+    if pool_data == "disjoint":
+        seeds = replica_seeds(seed, pool_size)
+        sets = [sample_gaussian_mixture(n_train, generator=generator(s, device)) for s in seeds]
+        return [(x, corrupt_labels(y, rate=eta, permutation=pi, generator=generator(s + 1, device))[0])
+                for (x, y), s in zip(sets, seeds)]
+    x, y = sample_gaussian_mixture(n_train if pool_data == "same" else 2 * n_train, generator=generator(seed, device))
+    # One noisy label per shared example: the label noise is part of the data, not of the teacher.
+    noisy, _ = corrupt_labels(y, rate=eta, permutation=pi, generator=generator(seed + 2, device))
+    g = generator(seed + 1, device)
+    picks = [torch.arange(n_train, device=device) if pool_data == "same"
+             else torch.randperm(2 * n_train, generator=g, device=device)[:n_train] for _ in range(pool_size)]
+    return [(x[i], noisy[i]) for i in picks]
 
 
 def _gaussian_teachers(kind: str, pool, n_classes: int, part: GaussianPartConfig, *, seed: int, run: Run):
@@ -589,8 +609,8 @@ def _decision_regions(record: RunRecord, n_train: int):
     x, y = sample_gaussian_mixture(n_train, generator=g)
     noisy, _ = corrupt_labels(y, rate=eta, permutation=class_permutation(4, generator=g), generator=g)
     teacher = NearestNeighbourTeacher(x, noisy, 4).predict_proba(flat).argmax(1)
-    panels = [(bayes_predict(flat).reshape(200, 200), "Bayes"),
-              (teacher.reshape(200, 200), f"a 1-NN teacher (eta={eta:g}, n={n_train})")]
+    panels = [(bayes_predict(flat).reshape(200, 200).numpy(), "Bayes"),
+              (teacher.reshape(200, 200).numpy(), f"a 1-NN teacher (eta={eta:g}, n={n_train})")]
     stored = record.artifacts().get(f"eta{eta:g}_n{n_train}.student_regions")
     if stored is not None:
         panels.append((np.load(stored), "its student (stored run)"))
