@@ -57,6 +57,8 @@ def _config_for(args):
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
+    if getattr(args, "data", None) is not None:  # the experiment's own data (its config's data_path)
+        overrides.append(f"data_path={args.data}")
     return module, config_lib.apply_overrides(resolve_preset(module, args.preset), overrides)
 
 
@@ -67,7 +69,7 @@ def cmd_run(args) -> int:
 
     resolve_device(args.device)
     if args.resume:
-        if args.overrides or args.seed is not None:
+        if args.overrides or args.seed is not None or args.data is not None:
             raise LearnlabError("--resume continues a run with its stored config; drop the overrides.")
         module, cfg, preset = get_experiment(args.experiment), None, None
     else:
@@ -195,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", default="quick")
     run.add_argument("--seed", type=int)
     run.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last checkpoint")
+    run.add_argument("--data", metavar="PATH", help="your own data for experiments that take it (sets data_path)")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. model.width=512")
     run.set_defaults(func=cmd_run)
 

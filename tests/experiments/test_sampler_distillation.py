@@ -57,3 +57,41 @@ def test_teacher_pools_on_disjoint_overlapping_and_same_data():
     assert shared(*sets["same"][:2]) == 400 and torch.equal(sets["same"][0][1], sets["same"][2][1])
     for x, noisy in sets["overlapping"]:
         assert x.shape == (400, 2) and noisy.shape == (400,)
+
+
+def test_image_data_trains_resnet18_teachers_and_students(store, tmp_path):
+    # A tiny stand-in for CIFAR-10 / CIFAR-5m: 8x8 RGB uint8 images (NHWC) whose class sets the mean colour.
+    rng = np.random.default_rng(0)
+
+    def images(n):
+        y = rng.integers(0, 3, n)
+        x = rng.normal(80 + 60 * y[:, None, None, None], 30, size=(n, 8, 8, 3)).clip(0, 255).astype(np.uint8)
+        return x, y
+
+    (x_train, y_train), (x_unlabelled, _), (x_test, y_test) = images(120), images(90), images(60)
+    path = tmp_path / "cifar_standin.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_unlabelled=x_unlabelled, x_test=x_test, y_test=y_test)
+    cfg = replace(sd.presets()["smoke"], parts=("data",), data_path=str(path), resnet_width=4, pool_size=2)
+    record = store.get_run(execute(sd, cfg, store=store, device="cpu", quiet=True).run_id)
+    assert record.series("data_teacher_acc").values.shape == (1, 2)
+    assert record.series("data_students/student_acc").values[-1].shape == (3,)
+
+
+def test_resnet18_has_the_standard_size():
+    from learnlab.models.resnet import ResNet18
+
+    model = ResNet18(3, 10, width=64)
+    assert sum(p.numel() for p in model.parameters()) == 11_173_962  # ResNet-18, CIFAR variant
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_data_flag_sets_the_data_path(tmp_path, capsys):
+    from learnlab.cli import main
+
+    path = _npz(tmp_path / "mine.npz")
+    store = str(tmp_path / "s.sqlite")
+    assert main(["run", "sampler-distillation", "--preset", "smoke", "parts=data", "--data", str(path),
+                 "--store", store, "--quiet"]) == 0
+    assert main(["run", "sampler-distillation", "--preset", "smoke", "--data", str(tmp_path / "none.npz"),
+                 "--store", store]) == 2
+    assert "is not a file" in capsys.readouterr().err

@@ -20,7 +20,8 @@ Parts:
   (eta = 0.2), students distilled on freshly generated unlabelled examples, against a CNN
   trained on the clean labels; evaluated on a clean generated test set.
 - ``data``: the same on arrays you supply (``data_path``: an ``.npz`` with x_train,
-  y_train, x_unlabelled, x_test, y_test; e.g. CIFAR-10 features and CIFAR-5m), MLP teachers.
+  y_train, x_unlabelled, x_test, y_test): images get ResNet-18 teachers and students (the
+  paper's CIFAR-10 / CIFAR-5m run: ``--preset paper --data cifar.npz``), other arrays MLPs.
 
 Presets: ``quick`` (gaussian and mnist1d; ``learnlab run sampler-distillation --preset
 quick``, 9-15 minutes on 2 cores), ``paper`` (larger pools and unlabelled sets; set
@@ -42,12 +43,12 @@ from learnlab.claims import Claim
 from learnlab.config import Interval, param
 from learnlab.distill import (KernelTeacher, NearestNeighbourTeacher, NetworkTeacher, class_permutation,
                               corrupt_labels, flip_rate, teacher_targets)
-from learnlab.errors import ConfigError
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
+from learnlab.models.resnet import ResNet18
 from learnlab.runtime import generator, replica_seeds
 from learnlab.tasks.gaussian_mixture import bayes_accuracy, sample_gaussian_mixture
 from learnlab.train.data import ReplicaStream
-from learnlab.train.ensemble import FunctionalEnsemble
+from learnlab.train.ensemble import FunctionalEnsemble, ModuleStack
 from learnlab.train.loop import Measure, fit
 from learnlab.train.losses import replica_accuracy
 from learnlab.train.optim import TrainConfig
@@ -105,6 +106,7 @@ class DistillationConfig:
     parts: tuple[str, ...] = param(("gaussian", "mnist1d"))
     data_path: str | None = param(None, help=".npz with x_train, y_train, x_unlabelled, x_test, y_test (part data)")
     data_noise_rate: float = param(0.2, Interval(0.0, 0.5, closed="left"))
+    resnet_width: int = param(64, Interval(1, None), help="ResNet-18 stem channels for image data (64 as the paper)")
     gaussian: GaussianPartConfig = GaussianPartConfig()
     mnist1d: Mnist1dPartConfig = Mnist1dPartConfig()
 
@@ -141,6 +143,8 @@ def presets() -> dict[str, Config]:
         quick.gaussian, n_unlabelled=(5000, 50_000, 200_000), teachers=("knn", "kernel", "network"), network_width=512,
         network_teacher=replace(quick.gaussian.network_teacher, max_steps=20_000, eval_every=5000)),
                     )
+    # With --data PATH (CIFAR-10 as x_train / y_train / x_test / y_test, CIFAR-5m as x_unlabelled)
+    # the paper preset also trains ResNet-18 teachers and students on it.
     paper = replace(paper, mnist1d=replace(paper.mnist1d, n_unlabelled=200_000))
     smoke = replace(quick, n_seeds=2, pool_size=3, gaussian=replace(
         quick.gaussian, noise_rates=(0.2,), n_train=(200,), n_unlabelled=(500,), n_test=1000, extra_max_train=200, teachers=("knn", "kernel", "network"),
@@ -193,7 +197,7 @@ def run(cfg: Config, run: Run) -> None:
                 _gaussian(cfg, eta, n_train, seeds[0], run.scoped(f"eta{eta:g}_n{n_train}"))
     if "mnist1d" in cfg.parts:
         _mnist1d(cfg, seeds[1], run)
-    if "data" in cfg.parts:
+    if "data" in cfg.parts or cfg.data_path is not None:
         _user_data(cfg, seeds[2], run)
 
 
@@ -393,18 +397,19 @@ def _mnist1d(cfg: Config, seed: int, run: Run) -> None:
 
 
 def _user_data(cfg: Config, seed: int, run: Run) -> None:
-    """MLP teachers fitted to noisy labels of the user's training set, students on its unlabelled inputs."""
-    try:
-        arrays = np.load(cfg.data_path)
+    """Teachers fitted to noisy labels of disjoint shares of the user's training set, students
+    on its unlabelled inputs. Images (N, C, H, W) or (N, H, W, C) get ResNet-18s (the paper's
+    CIFAR-10 / CIFAR-5m setting); anything else is flattened and gets two-hidden-layer MLPs."""
+    with np.load(cfg.data_path) as arrays:  # names checked by the config
         x_train, y_train, x_unlabelled, x_test, y_test = (
             torch.tensor(arrays[k]) for k in ("x_train", "y_train", "x_unlabelled", "x_test", "y_test"))
-    except KeyError as missing:
-        raise ConfigError(f"data_path {cfg.data_path}: missing array {missing}") from None
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"data_path {cfg.data_path}: not a readable .npz ({error})") from None
     device = run.device
-    flat = lambda a: a.reshape(len(a), -1).float().to(device)  # noqa: E731
-    x_train, x_unlabelled, x_test = flat(x_train), flat(x_unlabelled), flat(x_test)
+    images = x_train.dim() == 4
+    prepare = _images if images else (lambda a: a.reshape(len(a), -1).float())
+    x_train, x_unlabelled, x_test = (prepare(a).to(device) for a in (x_train, x_unlabelled, x_test))
+    if images:  # per-channel standardisation by the training images' statistics
+        mean, std = x_train.mean(dim=(0, 2, 3), keepdim=True), x_train.std(dim=(0, 2, 3), keepdim=True) + 1e-6
+        x_train, x_unlabelled, x_test = ((a - mean) / std for a in (x_train, x_unlabelled, x_test))
     y_train, y_test = y_train.long().to(device), y_test.long().to(device)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     pi = class_permutation(n_classes, generator=generator(seed, device))
@@ -414,20 +419,37 @@ def _user_data(cfg: Config, seed: int, run: Run) -> None:
     xs = torch.stack([x_train[share[:size]] for share in shares])
     ys = torch.stack([corrupt_labels(y_train[share[:size]], rate=cfg.data_noise_rate, permutation=pi,
                                      generator=generator(seed + 2 + i, device))[0] for i, share in enumerate(shares)])
+
+    def models(seeds):
+        if images:
+            return ModuleStack(lambda: ResNet18(x_train.shape[1], n_classes, cfg.resnet_width), seeds, device)
+        return DeepMLP(x_train.shape[1], n_classes, DeepMLPConfig(width=cfg.gaussian.network_width, depth=2),
+                       seeds, device)
+
+    def predict(model, x, chunk=1024):  # (S, N, C) logits, in chunks of inputs
+        model.eval()
+        with torch.no_grad():
+            return torch.cat([model(part.expand(model.n_replicas, *part.shape)) for part in x.split(chunk)], dim=1)
+
     seeds = replica_seeds(seed + 3, cfg.pool_size)
-    teachers = DeepMLP(x_train.shape[1], n_classes, DeepMLPConfig(width=cfg.gaussian.network_width, depth=2), seeds, device)
+    teachers = models(seeds)
     _train_replicas(teachers, list(xs), [F.one_hot(y, n_classes).float() for y in ys], seeds,
                     cfg.gaussian.network_teacher, run.scoped("data_teachers"), _accuracy(xs, ys, "train_acc"))
-    with torch.no_grad():
-        proba = F.softmax(teachers(x_unlabelled.expand(cfg.pool_size, *x_unlabelled.shape)), dim=-1)
-        test_logits = teachers(x_test.expand(cfg.pool_size, *x_test.shape))
+    proba, test_logits = F.softmax(predict(teachers, x_unlabelled), dim=-1), predict(teachers, x_test)
     run.log(0, data_teacher_acc=(test_logits.argmax(-1) == y_test).float().mean(dim=1))
     targets = [teacher_targets(proba, mode, soft=False, generator=generator(seed + 9, device)) for mode in MODES]
     student_seeds = replica_seeds(seed + 4, len(MODES))
-    students = DeepMLP(x_train.shape[1], n_classes, DeepMLPConfig(width=cfg.gaussian.network_width, depth=2), student_seeds, device)
+    students = models(student_seeds)
     tests = x_test.expand(len(MODES), *x_test.shape)
     _train_replicas(students, [x_unlabelled] * len(MODES), targets, student_seeds, cfg.gaussian.student,
                     run.scoped("data_students"), _accuracy(tests, y_test.expand(len(MODES), -1), "student_acc"))
+
+
+def _images(a: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) float images; (N, H, W, C) with C in {1, 3} is transposed; uint8 scaled to [0, 1]."""
+    if a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):
+        a = a.permute(0, 3, 1, 2)
+    return a.float() / 255.0 if a.dtype == torch.uint8 else a.float()
 
 
 # ----------------------------------------------------------------------------- reading results

@@ -19,7 +19,7 @@ from torch.func import functional_call, stack_module_state
 
 from learnlab.runtime import seed_everything
 
-__all__ = ["FunctionalEnsemble"]
+__all__ = ["FunctionalEnsemble", "ModuleStack"]
 
 
 class FunctionalEnsemble(nn.Module):
@@ -59,3 +59,21 @@ class FunctionalEnsemble(nn.Module):
     def replica_state(self, index: int) -> dict[str, torch.Tensor]:
         """Replica ``index``'s parameters under the module's own names."""
         return {n: self.replica_params[n.replace(".", "_")][index].detach() for n in self._names}
+
+
+class ModuleStack(nn.ModuleList):
+    """Independent models behind the stacked interface: x (S, B, ...) -> (S, B, ...), model s on
+    x[s]. For models ``torch.func`` cannot batch (BatchNorm's running statistics update in
+    place); the loop runs over models, never over examples. Its parameters carry no replica
+    dimension, so per-replica clipping and learning rates do not apply to it."""
+
+    def __init__(self, make, seeds: Sequence[int], device: torch.device | str = "cpu"):
+        models = []
+        for seed in seeds:
+            seed_everything(seed)  # model s starts as a single model seeded ``seeds[s]`` would
+            models.append(make().to(device))
+        super().__init__(models)
+        self.n_replicas = len(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([model(part) for model, part in zip(self, x)])
