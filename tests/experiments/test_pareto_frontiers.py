@@ -92,3 +92,17 @@ def test_tabular_part_runs_on_a_user_csv_and_compares_with_forests(store, tmp_pa
     assert all(accuracy.shape == (1, 3) for accuracy in table.values())
     assert table["random_forest"].mean() > 0.7  # a linear rule the forest finds from 42 examples
     assert "tabular-sparse-mlp" in _claims(record)
+
+
+def test_a_resumed_frontier_keeps_its_stopped_runs_and_ends_as_an_uninterrupted_one(store):
+    # (10, 3) on 4 runs: some stop early, so the checkpoint carries a partly frozen ensemble.
+    base = pf.presets()["smoke"]
+    cfg = replace(base, parts=("frontier",), task=replace(base.task, n_bits=10, k=3),
+                  train=replace(base.train, max_steps=1200, checkpoint_every=150))
+    reference = execute(pf, cfg, store=store, device="cpu", quiet=True).run_id
+    crashed = execute(pf, cfg, store=store, device="cpu", quiet=True).run_id
+    store.set_status(crashed, "failed", "pretend it crashed")  # resume reloads its last checkpoint
+    assert execute(pf, None, store=store, resume=crashed, device="cpu", quiet=True).run_id == crashed
+    steps = store.series(reference, "w16/success_step").values[-1]
+    assert np.isfinite(steps).any()  # some runs stopped early (4 of 8 are frozen in the step-1050 checkpoint)
+    assert store.all_metrics(crashed) == store.all_metrics(reference)
