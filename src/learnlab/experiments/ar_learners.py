@@ -26,7 +26,7 @@ Parts (``parts=...``):
 Presets
 -------
 ``quick``  all four parts at CPU scale: ``learnlab run ar-learners --preset quick``
-           (about 7 minutes on 2 cores, from its parts' times).
+           (about 7 minutes on 2 cores: an estimate from its parts' timings).
 ``paper``  4 x 4-digit multiplication at the paper's scale (T = 307, d = 128, AdamW lr
            1e-3, wd 0.1, batch 2048; a GPU job) and n = 32 parity.
 ``smoke``  seconds; used by the tests.
