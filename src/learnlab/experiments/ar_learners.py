@@ -187,7 +187,7 @@ def run(cfg: Config, run: Run) -> None:
     if "parity" in cfg.parts:
         for n in cfg.parity.n_bits:
             for chain in ("none", "count"):
-                _parity(cfg.parity, n, max(1, n // 2), chain, None, "none", seeds["parity"] + n,
+                _parity(n, max(1, n // 2), chain, None, "none", seeds["parity"] + n,
                         cfg.parity.n_train, cfg.parity.n_test, cfg.parity.d, cfg.parity.train,
                         run.scoped(f"parity_n{n}_{chain}"))
     if "multiplication" in cfg.parts:
@@ -200,14 +200,14 @@ def run(cfg: Config, run: Run) -> None:
     if "length" in cfg.parts:
         part = cfg.length
         for k in part.chunk_sizes:
-            _parity(part, part.n_bits, part.subset_size, "chunks", k, "relu", seeds["length"], part.n_train,
+            _parity(part.n_bits, part.subset_size, "chunks", k, "relu", seeds["length"], part.n_train,
                     part.n_test, part.d, part.train, run.scoped(f"length_k{k}"), groups=part.groups)
 
 
 # ----------------------------------------------------------------------------- parts
 
 
-def _parity(part, n: int, subset_size: int, chain: str, k: int | None, activation: str, seed: int,
+def _parity(n: int, subset_size: int, chain: str, k: int | None, activation: str, seed: int,
             n_train: int, n_test: int, d: int, train_cfg: TrainConfig, run: Run, groups: int = 1) -> None:
     device = run.device
     task_seed, train_seed, test_seed, init_seed, data_seed = replica_seeds(seed, 5)
