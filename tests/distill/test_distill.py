@@ -56,3 +56,14 @@ def test_student_targets_per_mode():
     assert agrees.any(dim=0).all()
     only_teacher = [float(((agrees[t]) & ~agrees[[u for u in range(3) if u != t]].any(0)).float().mean()) for t in range(3)]
     assert all(share > 0.05 for share in only_teacher)  # each teacher alone explains some labels
+
+
+def test_a_network_teacher_gives_its_models_probabilities():
+    from learnlab.distill import NetworkTeacher
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 4)
+    x = torch.randn(5000, 2)
+    proba = NetworkTeacher(model, 4).predict_proba(x)
+    torch.testing.assert_close(proba, torch.softmax(model(x), dim=-1))
+    assert not model.training  # predicted in eval mode

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from learnlab.claims import Claim
 from learnlab.config import Interval, param
-from learnlab.distill import (KernelTeacher, NearestNeighbourTeacher, NetworkTeacher, class_permutation,
+from learnlab.distill import (KernelTeacher, NearestNeighbourTeacher, class_permutation,
                               corrupt_labels, flip_rate, teacher_targets)
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
 from learnlab.models.resnet import ResNet18
@@ -216,11 +216,11 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
         max_unlabelled = max(part.n_unlabelled)
         x_unlabelled, _ = sample_gaussian_mixture(max_unlabelled, generator=generator(unlabelled_seed, device))
         for kind in kinds:
-            teachers = _gaussian_teachers(kind, pool, n_classes, part, seed=student_seed, run=run)
-            test_proba = torch.stack([t.predict_proba(x_test) for t in teachers])  # (M, N_test, C)
+            pool_proba = _gaussian_teachers(kind, pool, n_classes, part, seed=student_seed, run=run)
+            test_proba = pool_proba(x_test)  # (M, N_test, C)
             first = test_proba[0].argmax(1)
             vote = teacher_targets(test_proba, "ensemble", soft=False, generator=generator(label_seed, device)).argmax(1)
-            fitted = float((teachers[0].predict_proba(pool[0][0]).argmax(1) == pool[0][1]).float().mean())
+            fitted = float((pool_proba(pool[0][0])[0].argmax(1) == pool[0][1]).float().mean())
             for name, value in (("teacher_acc", float((first == y_test).float().mean())),
                                 ("flip_rate", flip_rate(first, y_test, pi)), ("train_acc", fitted),
                                 ("vote_acc", float((vote == y_test).float().mean()))):
@@ -228,7 +228,7 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
             if task_seed == per_seed[0][0] and kind == "knn":  # confusion matrices of the paper's Figure 1
                 confusion["teacher"] = _confusion(first, y_test, n_classes)
                 confusion["vote of the pool"] = _confusion(vote, y_test, n_classes)
-            unlabelled_proba = torch.stack([t.predict_proba(x_unlabelled) for t in teachers])
+            unlabelled_proba = pool_proba(x_unlabelled)
             for mode_index, mode in enumerate(MODES):
                 targets = teacher_targets(unlabelled_proba, mode, soft=False, generator=generator(label_seed, device))
                 for size in part.n_unlabelled:
@@ -252,12 +252,11 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
     # The first seed's student of one 1-NN teacher on the fewest unlabelled inputs: its
     # confusion matrix and its decision regions on a grid, for the figures.
     replica = labels.index((kinds.index("knn"), MODES.index("single"), min(part.n_unlabelled)))
-    with torch.no_grad():
-        student = _Replica(model, replica)
-        confusion["student"] = _confusion(student(x_tests[replica]).argmax(1), y_tests[replica], n_classes)
-        axis = torch.linspace(-5, 5, _GRID, device=device)
-        grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
-        run.artifact("student_regions", student(grid).argmax(1).reshape(_GRID, _GRID).cpu().numpy().astype(np.int8))
+    confusion["student"] = _confusion(_logits(model, x_tests[replica])[replica].argmax(1), y_tests[replica], n_classes)
+    axis = torch.linspace(-5, 5, _GRID, device=device)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
+    regions = _logits(model, grid)[replica].argmax(1).reshape(_GRID, _GRID)
+    run.artifact("student_regions", regions.cpu().numpy().astype(np.int8))
     run.artifact("confusion", confusion)
 
 
@@ -292,29 +291,25 @@ def _teacher_sets(pool_data: str, n_train: int, pool_size: int, eta: float, pi: 
 
 
 def _gaussian_teachers(kind: str, pool, n_classes: int, part: GaussianPartConfig, *, seed: int, run: Run):
-    if kind == "knn":
-        return [NearestNeighbourTeacher(x, y, n_classes, k=1) for x, y in pool]
-    if kind == "kernel":
-        return [KernelTeacher(x, y, n_classes, bandwidth=part.kernel_bandwidth) for x, y in pool]
+    """Fit a pool of teachers of ``kind``; return ``pool_proba(x) -> (M, N, C)``."""
+    if kind in ("knn", "kernel"):
+        teachers = [NearestNeighbourTeacher(x, y, n_classes, k=1) if kind == "knn"
+                    else KernelTeacher(x, y, n_classes, bandwidth=part.kernel_bandwidth) for x, y in pool]
+        return lambda x: torch.stack([t.predict_proba(x) for t in teachers])
     # Overparameterised two-hidden-layer networks fitted to the noisy labels, the pool as one ensemble.
     seeds = replica_seeds(seed, len(pool))
     model = DeepMLP(2, n_classes, DeepMLPConfig(width=part.network_width, depth=2), seeds, run.device)
     xs, ys = torch.stack([x for x, _ in pool]), torch.stack([y for _, y in pool])
     _train_replicas(model, list(xs), [F.one_hot(y, n_classes).float() for y in ys], seeds, part.network_teacher,
                     run.scoped("network_teachers"), _accuracy(xs, ys, "teacher_train_acc"))
-    return [NetworkTeacher(_Replica(model, i), n_classes) for i in range(len(pool))]
+    return lambda x: F.softmax(_logits(model, x), dim=-1)
 
 
-class _Replica(nn.Module):
-    """Replica ``index`` of a stacked model as a plain (N, ...) -> (N, C) module."""
-
-    def __init__(self, stacked: nn.Module, index: int):
-        super().__init__()
-        self.stacked, self.index = stacked, index
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch = x.unsqueeze(0).expand(self.stacked.n_replicas, *x.shape)
-        return self.stacked(batch)[self.index]
+def _logits(model: nn.Module, x: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """Every replica of a stacked model on the same inputs x (N, ...): logits (S, N, C), in chunks."""
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(part.expand(model.n_replicas, *part.shape)) for part in x.split(chunk)], dim=1)
 
 
 # ----------------------------------------------------------------------------- mnist1d
@@ -366,11 +361,8 @@ def _mnist1d(cfg: Config, seed: int, run: Run) -> None:
     teachers = FunctionalEnsemble(lambda: CNN1d(part.channels), model_seeds, device)
     _train_replicas(teachers, list(inputs), [F.one_hot(t, n_classes).float() for t in targets], model_seeds,
                     part.teacher, run.scoped("mnist1d_teachers"), _accuracy(inputs, targets, "train_acc"))
-    with torch.no_grad():
-        test_logits = torch.cat([teachers(x_test.expand(len(inputs), *x_test.shape)[:, i : i + 2048])
-                                 for i in range(0, len(x_test), 2048)], dim=1)  # (S, N_test, C)
-        unlabelled_proba = torch.cat([F.softmax(teachers(x_unlabelled.expand(len(inputs), *x_unlabelled.shape)[
-            :, i : i + 4096]), dim=-1) for i in range(0, len(x_unlabelled), 4096)], dim=1)
+    test_logits = _logits(teachers, x_test)  # (S, N_test, C)
+    unlabelled_proba = F.softmax(_logits(teachers, x_unlabelled), dim=-1)
     accuracy = (test_logits.argmax(-1) == y_test).float().mean(dim=1)
     teacher_acc, clean_acc = accuracy[:n_teachers], accuracy[n_teachers:]
     first = test_logits[: n_teachers : cfg.pool_size].argmax(-1)  # each seed's first teacher
@@ -426,16 +418,11 @@ def _user_data(cfg: Config, seed: int, run: Run) -> None:
         return DeepMLP(x_train.shape[1], n_classes, DeepMLPConfig(width=cfg.gaussian.network_width, depth=2),
                        seeds, device)
 
-    def predict(model, x, chunk=1024):  # (S, N, C) logits, in chunks of inputs
-        model.eval()
-        with torch.no_grad():
-            return torch.cat([model(part.expand(model.n_replicas, *part.shape)) for part in x.split(chunk)], dim=1)
-
     seeds = replica_seeds(seed + 3, cfg.pool_size)
     teachers = models(seeds)
     _train_replicas(teachers, list(xs), [F.one_hot(y, n_classes).float() for y in ys], seeds,
                     cfg.gaussian.network_teacher, run.scoped("data_teachers"), _accuracy(xs, ys, "train_acc"))
-    proba, test_logits = F.softmax(predict(teachers, x_unlabelled), dim=-1), predict(teachers, x_test)
+    proba, test_logits = F.softmax(_logits(teachers, x_unlabelled, 1024), dim=-1), _logits(teachers, x_test, 1024)
     run.log(0, data_teacher_acc=(test_logits.argmax(-1) == y_test).float().mean(dim=1))
     targets = [teacher_targets(proba, mode, soft=False, generator=generator(seed + 9, device)) for mode in MODES]
     student_seeds = replica_seeds(seed + 4, len(MODES))
