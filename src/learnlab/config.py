@@ -13,6 +13,7 @@ new validated config; ``to_dict`` / ``from_dict`` round-trip a config through JS
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import types
@@ -115,8 +116,11 @@ def _type_name(tp) -> str:
     if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(v) for v in typing.get_args(tp))
     if typing.get_origin(tp) is tuple:
-        item = typing.get_args(tp)[0]
-        return f"a tuple of {_type_name(item).removeprefix('an ').removeprefix('a ')}s"
+        args = typing.get_args(tp)
+        if not (len(args) == 1 or len(args) == 2 and args[1] is Ellipsis):  # fixed length
+            return "a tuple (" + ", ".join(_type_name(a).removeprefix("an ").removeprefix("a ") for a in args) + ")"
+        item = _type_name(args[0]).removeprefix("an ").removeprefix("a ")
+        return f"a tuple of {item.removeprefix('tuple ') + ' tuples' if item.startswith('tuple (') else item + 's'}"
     return {int: "an int", float: "a float", bool: "a bool", str: "a str"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
@@ -127,8 +131,10 @@ def _type_ok(value, tp) -> bool:
     if typing.get_origin(tp) is Literal:
         return value in typing.get_args(tp)
     if typing.get_origin(tp) is tuple:
-        item = typing.get_args(tp)[0]
-        return isinstance(value, tuple) and all(_type_ok(v, item) for v in value)
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis or len(args) == 1:
+            return isinstance(value, tuple) and all(_type_ok(v, args[0]) for v in value)
+        return isinstance(value, tuple) and len(value) == len(args) and all(map(_type_ok, value, args))
     if tp is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if tp is int:
@@ -204,6 +210,11 @@ def _parse(text: str, tp, key: str):
         raise bad
     if typing.get_origin(tp) is tuple:
         item = typing.get_args(tp)[0]
+        if typing.get_origin(item) is tuple:  # nested: a Python literal, e.g. "((0.5, 50, 5), (0, 16, 3))"
+            try:
+                return _tuples(ast.literal_eval(text))
+            except (ValueError, SyntaxError):
+                raise bad from None
         return tuple(_parse(t.strip(), item, key) for t in text.strip("()[]").split(",") if t.strip())
     if tp is bool:
         lowered = text.lower()
@@ -264,6 +275,11 @@ def to_dict(cfg) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def _tuples(value):
+    """Lists (from JSON or a literal) as tuples, at every depth."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def from_dict(cls, data: dict[str, Any], _prefix: str = ""):
     """Rebuild and validate a config of class ``cls``; unknown keys are an error."""
     hints = _hints(cls)
@@ -278,7 +294,7 @@ def from_dict(cls, data: dict[str, Any], _prefix: str = ""):
         if dataclasses.is_dataclass(tp):
             value = from_dict(tp, value, _prefix + name + ".")
         elif typing.get_origin(inner) is tuple and isinstance(value, list):
-            value = tuple(value)
+            value = _tuples(value)
         kwargs[name] = value
     cfg = cls(**kwargs)
     return validate(cfg) if not _prefix else cfg

@@ -23,6 +23,8 @@ _MODULES = {
     "pareto-frontiers": "learnlab.experiments.pareto_frontiers",
     "ar-learners": "learnlab.experiments.ar_learners",
     "sampler-distillation": "learnlab.experiments.sampler_distillation",
+    "sq-vs-pac": "learnlab.experiments.sq_vs_pac",
+    "gd-vs-ntk": "learnlab.experiments.gd_vs_ntk",
 }
 EXPERIMENTS = tuple(_MODULES)
 

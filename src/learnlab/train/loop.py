@@ -69,6 +69,7 @@ def fit(
     *,
     evaluate: Evaluator | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    gradient: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> int:
     """Train ``model`` on ``batches`` under ``cfg``; log through ``run``; return the last step.
 
@@ -80,6 +81,10 @@ def fit(
     cfg : steps, optimiser, schedule, clipping, logging, eval and checkpoint intervals
     run : the run handle (logging, progress bar, checkpoints)
     evaluate : called at step 0, every ``cfg.eval_every`` steps and at the end
+    gradient : ``gradient(model, inputs, targets)`` sets every ``p.grad`` and returns the
+        loss, in place of ``loss_fn(model(inputs), targets).backward()`` (e.g. a
+        bounded-precision oracle, ``train.precision.GradientOracle``); its
+        ``state_dict`` (if any) is checkpointed
 
     Raises
     ------
@@ -98,6 +103,8 @@ def fit(
         batches.load_state_dict(saved["batches"])
         if evaluate is not None:
             evaluate.load_state_dict(saved["evaluator"])
+        if hasattr(gradient, "load_state_dict"):
+            gradient.load_state_dict(saved["gradient"])
         torch.set_rng_state(saved["torch_rng"].cpu())
         if saved.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
@@ -131,6 +138,7 @@ def fit(
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "batches": batches.state_dict(),
                         "evaluator": evaluate.state_dict() if evaluate is not None else {},
+                        "gradient": gradient.state_dict() if hasattr(gradient, "state_dict") else {},
                         "torch_rng": torch.get_rng_state(), "window_sum": window_sum, "window_steps": window_steps,
                         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     })
@@ -139,9 +147,12 @@ def fit(
                 before = [p.detach().clone() for p in model.parameters()]
 
             inputs, targets = batches.next_batch()
-            loss = loss_fn(model(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
+            if gradient is None:
+                loss = loss_fn(model(inputs), targets)
+                loss.sum().backward()
+            else:
+                loss = gradient(model, inputs, targets)
             lr_scale = getattr(model, "replica_lr_scale", None)
             if lr_scale is not None:  # per-replica learning rates (exact for SGD: the step is linear in the gradient)
                 for p in model.parameters():

@@ -1,0 +1,295 @@
+"""A bounded-precision gradient oracle: gradient descent as a statistical-query algorithm.
+
+Abbe, Kamath, Malach, Sandon, Srebro, "On the Power of Differentiable Learning versus PAC
+and SQ Learning" (NeurIPS 2021; arXiv 2108.04190). Their learner sees the gradient only
+through an oracle of precision rho: per-example gradients are clipped to [-1, 1] and
+averaged over a batch of b, and the average is returned up to rho. With b rho^2 large,
+the batch average is within rho of its expectation and the oracle answers like a
+statistical query (SQ): a deterministic rounding erases the parity signal, which is
+below rho. With b rho small, single examples leak through the rounding and the learner
+can act like any PAC algorithm (see ``SampleChannel``).
+
+What we could not confirm from the paper offline and keep configurable: the scale ``s``
+applied before clipping (gradients are O(1/sqrt(r)) per coordinate at initialisation; we
+multiply by s, clip, round, and divide by s again so that ``exact`` with no clipping is
+plain SGD), and the adversarial rounding (``adv_zero``: among the lattice points within
+3 rho / 4 of the value, the one nearest zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn as nn
+from torch.func import functional_call, grad, vmap
+
+from learnlab.config import Interval, param
+from learnlab.models.mlp import TwoLayerMLP
+
+__all__ = ["PrecisionConfig", "GradientOracle", "per_example_gradients", "round_to_lattice", "SampleChannel",
+           "decode_channel", "solve_parity_gf2"]
+
+RoundingMode = Literal["exact", "nearest", "trunc", "adv_zero", "stochastic"]
+
+
+@dataclass(frozen=True)
+class PrecisionConfig:
+    rho: float = param(0.3, Interval(0.0, None, closed="neither"), help="the lattice spacing: answers lie in rho Z")
+    mode: RoundingMode = param(
+        "nearest", help="exact (no rounding), nearest, trunc (toward zero), adv_zero (nearest zero within 3 rho/4), "
+                        "stochastic (unbiased: the control)")
+    scale: float = param(1.0, Interval(0.0, None, closed="neither"),
+                         help="s: per-example gradients are multiplied by s before clipping, the answer divided by s")
+    clip: bool = param(True, help="clip each scaled per-example coordinate to [-1, 1]")
+
+
+def round_to_lattice(values: torch.Tensor, rho: float | torch.Tensor, mode: RoundingMode,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Round every coordinate to the lattice rho Z (``exact`` returns ``values``)."""
+    scaled = values / rho
+    if mode == "exact":
+        return values
+    if mode == "nearest":
+        return torch.round(scaled) * rho
+    if mode == "trunc":
+        return torch.trunc(scaled) * rho
+    if mode == "adv_zero":
+        # Admissible answers: lattice points within 3 rho / 4 of the value (a window of
+        # width 3 rho / 2 always holds one). The adversary answers the one nearest zero.
+        nearest_zero = torch.ceil(scaled.abs() - 0.75).clamp_min(0.0)
+        return torch.sign(scaled) * nearest_zero * rho
+    if mode == "stochastic":
+        noise = torch.rand(scaled.shape, generator=generator, device=values.device, dtype=values.dtype)
+        return torch.floor(scaled + noise) * rho
+    raise ValueError(f"unknown rounding mode {mode!r}")
+
+
+def per_example_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                          method: Literal["auto", "vmap", "closed_form"] = "auto"
+                          ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The gradient of each example's loss, for a model stacked over S replicas.
+
+    ``model`` maps (S, B, ...) inputs to (S, B) outputs; ``loss_fn(outputs, targets)`` is a
+    mean over the batch (the losses of ``train.losses``). Returns ({name: (B, *param.shape)},
+    per-replica mean loss (S,)). ``closed_form`` (the default for a ReLU ``TwoLayerMLP``)
+    writes the two-layer gradients out; ``vmap`` is ``torch.func.vmap(grad(...))`` and works
+    for any stacked model.
+    """
+    if method == "auto":
+        method = "closed_form" if isinstance(model, TwoLayerMLP) and model.cfg.activation == "relu" else "vmap"
+    if method == "closed_form":
+        return _two_layer_gradients(model, inputs, targets, loss_fn)
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    buffers = dict(model.named_buffers())
+
+    def example_loss(p, x, y):  # x (S, ...), y (S,): one example for every replica
+        outputs = functional_call(model, (p, buffers), (x.unsqueeze(1),))  # (S, 1)
+        return loss_fn(outputs, y.unsqueeze(1)).sum()  # replicas are independent: their sum separates
+
+    gradients = vmap(grad(example_loss), in_dims=(None, 1, 1))(params, inputs, targets)
+    with torch.no_grad():
+        loss = loss_fn(model(inputs), targets)
+    return gradients, loss
+
+
+def _two_layer_gradients(model: TwoLayerMLP, x: torch.Tensor, y: torch.Tensor, loss_fn):
+    gradients, loss = _two_layer_gradients_without_weight(model, x, y, loss_fn)
+    back = gradients.pop("pre")  # (B, S, r)
+    gradients["weight"] = back.unsqueeze(3) * x.transpose(0, 1).unsqueeze(2)  # (B, S, r, n)
+    return gradients, loss
+
+
+class GradientOracle:
+    """``fit``'s gradient step through a precision-rho oracle.
+
+    Called as ``oracle(model, inputs, targets)``: computes per-example gradients, scales
+    them by s, clips each coordinate to [-1, 1], averages over the batch, rounds the
+    average to rho Z, divides by s and stores the result in ``p.grad``; returns the
+    per-replica loss (S,). ``replica_rho`` (S,) gives each replica of a stacked model its
+    own precision (one stack then covers a row of a b x rho phase diagram).
+    """
+
+    def __init__(self, cfg: PrecisionConfig, loss_fn, *, seed: int = 0, method: str = "auto",
+                 replica_rho: torch.Tensor | None = None):
+        self.cfg, self.loss_fn, self.method = cfg, loss_fn, method
+        self.replica_rho = replica_rho
+        self.generator = torch.Generator().manual_seed(seed)  # stochastic rounding only
+
+    def clipped_means(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """{name: mean over the batch of clip(s x per-example gradient)} (unrounded), and the loss."""
+        scale, clip = self.cfg.scale, self.cfg.clip
+        if (self.method == "auto" and isinstance(model, TwoLayerMLP) and model.cfg.activation == "relu"
+                and bool(((inputs == 1) | (inputs == -1) | (inputs == 0)).all())):
+            return _two_layer_clipped_means(model, inputs, targets, self.loss_fn, scale, clip)
+        if self.method == "auto" and isinstance(model, SampleChannel) and self.loss_fn is channel_loss:
+            return model.clipped_mean_gradient(inputs, targets, scale, clip)
+        gradients, loss = per_example_gradients(model, inputs, targets, self.loss_fn, self.method)
+        means = {}
+        for name, g in gradients.items():
+            g = g * scale
+            means[name] = (g.clamp(-1.0, 1.0) if clip else g).mean(dim=0)
+        return means, loss
+
+    def answer(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The oracle's answers {name: rounded clipped scaled mean}, on the lattice, and the loss."""
+        means, loss = self.clipped_means(model, inputs, targets)
+        answers = {}
+        for name, mean in means.items():
+            rho = self.cfg.rho
+            if self.replica_rho is not None:
+                rho = self.replica_rho.to(mean).view(-1, *([1] * (mean.dim() - 1)))
+            generator = self.generator
+            if self.cfg.mode == "stochastic" and mean.device.type != "cpu":
+                generator = torch.Generator(device=mean.device).manual_seed(
+                    int(torch.randint(2**62, (1,), generator=self.generator)))
+            answers[name] = round_to_lattice(mean, rho, self.cfg.mode, generator)
+        return answers, loss
+
+    def __call__(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        answers, loss = self.answer(model, inputs, targets)
+        for name, p in model.named_parameters():
+            p.grad = answers[name] / self.cfg.scale
+        return loss
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def _two_layer_clipped_means(model: TwoLayerMLP, x, y, loss_fn, scale: float, clip: bool):
+    """The clipped mean gradient of a ReLU two-layer MLP without per-example weight gradients.
+
+    For inputs in {-1, 0, 1}, clip(s d_i x_j) = clip(s d_i) x_j, so the first layer's
+    clipped mean is one batched matrix product instead of a (B, S, r, n) tensor.
+    """
+    gradients, loss = _two_layer_gradients_without_weight(model, x, y, loss_fn)
+    squash = (lambda g: (g * scale).clamp(-1.0, 1.0)) if clip else (lambda g: g * scale)
+    back = squash(gradients.pop("pre"))  # (B, S, r)
+    means = {name: squash(g).mean(dim=0) for name, g in gradients.items()}
+    means["weight"] = torch.bmm(back.permute(1, 2, 0), x) / x.shape[1]  # (S, r, n)
+    return means, loss
+
+
+def _two_layer_gradients_without_weight(model: TwoLayerMLP, x, y, loss_fn):
+    readout = model.readout.detach()
+    with torch.no_grad():
+        pre = model.hidden(x)  # (S, B, r)
+        active = (pre > 0).float() * model.neuron_mask.unsqueeze(1)
+        hidden = pre.clamp_min(0.0) * model.neuron_mask.unsqueeze(1)
+        out = torch.bmm(hidden, readout.unsqueeze(2)).squeeze(2)  # (S, B)
+        if model.output_bias is not None:
+            out = out + model.output_bias.unsqueeze(1)
+    out.requires_grad_(True)
+    loss = loss_fn(out, y)  # (S,) means over the batch
+    (dloss,) = torch.autograd.grad(loss.sum(), out)
+    dloss = dloss * x.shape[1]  # d(example loss)/d f, (S, B)
+    back = dloss.unsqueeze(2) * readout.unsqueeze(1) * active  # d(example loss)/d pre, (S, B, r)
+    gradients = {"pre": back.transpose(0, 1), "readout": (dloss.unsqueeze(2) * hidden).transpose(0, 1)}
+    if model.bias is not None:
+        gradients["bias"] = back.transpose(0, 1)
+    if model.output_bias is not None:
+        gradients["output_bias"] = dloss.transpose(0, 1)
+    return gradients, loss.detach()
+
+
+# ----------------------------------------------------------------------------- the sample channel
+
+
+class SampleChannel(nn.Module):
+    """Our illustration of "b rho small => PAC" (not the paper's construction).
+
+    M parameter blocks u_j in R^(n+1); an example x is hashed to block j(x) and
+    f(x) = <u_j(x), (x, 1)>, with loss -y f(x). One example's gradient is -y (x, 1) on its
+    own block and zero elsewhere, so in a batch average it has size 1/b: when 1/b is above
+    the rounding, every example survives in the oracle's answer and can be read back.
+    Stacked over S replicas like every model here: inputs (S, B, n) -> (S, B).
+    """
+
+    def __init__(self, n_inputs: int, n_blocks: int, n_replicas: int = 1, hash_seed: int = 0):
+        super().__init__()
+        self.n_inputs, self.n_blocks, self.n_replicas = n_inputs, n_blocks, n_replicas
+        g = torch.Generator().manual_seed(hash_seed)
+        self.register_buffer("hash_weights", torch.randint(1, 2**31 - 1, (n_inputs,), generator=g))
+        self.blocks = nn.Parameter(torch.zeros(n_replicas, n_blocks, n_inputs + 1))  # (S, M, n+1)
+
+    def block_of(self, x: torch.Tensor) -> torch.Tensor:
+        """j(x) for ±1 inputs (..., n): a random linear hash of the bits, mod M."""
+        bits = (x < 0).long()
+        return (bits * self.hash_weights).sum(-1) % self.n_blocks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        j = self.block_of(x)  # (S, B)
+        u = torch.gather(self.blocks, 1, j.unsqueeze(2).expand(-1, -1, self.n_inputs + 1))  # (S, B, n+1)
+        features = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)
+        return (u * features).sum(-1)
+
+
+    def clipped_mean_gradient(self, x: torch.Tensor, y: torch.Tensor, scale: float, clip: bool
+                              ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The oracle's clipped mean of -y (x, 1) s over the batch, by scatter-add into the
+        blocks (no (B, M, n+1) per-example tensor). Valid for ±1 inputs and labels."""
+        features = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1) * (-y).unsqueeze(-1) * scale  # (S, B, n+1)
+        if clip:
+            features = features.clamp(-1.0, 1.0)
+        j = self.block_of(x)  # (S, B)
+        mean = torch.zeros_like(self.blocks).scatter_add_(1, j.unsqueeze(2).expand_as(features), features)
+        with torch.no_grad():
+            loss = channel_loss(self(x), y)
+        return {"blocks": mean / x.shape[1]}, loss
+
+
+def channel_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """-y f(x), mean over the batch: each example's gradient is exactly -y (x, 1)."""
+    return -(labels * outputs).mean(dim=-1)
+
+
+def decode_channel(answer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read examples back from a rounded block gradient (M, n+1) of one replica.
+
+    A block holding exactly one example is -y (x, 1) / b, rounded: every coordinate has the
+    same nonzero magnitude. Blocks with no example, with colliding examples, or erased by
+    the rounding are skipped. Returns (x (K, n) of ±1, y (K,) of ±1).
+    """
+    magnitude = answer.abs()
+    single = (magnitude > 0).all(dim=1) & (magnitude == magnitude[:, :1]).all(dim=1)
+    rows = answer[single]
+    y = -torch.sign(rows[:, -1])
+    x = -torch.sign(rows[:, :-1]) * y.unsqueeze(1)
+    return x, y
+
+
+def solve_parity_gf2(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """A subset S with prod_{i in S} x_i = y on every example, by Gaussian elimination over GF(2).
+
+    x (K, n) of ±1, y (K,) of ±1. Returns (a (n,) 0/1 indicator of S, the rank of the
+    system). With rank n the solution is unique; otherwise free variables are set to 0.
+    Row operations are vectorised over the examples; the loop runs over the n columns.
+    """
+    n = x.shape[1]
+    system = torch.cat([(x < 0), (y < 0).unsqueeze(1)], dim=1).to(torch.uint8)  # [A | b] over GF(2)
+    pivots, row = [], 0
+    for column in range(n):
+        if row == len(system):
+            break
+        candidates = torch.nonzero(system[row:, column]).flatten()
+        if len(candidates) == 0:
+            continue
+        pivot = row + int(candidates[0])
+        system[[row, pivot]] = system[[pivot, row]]
+        others = system[:, column].bool()
+        others[row] = False
+        system[others] ^= system[row]
+        pivots.append(column)
+        row += 1
+    solution = torch.zeros(n, dtype=torch.uint8)
+    for i, column in enumerate(pivots):  # reduced row-echelon form: pivot rows read off directly
+        solution[column] = system[i, n]
+    return solution, len(pivots)
