@@ -1,4 +1,4 @@
-"""The ``learnlab`` command: list | run | sweep | reproduce | runs | show | report.
+"""The ``learnlab`` command: list | run | sweep | reproduce | runs | show | report | data.
 
 Bad input (unknown experiment, preset or config key, wrong type, out-of-range value,
 unknown run, corrupt store or checkpoint) prints one ``learnlab: error: ...`` line and
@@ -177,6 +177,112 @@ def cmd_report(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- data
+
+
+def cmd_data_write(args) -> int:
+    import numpy as np
+
+    from learnlab.data import DataError, write_arrays
+    from learnlab.data.shards import WebDatasetSource
+
+    if args.source.endswith(".npz"):
+        try:
+            with np.load(args.source, allow_pickle=False) as arrays:
+                columns = {name: arrays[name] for name in arrays.files}
+        except (OSError, ValueError) as error:
+            raise DataError(f"{args.source}: not a readable .npz ({error})") from None
+    else:  # WebDataset tar shards: a directory of .tar files
+        from pathlib import Path
+
+        tars = sorted(p.name for p in Path(args.source).glob("*.tar"))
+        if not tars:
+            raise DataError(f"{args.source} is neither an .npz file nor a directory of .tar shards")
+        source = WebDatasetSource(args.source, tars)
+        parts = [source.read_shard(i) for i in range(len(tars))]
+        columns = {k.replace(".", "_"): np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if args.sort_by is not None:
+        if args.sort_by not in columns:
+            raise DataError(f"--sort-by {args.sort_by!r} is not a column; columns: {', '.join(columns)}")
+        order = np.argsort(columns[args.sort_by], kind="stable")
+        columns = {k: v[order] for k, v in columns.items()}
+    index = write_arrays(args.destination, columns, args.records_per_shard, row_group_size=args.row_group_size)
+    print(f"wrote {index['records']:,} records in {len(index['shards'])} shards to {args.destination}")
+    return 0
+
+
+def cmd_data_shuffle(args) -> int:
+    from tqdm import tqdm
+
+    from learnlab.data import offline_shuffle
+
+    bar = tqdm(desc="offline pass", unit="group", disable=True if args.quiet else None, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    index, io = offline_shuffle(args.source, args.destination, args.blocks, args.seed, args.passes,
+                                workers=args.workers, progress=progress)
+    bar.close()
+    print(f"shuffled {index['records']:,} records into {len(index['shards'])} shards at {args.destination}: "
+          f"{io.requests} reads ({io.bytes_read:,} bytes), {io.write_requests} writes ({io.bytes_written:,} bytes)")
+    return 0
+
+
+def _labels(dataset, column: str):
+    import numpy as np
+
+    from learnlab.data import DataError
+
+    if column not in dataset.schema:
+        raise DataError(f"label column {column!r} is not in the dataset; columns: {', '.join(dataset.schema)}")
+    return np.concatenate([dataset.read_shard(i)[column] for i in range(len(dataset.shard_sizes))]).astype(np.int64)
+
+
+def cmd_data_inspect(args) -> int:
+    from learnlab.data import open_source
+    from learnlab.data.quality import homogeneity
+
+    dataset = open_source(args.url)
+    sizes = dataset.shard_sizes
+    total_bytes = sum(e["bytes"] for e in dataset.entries)
+    print(f"{args.url}: {dataset.n_records:,} records in {len(sizes)} shards ({total_bytes:,} bytes; "
+          f"records per shard {sizes.min()}-{sizes.max()})")
+    for name, spec in dataset.schema.items():
+        print(f"  {name}: {spec.get('kind')} {spec.get('dtype', '')} {tuple(spec.get('shape') or ())}")
+    if "offline" in dataset.index:
+        print(f"  offline pass: {dataset.index['offline']}")
+    if args.label is not None or "y" in dataset.schema:
+        print(f"  homogeneity h = {homogeneity(_labels(dataset, args.label or 'y'), sizes):.2f}")
+    return 0
+
+
+def cmd_data_quality(args) -> int:
+    import numpy as np
+
+    from learnlab.data import ShardedLoader, open_source, plan_order
+    from learnlab.data.quality import epoch_correlation, order_quality
+
+    dataset = open_source(args.url, latency=args.latency)
+    labels = _labels(dataset, args.label)
+    shards = np.repeat(np.arange(len(dataset.shard_sizes)), dataset.shard_sizes)
+    loader = ShardedLoader(dataset, args.order, batch_size=args.batch_size, n_blocks=args.blocks,
+                           buffer_records=args.buffer_records, seed=args.seed)
+    orders = []
+    for epoch in range(2):
+        loader.set_epoch(epoch)
+        orders.append(plan_order(loader.plan(), dataset.shard_sizes))
+    dataset.storage.reset_stats()
+    for _ in loader:  # one real epoch, for the I/O counts
+        pass
+    metrics = order_quality(orders[0], labels, shards, args.batch_size)
+    metrics["epoch_correlation"] = epoch_correlation(orders[0], orders[1])
+    for name, value in {**metrics, **loader.last_epoch_stats.as_dict()}.items():
+        print(f"{name:<28} {value:.4g}" if isinstance(value, float) else f"{name:<28} {value}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -226,6 +332,39 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", parents=[common], help="rebuild the HTML report from the store")
     report.add_argument("--out", help="report folder (default: report/ beside the store)")
     report.set_defaults(func=cmd_report)
+
+    data = commands.add_parser("data", help="sharded datasets: write, shuffle (Corgi^2 offline pass), inspect, quality")
+    verbs = data.add_subparsers(dest="verb", required=True)
+    write = verbs.add_parser("write", help="arrays (.npz) or WebDataset tars (a directory) -> Parquet shards + index")
+    write.add_argument("source")
+    write.add_argument("destination", help="a path or fsspec URL (file://, s3://, memory://, ...)")
+    write.add_argument("--records-per-shard", type=int, default=1000)
+    write.add_argument("--row-group-size", type=int, help="records per Parquet row group (random-access granularity)")
+    write.add_argument("--sort-by", help="sort records by this column first (homogeneous shards)")
+    write.set_defaults(func=cmd_data_write)
+    shuffle = verbs.add_parser("shuffle", help="the Corgi^2 offline pass into a new dataset")
+    shuffle.add_argument("source")
+    shuffle.add_argument("destination")
+    shuffle.add_argument("--blocks", type=int, default=10, help="blocks shuffled together (n)")
+    shuffle.add_argument("--seed", type=int, default=0)
+    shuffle.add_argument("--passes", type=int, default=1)
+    shuffle.add_argument("--workers", type=int, default=1, help="processes (a file system all of them see)")
+    shuffle.add_argument("--quiet", action="store_true")
+    shuffle.set_defaults(func=cmd_data_shuffle)
+    inspect = verbs.add_parser("inspect", help="index, schema and block homogeneity h")
+    inspect.add_argument("url")
+    inspect.add_argument("--label", help="label column for h (default y, when present)")
+    inspect.set_defaults(func=cmd_data_inspect)
+    quality = verbs.add_parser("quality", help="shuffle-quality and I/O metrics of one order")
+    quality.add_argument("url")
+    quality.add_argument("--order", default="corgipile")
+    quality.add_argument("--blocks", type=int, default=10)
+    quality.add_argument("--buffer-records", type=int)
+    quality.add_argument("--batch-size", type=int, default=64)
+    quality.add_argument("--label", default="y")
+    quality.add_argument("--seed", type=int, default=0)
+    quality.add_argument("--latency", type=float, default=0.0, help="seconds added to every storage request")
+    quality.set_defaults(func=cmd_data_quality)
     return parser
 
 

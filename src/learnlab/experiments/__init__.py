@@ -25,6 +25,7 @@ _MODULES = {
     "sampler-distillation": "learnlab.experiments.sampler_distillation",
     "sq-vs-pac": "learnlab.experiments.sq_vs_pac",
     "gd-vs-ntk": "learnlab.experiments.gd_vs_ntk",
+    "corgi2": "learnlab.experiments.corgi2",
 }
 EXPERIMENTS = tuple(_MODULES)
 
