@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/icl_markov.py
 	$(BIN)/python benchmarks/pareto_frontiers.py
 	$(BIN)/python benchmarks/linear_ar.py
+	$(BIN)/python benchmarks/theory.py
+	$(BIN)/python benchmarks/corgi2.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -326,7 +326,8 @@ class NpySource:
             head = self.storage.read(file, 0, 4096)
             stream = io.BytesIO(head)
             version = np.lib.format.read_magic(stream)
-            shape, fortran, dtype = np.lib.format._read_array_header(stream, version)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = reader(stream)
             if fortran:
                 raise DataError(f"{file}: Fortran-ordered arrays are not supported")
             row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize

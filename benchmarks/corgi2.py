@@ -1,0 +1,131 @@
+"""Loader throughput and shuffle quality per order, on one label-sorted sharded dataset.
+
+    python benchmarks/corgi2.py [--records 100000] [--per-shard 100] [--blocks 10] [--latency 0]
+
+Writes a Gaussian-mixture set sorted by label (homogeneous shards) as Parquet shards and
+as WebDataset tars, runs the Corgi^2 offline pass, then prints for each loader, in one
+table: records/s for one epoch, storage requests, and the mean per-batch label KL
+(batches of 64). Rows: reading the shards sequentially with pyarrow (the throughput
+reference), our loader in every order (``corgipile`` and ``corgi2`` should be >= 0.8x
+sequential), and WebDataset's shard shuffle + sample buffer at the same buffer memory
+(``pip install learnlab[bench]``; skipped when webdataset is missing). ``--latency``
+adds seconds to each storage request of our loader, to show what many small requests
+cost on remote storage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from learnlab.data import ShardedDataset, ShardedLoader, offline_shuffle, write_arrays  # noqa: E402
+from learnlab.data.quality import batch_label_kl  # noqa: E402
+
+BATCH = 64
+
+
+def make_data(root: Path, records: int, per_shard: int, classes: int = 10, dim: int = 32):
+    rng = np.random.default_rng(0)
+    y = np.sort(rng.integers(0, classes, records))
+    x = (rng.normal(size=(records, dim)) + y[:, None]).astype(np.float32)
+    write_arrays(str(root / "sorted"), {"x": x, "y": y}, per_shard, lineage=False)
+    tars = []
+    for shard, start in enumerate(range(0, records, per_shard)):
+        path = root / "wds" / f"shard-{shard:05d}.tar"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(path, "w") as tar:
+            for i in range(start, min(start + per_shard, records)):
+                buffer = io.BytesIO()
+                np.save(buffer, x[i])
+                for suffix, payload in (("x.npy", buffer.getvalue()), ("cls", str(y[i]).encode())):
+                    info = tarfile.TarInfo(f"{i:08d}.{suffix}")
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+        tars.append(str(path))
+    return tars
+
+
+def sequential_reference(url: str) -> tuple[float, int, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    dataset = ShardedDataset(url)
+    start, labels = time.perf_counter(), []
+    for entry in dataset.entries:
+        labels.append(pq.read_table(f"{url}/{entry['name']}").column("y").to_numpy())
+    return time.perf_counter() - start, len(dataset.entries), np.concatenate(labels)
+
+
+def ours(url: str, order: str, blocks: int, per_shard: int, latency: float) -> tuple[float, int, np.ndarray]:
+    dataset = ShardedDataset(url, latency=latency)
+    loader = ShardedLoader(dataset, order, batch_size=BATCH, n_blocks=blocks, buffer_records=blocks * per_shard)
+    start = time.perf_counter()
+    labels = np.concatenate([batch["y"].numpy() for batch in loader])
+    return time.perf_counter() - start, loader.last_epoch_stats.requests, labels
+
+
+def webdataset_loader(tars: list[str], blocks: int, per_shard: int) -> tuple[float, int, np.ndarray]:
+    import webdataset as wds
+
+    pipeline = (wds.WebDataset(tars, shardshuffle=len(tars), empty_check=False).shuffle(blocks * per_shard)
+                .decode().to_tuple("x.npy", "cls").batched(BATCH))
+    start = time.perf_counter()
+    labels = np.concatenate([np.asarray(batch[1]) for batch in pipeline])
+    return time.perf_counter() - start, len(tars), labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--per-shard", type=int, default=100)
+    parser.add_argument("--blocks", type=int, default=10, help="online buffer, in blocks (all loaders)")
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        tars = make_data(root, args.records, args.per_shard)
+        offline_shuffle(str(root / "sorted"), str(root / "offline"), args.blocks, seed=0)
+        rows = [("pyarrow, shards in order", *sequential_reference(str(root / "sorted")))]
+        for order in ("sequential", "shard", "sliding_buffer", "corgipile", "corgi2", "full"):
+            url = str(root / ("offline" if order == "corgi2" else "sorted"))
+            if order == "full" and args.records > 20_000:
+                rows.append((f"learnlab {order} (first 20,000 records)", *_partial_full(url, args)))
+                continue
+            rows.append((f"learnlab {order}", *ours(url, order, args.blocks, args.per_shard, args.latency)))
+        try:
+            rows.append(("webdataset shardshuffle + buffer", *webdataset_loader(tars, args.blocks, args.per_shard)))
+        except ImportError:
+            print("(webdataset not installed: pip install learnlab[bench])")
+        reference = args.records / rows[0][1]
+        print(f"{args.records:,} records, {args.per_shard} per shard, sorted by label; buffers of {args.blocks} blocks "
+              f"({args.blocks * args.per_shard:,} records); batch label KL over batches of {BATCH}")
+        print(f"{'loader':<42} {'records/s':>12} {'vs seq.':>8} {'requests':>9} {'batch KL':>9}")
+        for name, seconds, requests, labels in rows:
+            order = np.arange(len(labels))
+            kl = batch_label_kl(order, labels.astype(np.int64), BATCH)
+            rate = len(labels) / seconds
+            print(f"{name:<42} {rate:>12,.0f} {rate / reference:>7.2f}x {requests:>9,} {kl:>9.3f}")
+
+
+def _partial_full(url: str, args) -> tuple[float, int, np.ndarray]:
+    """Random access is ~10^3x slower: time the first 20,000 records of its epoch."""
+    dataset = ShardedDataset(url, latency=args.latency)
+    loader = ShardedLoader(dataset, "full", batch_size=BATCH)
+    start, labels = time.perf_counter(), []
+    for batch in loader:
+        labels.append(batch["y"].numpy())
+        if sum(len(b) for b in labels) >= 20_000:
+            break
+    return time.perf_counter() - start, dataset.storage.stats.requests, np.concatenate(labels)
+
+
+if __name__ == "__main__":
+    main()
