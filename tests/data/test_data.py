@@ -232,3 +232,21 @@ def test_quality_metrics_on_known_orders():
     assert homogeneity(labels[shuffled], np.full(10, 100)) == pytest.approx(1, abs=0.5)
     assert epoch_correlation(identity, identity) == 1.0
     assert expected_homogeneity(100, 10) == pytest.approx(10.9)
+
+
+def test_the_offline_pass_in_a_process_pool_on_a_file_url_equals_the_local_one(tmp_path):
+    _sorted_set(f"file://{tmp_path}/src", n=300, b=20)
+    offline_shuffle(str(tmp_path / "src"), str(tmp_path / "one"), 3, seed=4)
+    offline_shuffle(f"file://{tmp_path}/src", f"file://{tmp_path}/pool", 3, seed=4, workers=2)
+    one, pool = ShardedDataset(str(tmp_path / "one")), ShardedDataset(f"file://{tmp_path}/pool")
+    assert [e["sha256"] for e in one.entries] == [e["sha256"] for e in pool.entries]  # byte for byte
+
+
+def test_batches_are_tensors_and_the_transform_sees_them(tmp_path):
+    _sorted_set(str(tmp_path / "d"), n=100, b=20)
+    loader = ShardedLoader(ShardedDataset(str(tmp_path / "d")), "corgipile", batch_size=32, n_blocks=2,
+                           transform=lambda batch: (batch["x"] * 2, batch["y"]))
+    batches = list(loader)
+    assert [len(y) for _, y in batches] == [32, 32, 32, 4]
+    assert batches[0][0].dtype == torch.float32 and batches[0][1].dtype == torch.int64
+    assert len(list(ShardedLoader(ShardedDataset(str(tmp_path / "d")), "shard", batch_size=32, drop_last=True))) == 3
