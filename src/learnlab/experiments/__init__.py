@@ -26,6 +26,7 @@ _MODULES = {
     "sq-vs-pac": "learnlab.experiments.sq_vs_pac",
     "gd-vs-ntk": "learnlab.experiments.gd_vs_ntk",
     "corgi2": "learnlab.experiments.corgi2",
+    "subtuning": "learnlab.experiments.subtuning",
 }
 EXPERIMENTS = tuple(_MODULES)
 

@@ -1,0 +1,42 @@
+from dataclasses import replace
+
+import numpy as np
+
+from learnlab.experiments import subtuning
+from learnlab.runner import execute
+
+
+def test_smoke_run_stores_a_reusable_backbone_and_checks_every_claim(store, tmp_path):
+    cfg = subtuning.presets()["smoke"]
+    record = store.get_run(execute(subtuning, cfg, store=store, device="cpu", quiet=True).run_id)
+    claims = {c.name: c for c in record.claims()}
+    assert list(claims) == ["profile-not-flat", "low-data", "more-data", "multitask"]
+    assert claims["multitask"].passed  # merged outputs equal, two last-block tasks cost < 1.35x
+    profile = [record.series(f"shift/profile_block{b}").values[-1] for b in range(8)]
+    assert all(len(v) == cfg.n_seeds for v in profile)
+    weights = record.artifacts()["backbone.pt"]
+    again = replace(cfg, weights_path=str(weights), targets=("new_classes",), sizes=(5,), greedy_sizes=())
+    reused = store.get_run(execute(subtuning, again, store=store, device="cpu", quiet=True).run_id)
+    assert reused.status == "completed" and np.isnan(reused.series("pretrain_source_acc").values[-1])
+
+
+def test_new_classes_come_from_new_templates():
+    from mnist1d.data import get_templates
+
+    new = subtuning._new_templates(1234)
+    assert new["x"].shape == np.asarray(get_templates()["x"]).shape
+    assert not np.allclose(new["x"], get_templates()["x"])
+    x, y = subtuning._target("new_classes", 100, seed=3)
+    assert x.shape == (100, 40) and sorted(set(y.tolist())) == list(range(10))
+
+
+def test_config_errors_are_one_line(tmp_path, capsys):
+    from learnlab.cli import main
+
+    store = str(tmp_path / "s.sqlite")
+    assert main(["run", "subtuning", "--preset", "smoke", f"weights_path={tmp_path / 'none.pt'}", "--store", store]) == 2
+    assert "is not a file" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"nonsense")
+    assert main(["run", "subtuning", "--preset", "smoke", f"weights_path={tmp_path / 'bad.pt'}", "--store", store,
+                 "--quiet"]) == 2
+    assert "not a resnet1d(channels=4) state dict" in capsys.readouterr().err
