@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/linear_ar.py
 	$(BIN)/python benchmarks/theory.py
 	$(BIN)/python benchmarks/corgi2.py
+	$(BIN)/python benchmarks/subtuning.py
 
 clean:
 	rm -rf $(VENV) runs
