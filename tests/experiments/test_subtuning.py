@@ -40,3 +40,31 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     assert main(["run", "subtuning", "--preset", "smoke", f"weights_path={tmp_path / 'bad.pt'}", "--store", store,
                  "--quiet"]) == 2
     assert "not a resnet1d(channels=4) state dict" in capsys.readouterr().err
+
+
+def test_paper_preset_runs_on_tiny_random_resnet50_weights_and_images(store, tmp_path, capsys):
+    import torch
+
+    from learnlab.cli import main
+    from learnlab.models.resnet50 import ResNet50
+
+    torch.save(ResNet50(n_classes=1000, width=4, layers=(1, 1, 1, 1)).state_dict(), tmp_path / "r50.pth")
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 20)
+    images = rng.integers(0, 256, (60, 16, 16, 3)).astype(np.uint8)
+    images[labels == 1, :8] = 255  # a learnable difference
+    np.savez(tmp_path / "images.npz", x_train=images, y_train=labels, x_test=images[::2], y_test=labels[::2])
+    args = ["run", "subtuning", "--preset", "paper", "--weights", str(tmp_path / "r50.pth"), "--data",
+            str(tmp_path / "images.npz"), "resnet_width=4", "resnet_layers=1,1,1,1", "n_seeds=2", "sizes=5",
+            "profile_size=5", "greedy_sizes=5", "greedy_max_blocks=1", "steps=3", "batch_size=8", "n_test=30",
+            "--store", str(tmp_path / "s.sqlite"), "--quiet"]
+    assert main(args) == 0
+    from learnlab.store import Store
+
+    record = Store(tmp_path / "s.sqlite").list_runs()[0]
+    assert record.series("data/n_blocks").values[-1] == 4  # layer1.0 ... layer4.0
+    assert record.series("data/profile_block3").values.shape == (1, 2)
+    assert [c.name for c in record.claims()] == ["profile-not-flat", "low-data", "more-data"]
+    capsys.readouterr()
+    assert main(args + ["resnet_width=8"]) == 2  # weights of another width
+    assert "not a ResNet-50 (width 8" in capsys.readouterr().err

@@ -59,7 +59,13 @@ class SubTuningConfig:
     source_samples: int = param(30_000, Interval(100, None), help="mnist1d pretraining samples")
     pretrain_epochs: int = param(10, Interval(1, None))
     pretrain_lr: float = param(3e-3, Interval(0.0, None, closed="neither"))
-    weights_path: str | None = param(None, help="a pretrained resnet1d state dict (torch.save) to use instead")
+    arch: str = param("resnet1d", help="resnet1d (pretrained here on mnist1d) or resnet50 (weights_path + data_path)")
+    weights_path: str | None = param(None, help="pretrained weights (torch.save state dict): resnet1d, or a "
+                                                "torchvision-format ResNet-50 for arch=resnet50")
+    data_path: str | None = param(None, help="arch=resnet50: an .npz with x_train, y_train, x_test, y_test (images)")
+    resnet_width: int = param(64, Interval(1, None), help="arch=resnet50: stem width (64: torchvision's)")
+    resnet_layers: tuple[int, ...] = param((3, 4, 6, 3), Interval(1, None), help="arch=resnet50: blocks per stage")
+    cosine: bool = param(False, help="cosine learning-rate decay in every finetuning run")
     targets: tuple[str, ...] = param(TARGETS)
     sizes: tuple[int, ...] = param((5, 10, 20, 50, 200), Interval(1, None), help="examples per class")
     profile_size: int = param(50, Interval(1, None))
@@ -78,17 +84,30 @@ class SubTuningConfig:
     lora_rank: int = param(4, Interval(1, None))
 
     def check(self) -> str | None:
-        if set(self.targets) - set(TARGETS) or not (self.targets or self.minilm):
+        if set(self.targets) - set(TARGETS) or not (self.targets or self.minilm or self.arch == "resnet50"):
             return "'targets' entries must be among shift, new_classes (at least one, or minilm=true)"
+        if self.arch not in ("resnet1d", "resnet50"):
+            return "'arch' must be resnet1d or resnet50"
+        if self.arch == "resnet50" and (self.weights_path is None or self.data_path is None):
+            return "arch=resnet50 needs weights_path (--weights) and data_path (--data)"
         if self.weights_path is not None:
             if not Path(self.weights_path).is_file():
                 return f"weights_path {self.weights_path!r} is not a file"
             try:
-                resnet1d(10, self.channels).load_state_dict(torch.load(self.weights_path, map_location="cpu",
-                                                                       weights_only=True))
+                _pretrained(self)
             except Exception as error:  # not a state dict, or another architecture
-                return (f"weights_path {self.weights_path}: not a resnet1d(channels={self.channels}) state dict "
-                        f"({type(error).__name__})")
+                return f"weights_path {self.weights_path}: not a {_arch_name(self)} state dict ({type(error).__name__})"
+        if self.data_path is not None:
+            if not Path(self.data_path).is_file():
+                return f"data_path {self.data_path!r} is not a file"
+            try:
+                with np.load(self.data_path) as arrays:
+                    names = set(arrays.files)
+            except (OSError, ValueError) as error:
+                return f"data_path {self.data_path}: not a readable .npz ({error})"
+            missing = [n for n in ("x_train", "y_train", "x_test", "y_test") if n not in names]
+            if missing:
+                return f"data_path {self.data_path}: missing array '{missing[0]}'"
         return None
 
 
@@ -102,7 +121,34 @@ def presets() -> dict[str, Config]:
     minilm = replace(quick, n_seeds=2, minilm=True, targets=(), sizes=(), greedy_sizes=())
     smoke = replace(quick, n_seeds=2, channels=4, source_samples=600, pretrain_epochs=1, sizes=(5, 20),
                     profile_size=5, greedy_sizes=(5,), greedy_max_blocks=1, steps=10, n_test=200)
-    return {"smoke": smoke, "quick": quick, "five_seeds": five_seeds, "minilm": minilm}
+    # The paper's setting with your weights and data: --weights resnet50.pth --data cifar.npz (a GPU job).
+    paper = replace(quick, arch="resnet50", n_seeds=5, targets=(), sizes=(10, 20, 50, 200), profile_size=50,
+                    greedy_sizes=(20, 200), greedy_max_blocks=4, steps=500, batch_size=256, cosine=True)
+    return {"smoke": smoke, "quick": quick, "five_seeds": five_seeds, "minilm": minilm, "paper": paper}
+
+
+def _arch_name(cfg) -> str:
+    if cfg.arch == "resnet50":
+        return f"ResNet-50 (width {cfg.resnet_width}, layers {tuple(cfg.resnet_layers)})"
+    return f"resnet1d(channels={cfg.channels})"
+
+
+def _pretrained(cfg):
+    """The backbone with ``cfg.weights_path`` loaded (the classifier head of a ResNet-50 is not needed)."""
+    state = torch.load(cfg.weights_path, map_location="cpu", weights_only=True)
+    if cfg.arch == "resnet50":
+        from learnlab.finetune import from_resnet
+        from learnlab.models.resnet50 import ResNet50
+
+        model = ResNet50(n_classes=1000, width=cfg.resnet_width, layers=cfg.resnet_layers)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or [k for k in missing if not k.startswith("fc.")]:
+            raise KeyError("state dict keys do not match")
+        return from_resnet(model).eval()
+    model = resnet1d(10, cfg.channels)
+    model.load_state_dict(state)
+    return model.eval()
 
 
 # ----------------------------------------------------------------------------- data
@@ -156,6 +202,12 @@ def run(cfg: Config, run: Run) -> None:
     seeds = replica_seeds(cfg.seed, cfg.n_seeds)
     if cfg.minilm:
         _minilm(cfg, seeds, run.scoped("minilm"))
+    if cfg.arch == "resnet50":  # your weights and your data
+        backbone = _pretrained(cfg)
+        x, y, x_test, y_test = _user_images(cfg.data_path)
+        _sizes(cfg, backbone, (x, y), (x_test[:cfg.n_test], y_test[:cfg.n_test]), int(y.max()) + 1, seeds,
+               run.scoped("data"))
+        return
     if not cfg.targets:
         return
     backbone = _backbone(cfg, run)
@@ -164,37 +216,64 @@ def run(cfg: Config, run: Run) -> None:
         pool_x, pool_y = _target(target, max(cfg.sizes + (cfg.profile_size,) + cfg.greedy_sizes) * 10 * 2,
                                  seed=cfg.seed + 11)
         x_test, y_test = _target(target, cfg.n_test, seed=cfg.seed + 12)
-        scope = run.scoped(target)
-        blocks = len(backbone)
-        for size in sorted(set(cfg.sizes) | {cfg.profile_size} | set(cfg.greedy_sizes)):
-            rows = {"lp": [], "ft": [], "greedy": [], "greedy_blocks": []}
-            profile = np.full((cfg.n_seeds, blocks), np.nan)
-            for s, seed in enumerate(seeds):
-                x, y = _per_class(pool_x, pool_y, size, seed)
-                fit_cfg = _fit_config(cfg, len(y))
-                rows["lp"].append(_score(backbone, [], x, y, x_test, y_test, fit_cfg, seed))
-                rows["ft"].append(_score(backbone, range(blocks), x, y, x_test, y_test, fit_cfg, seed, tune_stem=True))
-                if size == cfg.profile_size:
-                    profile[s] = [_score(backbone, [b], x, y, x_test, y_test, fit_cfg, seed) for b in range(blocks)]
-                if size in cfg.greedy_sizes:
-                    score = cross_validated_score(backbone, x, y, 10, folds=cfg.greedy_folds, seed=seed,
-                                                  cfg=_fit_config(cfg, len(y) * (cfg.greedy_folds - 1)
-                                                                  // cfg.greedy_folds))
-                    chosen = greedy_subtuning(score, blocks, epsilon=cfg.epsilon, max_blocks=cfg.greedy_max_blocks)
-                    rows["greedy"].append(_score(backbone, chosen["blocks"], x, y, x_test, y_test, fit_cfg, seed))
-                    rows["greedy_blocks"].append(float(len(chosen["blocks"])))
-                    scope.log(size, **{f"greedy_choice_seed{s}": torch.tensor(
-                        [float(b in chosen["blocks"]) for b in range(blocks)]),
-                        f"greedy_calls_seed{s}": float(chosen["calls"])})
-            scope.log(size, **{name: torch.tensor(values) for name, values in rows.items() if values})
-            if size == cfg.profile_size:
-                scope.log(size, **{f"profile_block{b}": torch.tensor(profile[:, b]) for b in range(blocks)})
+        _sizes(cfg, backbone, (pool_x, pool_y), (x_test, y_test), 10, seeds, run.scoped(target))
         # The multi-task model: this target SubTuned at the last block (profile size, first seed).
         x, y = _per_class(pool_x, pool_y, cfg.profile_size, seeds[0])
-        multitask[target] = fit(SubTuned(backbone, [blocks - 1], 10, example=x), x, y,
+        multitask[target] = fit(SubTuned(backbone, [len(backbone) - 1], 10, example=x), x, y,
                                 _fit_config(cfg, len(y)), seed=seeds[0])
         probe = x_test[:256] if probe is None else probe
     _multitask(cfg, backbone, [multitask[t] for t in cfg.targets], probe, run.scoped("multitask"))
+
+
+def _sizes(cfg: Config, backbone, pool, test, n_classes: int, seeds, scope: Run) -> None:
+    """LP, FT, the profile and greedy SubTuning at every data size, paired over seeds."""
+    (pool_x, pool_y), (x_test, y_test) = pool, test
+    blocks = len(backbone)
+    scope.log(0, n_blocks=float(blocks))
+    for size in sorted(set(cfg.sizes) | {cfg.profile_size} | set(cfg.greedy_sizes)):
+        rows = {"lp": [], "ft": [], "greedy": [], "greedy_blocks": []}
+        profile = np.full((cfg.n_seeds, blocks), np.nan)
+        for s, seed in enumerate(seeds):
+            x, y = _per_class(pool_x, pool_y, size, seed)
+            fit_cfg = _fit_config(cfg, len(y))
+            score_of = lambda b, stem=False: _score(backbone, b, x, y, x_test, y_test, fit_cfg, seed,  # noqa: E731
+                                                    tune_stem=stem, classes=n_classes)
+            rows["lp"].append(score_of([]))
+            rows["ft"].append(score_of(range(blocks), True))
+            if size == cfg.profile_size:
+                profile[s] = [score_of([b]) for b in range(blocks)]
+            if size in cfg.greedy_sizes:
+                score = cross_validated_score(backbone, x, y, n_classes, folds=cfg.greedy_folds, seed=seed,
+                                              cfg=_fit_config(cfg, len(y) * (cfg.greedy_folds - 1) // cfg.greedy_folds))
+                chosen = greedy_subtuning(score, blocks, epsilon=cfg.epsilon, max_blocks=cfg.greedy_max_blocks)
+                rows["greedy"].append(score_of(chosen["blocks"]))
+                rows["greedy_blocks"].append(float(len(chosen["blocks"])))
+                scope.log(size, **{f"greedy_choice_seed{s}": torch.tensor(
+                    [float(b in chosen["blocks"]) for b in range(blocks)]), f"greedy_calls_seed{s}": float(chosen["calls"])})
+        scope.log(size, **{name: torch.tensor(values) for name, values in rows.items() if values})
+        if size == cfg.profile_size:
+            scope.log(size, **{f"profile_block{b}": torch.tensor(profile[:, b]) for b in range(blocks)})
+
+
+def _user_images(path: str):
+    """x_train, y_train, x_test, y_test from an .npz; images (N, H, W, 3) uint8 or (N, 3, H, W) floats,
+    normalised with the ImageNet statistics."""
+    with np.load(path) as arrays:
+        parts = [arrays[name] for name in ("x_train", "y_train", "x_test", "y_test")]
+    out = []
+    for i, array in enumerate(parts):
+        if i % 2:
+            out.append(torch.as_tensor(array, dtype=torch.int64))
+            continue
+        images = torch.as_tensor(array)
+        if images.dtype == torch.uint8:
+            images = images.float() / 255
+        if images.shape[-1] == 3:
+            images = images.permute(0, 3, 1, 2)
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        out.append(((images.float() - mean) / std).contiguous())
+    return tuple(out)
 
 
 TOPICS = {"sports": "football tennis match goal coach team", "food": "pasta bread soup cheese salad cake",
@@ -250,7 +329,7 @@ def _minilm(cfg: Config, seeds, run: Run) -> None:
 
 def _fit_config(cfg: Config, n: int) -> FitConfig:
     return FitConfig(epochs=max(1, math.ceil(cfg.steps * cfg.batch_size / max(n, 1))), batch_size=cfg.batch_size,
-                     lr=cfg.lr)
+                     lr=cfg.lr, cosine=cfg.cosine)
 
 
 def _score(backbone, blocks, x, y, x_test, y_test, fit_cfg: FitConfig, seed: int, tune_stem: bool = False,
@@ -315,11 +394,12 @@ def claims(record: RunRecord) -> list[Claim]:
     cfg, out = record.config, []
     if cfg["minilm"]:
         out += _minilm_claims(record)
-    if not cfg["targets"]:
+    targets = ["data"] if cfg["arch"] == "resnet50" else list(cfg["targets"])
+    if not targets:
         return out
-    blocks = 8
     rows_profile, ok_profile = [], True
-    for target in cfg["targets"]:
+    for target in targets:
+        blocks = int(np.nanmax(_at(record, f"{target}/n_blocks", 0)))
         size = cfg["profile_size"]
         means = np.array([np.nanmean(_at(record, f"{target}/profile_block{b}", size)) for b in range(blocks)])
         spread = float(means.max() - means.min())
@@ -333,7 +413,7 @@ def claims(record: RunRecord) -> list[Claim]:
     rows_low, ok_low, rows_high, ok_high = [], False, [], True
     small = [s for s in cfg["greedy_sizes"] if s <= 20]
     large = [s for s in cfg["greedy_sizes"] if s >= 200]
-    for target in cfg["targets"]:
+    for target in targets:
         for size in small:
             greedy, ft, lp = (np.mean(_at(record, f"{target}/{m}", size)) for m in ("greedy", "ft", "lp"))
             rows_low.append(f"{target} @{size}: greedy {greedy:.3f}, FT {ft:.3f}, LP {lp:.3f}")
@@ -351,6 +431,8 @@ def claims(record: RunRecord) -> list[Claim]:
     out.append(Claim("more-data", "(first estimate) With >= 200 examples per class, greedy SubTuning >= full "
                      "finetuning - 2 points, and greedy picks more blocks than at 20 per class.",
                      "; ".join(rows_high) or "no greedy size >= 200", "every target", bool(ok_high and rows_high)))
+    if cfg["arch"] == "resnet50":
+        return out
     difference = float(np.mean(_at(record, "multitask/max_abs_difference", 0)))
     ratio = float(np.mean(_at(record, "multitask/flops_ratio_two", 0)))
     out.append(Claim("multitask", "Merged multi-task outputs equal the separate models'; two tasks that tune only "
@@ -383,8 +465,8 @@ def _minilm_claims(record: RunRecord) -> list[Claim]:
 def figures(record: RunRecord) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
-    cfg, out, blocks = record.config, {}, 8
-    targets = cfg["targets"]
+    cfg, out = record.config, {}
+    targets = ["data"] if cfg["arch"] == "resnet50" else list(cfg["targets"])
     for size in cfg["minilm_sizes"] if cfg["minilm"] else ():
         values = [_at(record, f"minilm/block{b}", size) for b in range(6)]
         if np.isfinite(np.mean(values[0])):
@@ -402,7 +484,7 @@ def figures(record: RunRecord) -> dict[str, Any]:
         return out
     fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.5), squeeze=False)
     for ax, target in zip(axes[0], targets):
-        size = cfg["profile_size"]
+        size, blocks = cfg["profile_size"], int(np.nanmax(_at(record, f"{target}/n_blocks", 0)))
         values = [_at(record, f"{target}/profile_block{b}", size) for b in range(blocks)]
         ax.errorbar(range(blocks), [np.nanmean(v) for v in values], yerr=[np.nanstd(v) for v in values], fmt="o-",
                     capsize=3, label="one block + head")

@@ -11,6 +11,7 @@ per example and trains on the cached activations.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -111,6 +112,7 @@ class FitConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     cache: bool = True  # train on cached prefix activations (no augmentation)
+    cosine: bool = False  # cosine decay of the learning rate to 0 over the run
 
 
 def fit(model: SubTuned, x: torch.Tensor, y: torch.Tensor, cfg: FitConfig, *, seed: int = 0,
@@ -126,6 +128,9 @@ def fit(model: SubTuned, x: torch.Tensor, y: torch.Tensor, cfg: FitConfig, *, se
     inputs = model.prefix(x) if use_cache else x
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(y)
+    total = cfg.epochs * math.ceil(n / cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0))) if cfg.cosine else 1.0)
     for _ in range(cfg.epochs):
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, cfg.batch_size):
@@ -139,6 +144,7 @@ def fit(model: SubTuned, x: torch.Tensor, y: torch.Tensor, cfg: FitConfig, *, se
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
     model.eval()
     return model
 

@@ -3,7 +3,7 @@
 The pretrained backbone of the SubTuning reproduction: ``stem`` (conv, BN, ReLU), basic
 residual blocks (two 3-tap convolutions with BatchNorm, a 1x1 projection when the shape
 changes), channels c, 2c, 4c, 8c with stride 2 from the second stage, global average
-pooling and a linear head. c = 16 gives about 0.3M parameters. Built as a
+pooling and a linear head. c = 18 gives 307,504 parameters (c = 16: 243,386). Built as a
 ``BlockwiseModel`` directly, so SubTuning needs no adapter.
 """
 
