@@ -68,3 +68,23 @@ def test_paper_preset_runs_on_tiny_random_resnet50_weights_and_images(store, tmp
     capsys.readouterr()
     assert main(args + ["resnet_width=8"]) == 2  # weights of another width
     assert "not a ResNet-50 (width 8" in capsys.readouterr().err
+
+
+def test_paper_preset_with_a_tiny_random_vit(tmp_path):
+    import torch
+
+    from learnlab.cli import main
+    from learnlab.models.vit import VisionTransformer
+    from learnlab.store import Store
+
+    torch.save(VisionTransformer(16, 4, 2, 2, 8, 16).state_dict(), tmp_path / "vit.pth")
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1], 20)
+    images = rng.normal(size=(40, 3, 12, 12)).astype(np.float32)  # resized to the ViT's 16 x 16
+    np.savez(tmp_path / "images.npz", x_train=images, y_train=labels, x_test=images, y_test=labels)
+    assert main(["run", "subtuning", "--preset", "paper", "arch=vit_b16", "vit=16,4,2,2,8,16", "--weights",
+                 str(tmp_path / "vit.pth"), "--data", str(tmp_path / "images.npz"), "n_seeds=1", "sizes=5",
+                 "profile_size=5", "greedy_sizes=5", "greedy_max_blocks=1", "steps=2", "batch_size=8", "n_test=40",
+                 "--store", str(tmp_path / "s.sqlite"), "--quiet"]) == 0
+    record = Store(tmp_path / "s.sqlite").list_runs()[0]
+    assert record.series("data/n_blocks").values[-1] == 2

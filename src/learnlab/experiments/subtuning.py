@@ -59,12 +59,15 @@ class SubTuningConfig:
     source_samples: int = param(30_000, Interval(100, None), help="mnist1d pretraining samples")
     pretrain_epochs: int = param(10, Interval(1, None))
     pretrain_lr: float = param(3e-3, Interval(0.0, None, closed="neither"))
-    arch: str = param("resnet1d", help="resnet1d (pretrained here on mnist1d) or resnet50 (weights_path + data_path)")
+    arch: str = param("resnet1d", help="resnet1d (pretrained here on mnist1d), or resnet50 / vit_b16 (torchvision-"
+                                       "format weights_path + your data_path)")
     weights_path: str | None = param(None, help="pretrained weights (torch.save state dict): resnet1d, or a "
                                                 "torchvision-format ResNet-50 for arch=resnet50")
     data_path: str | None = param(None, help="arch=resnet50: an .npz with x_train, y_train, x_test, y_test (images)")
     resnet_width: int = param(64, Interval(1, None), help="arch=resnet50: stem width (64: torchvision's)")
     resnet_layers: tuple[int, ...] = param((3, 4, 6, 3), Interval(1, None), help="arch=resnet50: blocks per stage")
+    vit: tuple[int, ...] = param((224, 16, 12, 12, 768, 3072), Interval(1, None),
+                                 help="arch=vit_b16: image size, patch, layers, heads, width, MLP width (ViT-B/16)")
     cosine: bool = param(False, help="cosine learning-rate decay in every finetuning run")
     targets: tuple[str, ...] = param(TARGETS)
     sizes: tuple[int, ...] = param((5, 10, 20, 50, 200), Interval(1, None), help="examples per class")
@@ -84,12 +87,14 @@ class SubTuningConfig:
     lora_rank: int = param(4, Interval(1, None))
 
     def check(self) -> str | None:
-        if set(self.targets) - set(TARGETS) or not (self.targets or self.minilm or self.arch == "resnet50"):
+        if set(self.targets) - set(TARGETS) or not (self.targets or self.minilm or self.arch != "resnet1d"):
             return "'targets' entries must be among shift, new_classes (at least one, or minilm=true)"
-        if self.arch not in ("resnet1d", "resnet50"):
-            return "'arch' must be resnet1d or resnet50"
-        if self.arch == "resnet50" and (self.weights_path is None or self.data_path is None):
-            return "arch=resnet50 needs weights_path (--weights) and data_path (--data)"
+        if self.arch not in ("resnet1d", "resnet50", "vit_b16"):
+            return "'arch' must be resnet1d, resnet50 or vit_b16"
+        if len(self.vit) != 6:
+            return "'vit' must be (image size, patch, layers, heads, width, MLP width)"
+        if self.arch != "resnet1d" and (self.weights_path is None or self.data_path is None):
+            return f"arch={self.arch} needs weights_path (--weights) and data_path (--data)"
         if self.weights_path is not None:
             if not Path(self.weights_path).is_file():
                 return f"weights_path {self.weights_path!r} is not a file"
@@ -121,13 +126,16 @@ def presets() -> dict[str, Config]:
     minilm = replace(quick, n_seeds=2, minilm=True, targets=(), sizes=(), greedy_sizes=())
     smoke = replace(quick, n_seeds=2, channels=4, source_samples=600, pretrain_epochs=1, sizes=(5, 20),
                     profile_size=5, greedy_sizes=(5,), greedy_max_blocks=1, steps=10, n_test=200)
-    # The paper's setting with your weights and data: --weights resnet50.pth --data cifar.npz (a GPU job).
+    # The paper's setting with your weights and data: --weights resnet50.pth --data cifar.npz (a GPU job);
+    # arch=vit_b16 for a torchvision ViT-B/16 state dict (images resized to 224).
     paper = replace(quick, arch="resnet50", n_seeds=5, targets=(), sizes=(10, 20, 50, 200), profile_size=50,
                     greedy_sizes=(20, 200), greedy_max_blocks=4, steps=500, batch_size=256, cosine=True)
     return {"smoke": smoke, "quick": quick, "five_seeds": five_seeds, "minilm": minilm, "paper": paper}
 
 
 def _arch_name(cfg) -> str:
+    if cfg.arch == "vit_b16":
+        return "ViT (image, patch, layers, heads, width, MLP) = " + str(tuple(cfg.vit))
     if cfg.arch == "resnet50":
         return f"ResNet-50 (width {cfg.resnet_width}, layers {tuple(cfg.resnet_layers)})"
     return f"resnet1d(channels={cfg.channels})"
@@ -146,6 +154,17 @@ def _pretrained(cfg):
         if unexpected or [k for k in missing if not k.startswith("fc.")]:
             raise KeyError("state dict keys do not match")
         return from_resnet(model).eval()
+    if cfg.arch == "vit_b16":
+        from learnlab.finetune import from_vit
+        from learnlab.models.vit import VisionTransformer
+
+        image, patch, layers, heads, dim, mlp = cfg.vit
+        model = VisionTransformer(image, patch, layers, heads, dim, mlp)
+        state = {k: v for k, v in state.items() if not k.startswith("heads.")}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or [k for k in missing if not k.startswith("heads.")]:
+            raise KeyError("state dict keys do not match")
+        return from_vit(model).eval()
     model = resnet1d(10, cfg.channels)
     model.load_state_dict(state)
     return model.eval()
@@ -202,9 +221,9 @@ def run(cfg: Config, run: Run) -> None:
     seeds = replica_seeds(cfg.seed, cfg.n_seeds)
     if cfg.minilm:
         _minilm(cfg, seeds, run.scoped("minilm"))
-    if cfg.arch == "resnet50":  # your weights and your data
+    if cfg.arch != "resnet1d":  # your weights and your data
         backbone = _pretrained(cfg)
-        x, y, x_test, y_test = _user_images(cfg.data_path)
+        x, y, x_test, y_test = _user_images(cfg.data_path, cfg.vit[0] if cfg.arch == "vit_b16" else None)
         _sizes(cfg, backbone, (x, y), (x_test[:cfg.n_test], y_test[:cfg.n_test]), int(y.max()) + 1, seeds,
                run.scoped("data"))
         return
@@ -255,9 +274,9 @@ def _sizes(cfg: Config, backbone, pool, test, n_classes: int, seeds, scope: Run)
             scope.log(size, **{f"profile_block{b}": torch.tensor(profile[:, b]) for b in range(blocks)})
 
 
-def _user_images(path: str):
+def _user_images(path: str, size: int | None = None):
     """x_train, y_train, x_test, y_test from an .npz; images (N, H, W, 3) uint8 or (N, 3, H, W) floats,
-    normalised with the ImageNet statistics."""
+    normalised with the ImageNet statistics, resized to ``size`` (a ViT's input) when given."""
     with np.load(path) as arrays:
         parts = [arrays[name] for name in ("x_train", "y_train", "x_test", "y_test")]
     out = []
@@ -272,7 +291,10 @@ def _user_images(path: str):
             images = images.permute(0, 3, 1, 2)
         mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
         std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        out.append(((images.float() - mean) / std).contiguous())
+        images = (images.float() - mean) / std
+        if size is not None and images.shape[-1] != size:
+            images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+        out.append(images.contiguous())
     return tuple(out)
 
 
@@ -394,7 +416,7 @@ def claims(record: RunRecord) -> list[Claim]:
     cfg, out = record.config, []
     if cfg["minilm"]:
         out += _minilm_claims(record)
-    targets = ["data"] if cfg["arch"] == "resnet50" else list(cfg["targets"])
+    targets = ["data"] if cfg["arch"] != "resnet1d" else list(cfg["targets"])
     if not targets:
         return out
     rows_profile, ok_profile = [], True
@@ -431,7 +453,7 @@ def claims(record: RunRecord) -> list[Claim]:
     out.append(Claim("more-data", "(first estimate) With >= 200 examples per class, greedy SubTuning >= full "
                      "finetuning - 2 points, and greedy picks more blocks than at 20 per class.",
                      "; ".join(rows_high) or "no greedy size >= 200", "every target", bool(ok_high and rows_high)))
-    if cfg["arch"] == "resnet50":
+    if cfg["arch"] != "resnet1d":
         return out
     difference = float(np.mean(_at(record, "multitask/max_abs_difference", 0)))
     ratio = float(np.mean(_at(record, "multitask/flops_ratio_two", 0)))
@@ -466,7 +488,7 @@ def figures(record: RunRecord) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
     cfg, out = record.config, {}
-    targets = ["data"] if cfg["arch"] == "resnet50" else list(cfg["targets"])
+    targets = ["data"] if cfg["arch"] != "resnet1d" else list(cfg["targets"])
     for size in cfg["minilm_sizes"] if cfg["minilm"] else ():
         values = [_at(record, f"minilm/block{b}", size) for b in range(6)]
         if np.isfinite(np.mean(values[0])):

@@ -171,3 +171,18 @@ def test_lora_starts_at_the_base_model_and_trains_only_its_factors():
     assert trainable == ["0.lora_a", "0.lora_b", "2.lora_a", "2.lora_b"]
     block(x).sum().backward()
     assert torch.equal(block[0].base.weight, reference[0])
+
+
+def test_vit_adapter_matches_the_model_and_counts_torchvision_parameters():
+    from learnlab.finetune import from_vit
+    from learnlab.models.resnet50 import ResNet50
+    from learnlab.models.vit import VisionTransformer
+
+    model = VisionTransformer(image_size=16, patch_size=4, layers=3, heads=2, dim=8, mlp_dim=16, n_classes=3).eval()
+    blockwise = from_vit(model)
+    x = torch.randn(2, 3, 16, 16)
+    assert len(blockwise) == 3 and torch.allclose(blockwise(x), model(x), atol=1e-6)
+    # torchvision's vit_b_16 and resnet50, parameter for parameter
+    assert sum(p.numel() for p in VisionTransformer().parameters()) == 86_567_656
+    assert sum(p.numel() for p in ResNet50().parameters()) == 25_557_032
+    assert len(from_resnet(ResNet50())) == 16
