@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
+import os
 import types
 import typing
 from typing import Any, Literal, Union
@@ -298,3 +299,18 @@ def from_dict(cls, data: dict[str, Any], _prefix: str = ""):
         kwargs[name] = value
     cfg = cls(**kwargs)
     return validate(cfg) if not _prefix else cfg
+
+
+def npz_problem(path: str, required: tuple[str, ...], key: str = "data_path") -> str | None:
+    """Why ``path`` is not an .npz holding the ``required`` arrays (one line), or None when it is."""
+    import numpy as np
+
+    if not os.path.isfile(path):
+        return f"{key} {path!r} is not a file"
+    try:
+        with np.load(path) as arrays:
+            names = set(arrays.files)
+    except (OSError, ValueError) as error:
+        return f"{key} {path}: not a readable .npz ({error})"
+    missing = [n for n in required if n not in names]
+    return f"{key} {path}: missing array '{missing[0]}'" if missing else None

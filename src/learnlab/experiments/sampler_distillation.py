@@ -31,7 +31,6 @@ quick``, 9-15 minutes on 2 cores), ``paper`` (larger pools and unlabelled sets; 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from learnlab.claims import Claim
-from learnlab.config import Interval, param
+from learnlab.config import Interval, npz_problem, param
 from learnlab.distill import (KernelTeacher, NearestNeighbourTeacher, class_permutation,
                               corrupt_labels, flip_rate, teacher_targets)
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
@@ -120,16 +119,7 @@ class DistillationConfig:
         if "data" in self.parts and self.data_path is None:
             return "part 'data' needs data_path (an .npz with x_train, y_train, x_unlabelled, x_test, y_test)"
         if self.data_path is not None:
-            if not Path(self.data_path).is_file():
-                return f"data_path {self.data_path!r} is not a file"
-            try:
-                with np.load(self.data_path) as arrays:
-                    names = set(arrays.files)
-            except (OSError, ValueError) as error:
-                return f"data_path {self.data_path}: not a readable .npz ({error})"
-            missing = [n for n in ("x_train", "y_train", "x_unlabelled", "x_test", "y_test") if n not in names]
-            if missing:
-                return f"data_path {self.data_path}: missing array '{missing[0]}'"
+            return npz_problem(self.data_path, ("x_train", "y_train", "x_unlabelled", "x_test", "y_test"))
         return None
 
 

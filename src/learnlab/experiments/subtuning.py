@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from learnlab.claims import Claim
-from learnlab.config import Interval, param
+from learnlab.config import Interval, npz_problem, param
 from learnlab.finetune import (FitConfig, MultiTaskSubTuned, SubTuned, accuracy, cross_validated_score, fit, flops,
                                greedy_subtuning)
 from learnlab.models.resnet1d import resnet1d
@@ -103,16 +103,7 @@ class SubTuningConfig:
             except Exception as error:  # not a state dict, or another architecture
                 return f"weights_path {self.weights_path}: not a {_arch_name(self)} state dict ({type(error).__name__})"
         if self.data_path is not None:
-            if not Path(self.data_path).is_file():
-                return f"data_path {self.data_path!r} is not a file"
-            try:
-                with np.load(self.data_path) as arrays:
-                    names = set(arrays.files)
-            except (OSError, ValueError) as error:
-                return f"data_path {self.data_path}: not a readable .npz ({error})"
-            missing = [n for n in ("x_train", "y_train", "x_test", "y_test") if n not in names]
-            if missing:
-                return f"data_path {self.data_path}: missing array '{missing[0]}'"
+            return npz_problem(self.data_path, ("x_train", "y_train", "x_test", "y_test"))
         return None
 
 
