@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from learnlab.claims import Claim
-from learnlab.config import Interval, npz_problem, param
+from learnlab.config import Interval, npz_problem, param, to_dict
 from learnlab.finetune import (FitConfig, MultiTaskSubTuned, SubTuned, accuracy, cross_validated_score, fit, flops,
                                greedy_subtuning)
 from learnlab.models.resnet1d import resnet1d
@@ -403,8 +403,17 @@ def _at(record: RunRecord, name: str, step: int) -> np.ndarray:
     return series.values[rows[-1]] if len(rows) else np.array([np.nan])
 
 
+def _n_blocks(record: RunRecord, scope: str) -> int:
+    return sum(name.startswith(f"{scope}/profile_block") for name in record.metric_names())
+
+
+def _stored_config(record: RunRecord) -> dict:
+    """The record's config over today's defaults (a run stored before a field existed used its default)."""
+    return {**to_dict(Config()), **record.config}
+
+
 def claims(record: RunRecord) -> list[Claim]:
-    cfg, out = record.config, []
+    cfg, out = _stored_config(record), []
     if cfg["minilm"]:
         out += _minilm_claims(record)
     targets = ["data"] if cfg["arch"] != "resnet1d" else list(cfg["targets"])
@@ -412,7 +421,7 @@ def claims(record: RunRecord) -> list[Claim]:
         return out
     rows_profile, ok_profile = [], True
     for target in targets:
-        blocks = int(np.nanmax(_at(record, f"{target}/n_blocks", 0)))
+        blocks = _n_blocks(record, target)
         size = cfg["profile_size"]
         means = np.array([np.nanmean(_at(record, f"{target}/profile_block{b}", size)) for b in range(blocks)])
         spread = float(means.max() - means.min())
@@ -457,7 +466,7 @@ def claims(record: RunRecord) -> list[Claim]:
 
 def _minilm_claims(record: RunRecord) -> list[Claim]:
     out = []
-    for size in record.config["minilm_sizes"]:
+    for size in _stored_config(record)["minilm_sizes"]:
         means = {name: float(np.mean(_at(record, f"minilm/{name}", size)))
                  for name in ["lp", "ft", "lora"] + [f"block{b}" for b in range(6)]}
         if not np.isfinite(means["lp"]):
@@ -478,7 +487,7 @@ def _minilm_claims(record: RunRecord) -> list[Claim]:
 def figures(record: RunRecord) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
-    cfg, out = record.config, {}
+    cfg, out = _stored_config(record), {}
     targets = ["data"] if cfg["arch"] != "resnet1d" else list(cfg["targets"])
     for size in cfg["minilm_sizes"] if cfg["minilm"] else ():
         values = [_at(record, f"minilm/block{b}", size) for b in range(6)]
@@ -497,7 +506,7 @@ def figures(record: RunRecord) -> dict[str, Any]:
         return out
     fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.5), squeeze=False)
     for ax, target in zip(axes[0], targets):
-        size, blocks = cfg["profile_size"], int(np.nanmax(_at(record, f"{target}/n_blocks", 0)))
+        size, blocks = cfg["profile_size"], _n_blocks(record, target)
         values = [_at(record, f"{target}/profile_block{b}", size) for b in range(blocks)]
         ax.errorbar(range(blocks), [np.nanmean(v) for v in values], yerr=[np.nanstd(v) for v in values], fmt="o-",
                     capsize=3, label="one block + head")
