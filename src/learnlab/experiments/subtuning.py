@@ -47,6 +47,7 @@ NAME = "subtuning"
 DESCRIPTION = "Kaplun et al. 2023: SubTuning -- finetuning profiles, greedy block selection, shared multi-task trunks"
 
 TARGETS = ("shift", "new_classes")
+USER_INPUT_PRESETS = ("paper",)  # needs --weights and --data: it refuses to start without them
 
 # ----------------------------------------------------------------------------- config
 
