@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/theory.py
 	$(BIN)/python benchmarks/corgi2.py
 	$(BIN)/python benchmarks/subtuning.py
+	$(BIN)/python benchmarks/mamba.py
 
 clean:
 	rm -rf $(VENV) runs
