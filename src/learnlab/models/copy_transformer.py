@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from learnlab.config import Interval, param
+from learnlab.models.layers import masked_cross_entropy
 
 __all__ = ["CopyTransformerConfig", "CopyTransformer", "position_bias", "alibi_slopes", "paper_config", "count_parameters"]
 
@@ -150,11 +151,7 @@ class CopyTransformer(nn.Module):
         logits = self.embed_out(self.final_layer_norm(x))  # (B, T, V)
         if targets is None:
             return logits, None
-        losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-        if loss_mask is None:
-            return logits, losses.mean()
-        weights = loss_mask.reshape(-1).float()
-        return logits, (losses * weights).sum() / weights.sum().clamp_min(1.0)
+        return logits, masked_cross_entropy(logits, targets, loss_mask)
 
 
 def count_parameters(model: nn.Module) -> int:

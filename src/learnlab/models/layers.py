@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["fast_dropout"]
+__all__ = ["fast_dropout", "masked_cross_entropy"]
 
 _LEVELS = 1 << 16
 
@@ -41,3 +41,14 @@ class _MaskMultiply(torch.autograd.Function):
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
         return grad * mask, None
+
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean next-token cross-entropy over the positions where ``mask`` is True (all when None).
+    logits (B, T, V), targets and mask (B, T)."""
+    losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                               reduction="none")
+    if mask is None:
+        return losses.mean()
+    weights = mask.reshape(-1).float()
+    return (losses * weights).sum() / weights.sum().clamp_min(1.0)

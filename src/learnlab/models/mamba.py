@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from learnlab.config import Interval, param
+from learnlab.models.layers import masked_cross_entropy
 
 __all__ = ["MambaConfig", "MambaBlock", "Mamba", "selective_scan"]
 
@@ -126,6 +127,4 @@ class Mamba(nn.Module):
         logits = self.norm_f(x) @ self.embedding.weight.T  # (b, T, V)
         if targets is None:
             return logits, None
-        losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-        weights = torch.ones_like(losses) if loss_mask is None else loss_mask.reshape(-1).float()
-        return logits, (losses * weights).sum() / weights.sum().clamp_min(1.0)
+        return logits, masked_cross_entropy(logits, targets, loss_mask)
