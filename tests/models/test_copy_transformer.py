@@ -41,3 +41,23 @@ def test_position_biases():
     assert alibi[0, 3, 0] == pytest.approx(-3 * 2.0 ** -4) and alibi[1, 3, 1] == pytest.approx(-2 * 2.0 ** -8)
     rope = CopyTransformer(CopyTransformerConfig(d_model=128, n_head=8, pos="rope"))
     assert rope.layers[0].attention.rotary_dim == 4  # 25% of 16 dimensions
+
+
+def test_lstm_baseline_init_and_causality():
+    from learnlab.models.lstm import LSTMConfig, LSTMModel
+
+    torch.manual_seed(0)
+    model = LSTMModel(LSTMConfig(n_layer=2, hidden=16, d_embed=8, dropout=0.65)).eval()
+    bias = model.lstm.bias_ih_l0 + model.lstm.bias_hh_l0
+    assert torch.equal(bias[16:32], torch.ones(16)) and not bias[:16].any()  # forget gates at 1
+    w = model.lstm.weight_hh_l0[16:32]
+    assert torch.allclose(w @ w.T, torch.eye(16), atol=1e-5)  # orthogonal recurrent block
+    idx = torch.randint(0, 30, (2, 10))
+    changed = idx.clone()
+    changed[:, 6:] = (changed[:, 6:] + 1) % 30
+    with torch.no_grad():
+        assert torch.allclose(model(idx)[0][:, :6], model(changed)[0][:, :6])
+    model.train()
+    _, loss = model(idx[:, :-1], idx[:, 1:])
+    loss.backward()
+    assert torch.isfinite(loss)
