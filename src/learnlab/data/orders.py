@@ -93,7 +93,7 @@ def epoch_plan(kind: str, shard_sizes, *, seed: int, epoch: int, n_blocks: int =
         return steps
     # sliding_buffer: a reservoir of M records fed block by block. One Python step per
     # record is inherent to a reservoir; it runs on int arrays only (no data), ~1 us each.
-    size = buffer_records or max(1, int(round(n_blocks * shard_sizes.mean()))) if len(shard_sizes) else 1
+    size = buffer_records or (max(1, int(round(n_blocks * shard_sizes.mean()))) if len(shard_sizes) else 1)
     stream = _records_of(permuted, shard_sizes)
     choices = rng.integers(0, size, size=len(stream)).tolist()
     reservoir: list[int] = []

@@ -306,12 +306,8 @@ def _footer(tail: bytes, size: int, name: str):
     length = int.from_bytes(tail[-8:-4], "little")
     if length + 8 > len(tail):
         raise DataError(f"shard '{name}' has a footer larger than 64 KiB; read it whole")
-    try:
-        return pq.ParquetFile(pa.BufferReader(tail[-(length + 8):])).metadata
-    except Exception:
-        # A footer parsed alone: pad it back to a valid file (magic, footer, length, magic).
-        padded = b"PAR1" + tail[-(length + 8):]
-        return pq.ParquetFile(pa.BufferReader(padded)).metadata
+    # The footer alone, framed as a minimal file (magic, footer, length, magic), parses as metadata.
+    return pq.ParquetFile(pa.BufferReader(b"PAR1" + tail[-(length + 8):])).metadata
 
 
 class NpySource:

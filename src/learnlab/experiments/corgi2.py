@@ -164,7 +164,7 @@ def _part(cfg: Config, name: str, run: Run) -> None:
                 _, io = offline_shuffle(urls["sorted"], url, n_off, cfg.seed, passes)
                 offline_io[(n_off, passes)] = io
             dataset = ShardedDataset(url)
-            labels = np.concatenate([dataset.read_shard(i)["y"] for i in range(len(dataset.shard_sizes))])
+            labels = _column(dataset, "y")
             if passes == 1:
                 measured_h.append((n_off, homogeneity(labels, dataset.shard_sizes)))
             if n_off == part.n_offline:
@@ -179,7 +179,7 @@ def _part(cfg: Config, name: str, run: Run) -> None:
     # Every arm: one real epoch through the loader (I/O, and the emitted order equals the plan).
     datasets = {arm: shuffled.get(arm, sorted_set) for arm in cfg.arms}
     order_of = {"corgi2_2pass": "corgi2"}
-    io_rows, contents = {}, {}
+    io_rows, contents, stored = {}, {}, {}  # stored: each dataset's (x, y), read once (several arms share one)
     for arm in cfg.arms:
         dataset = ShardedDataset(datasets[arm].storage.url, latency=cfg.latency)
         loader = _loader(cfg, part, arm, dataset, order_of, seed=cfg.seed)
@@ -187,22 +187,25 @@ def _part(cfg: Config, name: str, run: Run) -> None:
         emitted = np.concatenate([batch["y"].numpy() for batch in loader])
         seconds = time.perf_counter() - began
         planned = plan_order(loader.plan(), dataset.shard_sizes)
-        labels = _labels(dataset)
         stats = loader.last_epoch_stats
+        url = dataset.storage.url
+        if url not in stored:
+            stored[url] = (torch.from_numpy(_column(dataset, "x")), _column(dataset, "y").astype(np.int64))
+        labels = stored[url][1]
         io_rows[arm] = {"requests": stats.requests, "noncontiguous": stats.noncontiguous_requests,
                         "bytes_read": stats.bytes_read, "peak_buffer_bytes": stats.peak_buffer_bytes,
                         "records_per_s": len(emitted) / max(seconds, 1e-9),
                         "matches_plan": float(np.array_equal(emitted, labels[planned]))}
-        contents[arm] = (dataset, labels)
+        contents[arm] = (dataset, labels, stored[url][0])
     run.artifact("io", io_rows)
     for arm, row in io_rows.items():  # wall-clock throughput is in the artifact only: it is not reproducible
         run.log(0, **{f"{arm}_{key}": float(value) for key, value in row.items() if key != "records_per_s"})
 
     # Orders of every (arm, seed, epoch), their quality, and training on them.
     seeds = replica_seeds(cfg.seed, cfg.n_seeds)
-    record_x = {arm: torch.from_numpy(_column(contents[arm][0], "x")) for arm in cfg.arms}
+    record_x = {arm: contents[arm][2] for arm in cfg.arms}
     record_y = {arm: torch.from_numpy(contents[arm][1]) for arm in cfg.arms}
-    shards_of = {arm: np.repeat(np.arange(len(d.shard_sizes)), d.shard_sizes) for arm, (d, _) in contents.items()}
+    shards_of = {arm: np.repeat(np.arange(len(d.shard_sizes)), d.shard_sizes) for arm, (d, _, _) in contents.items()}
     orders = {}
     for arm in cfg.arms:
         dataset = contents[arm][0]
@@ -226,10 +229,6 @@ def _loader(cfg: Config, part: PartConfig, arm: str, dataset, order_of, *, seed:
 
 def _column(dataset, name: str) -> np.ndarray:
     return np.concatenate([dataset.read_shard(i)[name] for i in range(len(dataset.shard_sizes))])
-
-
-def _labels(dataset) -> np.ndarray:
-    return _column(dataset, "y").astype(np.int64)
 
 
 def _train(cfg: Config, part: PartConfig, model: str, orders, record_x, record_y, x_test, y_test, seeds,
