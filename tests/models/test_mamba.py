@@ -51,3 +51,34 @@ def test_the_language_model_is_causal():
     _, loss = model(idx[:, :-1], idx[:, 1:])
     loss.backward()
     assert torch.isfinite(loss)
+
+
+def test_the_hand_written_scan_backward_passes_gradcheck():
+    torch.manual_seed(3)
+    b, T, c, n = 2, 9, 3, 2
+    x = torch.randn(b, T, c, dtype=torch.float64, requires_grad=True)
+    delta = torch.rand(b, T, c, dtype=torch.float64, requires_grad=True)
+    A = (-torch.rand(c, n, dtype=torch.float64)).requires_grad_(True)
+    B = torch.randn(b, T, n, dtype=torch.float64, requires_grad=True)
+    C = torch.randn(b, T, n, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *args: selective_scan(*args, method="sequential"), (x, delta, A, B, C))
+
+
+def test_block_gradients_match_transformers_mamba_mixer():
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.mamba.modeling_mamba import MambaMixer
+
+    torch.manual_seed(4)
+    cfg = MambaConfig(d_model=16, d_state=4, d_conv=4, expand=2, scan="sequential")
+    ours = MambaBlock(cfg)
+    hf_config = transformers.MambaConfig(hidden_size=16, state_size=4, conv_kernel=4, expand=2,
+                                         time_step_rank=ours.rank, use_conv_bias=True, use_bias=False)
+    theirs = MambaMixer(hf_config, layer_idx=0)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 13, 16)
+    weights = torch.randn(2, 13, 16)
+    (ours(x) * weights).sum().backward()
+    (theirs(x) * weights).sum().backward()
+    theirs_grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        assert torch.allclose(p.grad, theirs_grads[name].grad, rtol=1e-4, atol=1e-5), name
