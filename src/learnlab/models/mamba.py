@@ -34,11 +34,13 @@ __all__ = ["MambaConfig", "MambaBlock", "Mamba", "selective_scan"]
 def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    *, method: Literal["sequential", "parallel"] = "parallel") -> torch.Tensor:
     """y (b, T, c) of the recurrence above for x, delta (b, T, c), A (c, n), B, C (b, T, n); no D term."""
-    b, length, channels = x.shape
+    if method == "sequential":
+        time_major = (t.transpose(0, 1).contiguous() for t in (delta, delta * x, B, C))
+        delta_t, xd_t, B_t, C_t = time_major
+        return _SequentialScan.apply(delta_t, xd_t, A, B_t, C_t).transpose(0, 1)
+    length = x.shape[1]
     a = torch.exp(delta.unsqueeze(-1) * A)  # (b, T, c, n): the decay exp(Delta A), in (0, 1]
     u = (delta * x).unsqueeze(-1) * B.unsqueeze(2)  # (b, T, c, n): Delta B x
-    if method == "sequential":
-        return _SequentialScan.apply(a, u, C)
     # Hillis-Steele prefix scan of h_t = a_t h_{t-1} + u_t: after the step with shift s, (a_t, u_t)
     # composes steps t - 2s + 1 .. t. log2(T) steps over the whole sequence; products of a stay in (0, 1].
     shift = 1
@@ -52,32 +54,48 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
 
 
 class _SequentialScan(torch.autograd.Function):
-    """The recurrence step by step with a hand-written backward: autograd through a loop of T
-    small steps records ~5T nodes and costs ~15x more on a CPU. Time is the leading axis
-    so each step reads contiguous memory.
+    """The recurrence step by step, with a hand-written backward (autograd through a loop of T
+    small steps records ~5T nodes and costs ~15x more on a CPU). Inputs are time-major,
+    delta, xd = delta x (T, b, c), A (c, n), B, C (T, b, n), so every (T, b, c, n) tensor is
+    made in the layout the loop reads and every contraction over c or n is one batched matmul.
 
-    Backward: dh_t = C_t dy_t + a_{t+1} dh_{t+1} (a reverse scan), du_t = dh_t,
-    da_t = dh_t h_{t-1}, dC_t = sum_c dy_t h_t.
+    Backward, with a_t = exp(delta_t A) and h_t = a_t h_{t-1} + xd_t B_t:
+    dh_t = C_t dy_t + a_{t+1} dh_{t+1} (a reverse scan); g_t = dh_t a_t h_{t-1} (the gradient
+    of delta_t A); d delta = sum_n g A, dA = sum_{t,b} g delta, d xd = sum_n dh B,
+    dB = sum_c dh xd, dC = sum_c dy h.
     """
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, u: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
-        decay, state = a.transpose(0, 1).contiguous(), u.transpose(0, 1).contiguous()  # (T, b, c, n)
-        for t in range(1, state.shape[0]):
+    def forward(ctx, delta, xd, A, B, C):
+        length, batch, channels = delta.shape
+        decay = torch.exp(delta.unsqueeze(-1) * A)  # (T, b, c, n)
+        state = xd.unsqueeze(-1) * B.unsqueeze(2)  # u_t, overwritten in place by h_t
+        for t in range(1, length):
             state[t].addcmul_(decay[t], state[t - 1])
-        ctx.save_for_backward(decay, state, C)
-        return torch.einsum("tbcn,btn->btc", state, C)
+        flat = state.view(length * batch, channels, -1)
+        y = torch.bmm(flat, C.reshape(length * batch, -1, 1)).view(length, batch, channels)
+        ctx.save_for_backward(delta, xd, A, B, C, decay, state)
+        return y
 
     @staticmethod
-    def backward(ctx, dy: torch.Tensor):
-        decay, state, C = ctx.saved_tensors
-        d_state = torch.einsum("btc,btn->tbcn", dy, C).contiguous()
-        for t in range(d_state.shape[0] - 2, -1, -1):
+    def backward(ctx, dy):
+        delta, xd, A, B, C, decay, state = ctx.saved_tensors
+        length, batch, channels = delta.shape
+        rows = length * batch
+        dy = dy.contiguous()
+        d_C = torch.bmm(dy.view(rows, 1, channels), state.view(rows, channels, -1)).view(length, batch, -1)
+        d_state = dy.unsqueeze(-1) * C.unsqueeze(2)
+        for t in range(length - 2, -1, -1):
             d_state[t].addcmul_(decay[t + 1], d_state[t + 1])
-        d_decay = torch.zeros_like(d_state)
-        d_decay[1:] = d_state[1:] * state[:-1]
-        d_C = torch.einsum("btc,tbcn->btn", dy, state)
-        return d_decay.transpose(0, 1), d_state.transpose(0, 1), d_C
+        flat = d_state.view(rows, channels, -1)
+        d_xd = torch.bmm(flat, B.reshape(rows, -1, 1)).view(length, batch, channels)
+        d_B = torch.bmm(xd.reshape(rows, 1, channels), flat).view(length, batch, -1)
+        g = torch.zeros_like(d_state)
+        torch.mul(d_state[1:], state[:-1], out=g[1:])
+        g.mul_(decay)
+        d_delta = (g * A).sum(-1)
+        d_A = g.mul_(delta.unsqueeze(-1)).sum((0, 1))  # no permuted copy of g, unlike an einsum
+        return d_delta, d_xd, d_A, d_B, d_C
 
 
 @dataclass(frozen=True)
