@@ -61,6 +61,8 @@ def _config_for(args):
         overrides.append(f"data_path={args.data}")
     if getattr(args, "weights", None) is not None:  # pretrained weights you provide (its config's weights_path)
         overrides.append(f"weights_path={args.weights}")
+    if getattr(args, "model", None) is not None:  # a local Hugging Face causal LM (copying's pretrained part)
+        overrides.append(f"pretrained.model_path={args.model}")
     return module, config_lib.apply_overrides(resolve_preset(module, args.preset), overrides)
 
 
@@ -71,7 +73,8 @@ def cmd_run(args) -> int:
 
     resolve_device(args.device)
     if args.resume:
-        if args.overrides or args.seed is not None or args.data is not None or args.weights is not None:
+        if args.overrides or args.seed is not None or args.data is not None or args.weights is not None \
+                or args.model is not None:
             raise LearnlabError("--resume continues a run with its stored config; drop the overrides.")
         module, cfg, preset = get_experiment(args.experiment), None, None
     else:
@@ -307,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last checkpoint")
     run.add_argument("--data", metavar="PATH", help="your own data for experiments that take it (sets data_path)")
     run.add_argument("--weights", metavar="PATH", help="pretrained weights for experiments that take them (weights_path)")
+    run.add_argument("--model", metavar="PATH",
+                     help="a local Hugging Face causal LM for experiments that test one (pretrained.model_path)")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. model.width=512")
     run.set_defaults(func=cmd_run)
 

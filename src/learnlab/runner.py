@@ -95,6 +95,12 @@ class Run:
         if self._buffered_rows >= self.flush_every_rows:
             self.flush()
 
+    def clear_metrics(self) -> None:
+        """Drop this scope's metrics: a part that only measures (no ``fit``, so no checkpoint)
+        calls it before logging, so a resumed run that measures again does not log twice."""
+        self.flush()
+        self.store.delete_metrics_after(self.id, -1, self.scope)
+
     def flush(self) -> None:
         if self._parent is not None:
             self._parent.flush()

@@ -27,6 +27,7 @@ _MODULES = {
     "gd-vs-ntk": "learnlab.experiments.gd_vs_ntk",
     "corgi2": "learnlab.experiments.corgi2",
     "subtuning": "learnlab.experiments.subtuning",
+    "copying": "learnlab.experiments.copying",
 }
 EXPERIMENTS = tuple(_MODULES)
 

@@ -8,6 +8,8 @@ and lengths uniform in [min_len, max_len].
 - ``prefix_lookup``: ``$ g | x | a .`` with g an n-gram that occurs exactly once in x
   and a the text after it (cut to ``answer_len``); ``suffix_lookup``: ``$ x | g a .``.
   (The official sampler does not make g unique, so its answer can be ambiguous.)
+- Training rows (``pack_rows``): examples concatenated from a fresh start in every row, the
+  example cut by the row's end masked out (the official code's packing).
 - ``duplicate_ngram``: a copy example in which one n-gram of x overwrites another, so an
   n-gram repeats (evaluation only).
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Vocab", "sample_copy", "sample_lookup", "sample_duplicate_ngram", "pack_rows", "answer_accuracy",
+__all__ = ["Vocab", "sample_copy", "has_repeated_ngram", "sample_lookup", "sample_duplicate_ngram", "pack_rows", "answer_accuracy",
            "gssm_error_bound", "state_bits", "ngram_repeat_probability", "ngram_repeat_bound", "ngram_copier"]
 
 
@@ -189,23 +191,28 @@ def sample_duplicate_ngram(n: int, *, length: int, n_gram: int, vocab: Vocab = V
 
 
 def pack_rows(tokens: torch.Tensor, answer: torch.Tensor, context_len: int, vocab: Vocab = Vocab()):
-    """Training rows: examples (padding dropped) concatenated into rows of ``context_len``
-    (the tail that does not fill a row is dropped). An example split across two rows, or
-    cut at the end, keeps its tokens but is masked out of the loss."""
-    keep = tokens != vocab.pad
-    lengths = keep.sum(1)
-    flat_tokens, flat_answer = tokens[keep], answer[keep]
-    example = torch.repeat_interleave(torch.arange(len(tokens), device=tokens.device), lengths)
-    rows = len(flat_tokens) // context_len
-    used = rows * context_len
-    flat_tokens, flat_answer, example = flat_tokens[:used], flat_answer[:used], example[:used]
-    row_of = torch.arange(used, device=tokens.device) // context_len
-    first = torch.full((len(tokens),), rows, device=tokens.device).scatter_reduce(0, example, row_of, "amin")
-    last = torch.full((len(tokens),), -1, device=tokens.device).scatter_reduce(0, example, row_of, "amax")
-    kept = torch.bincount(example, minlength=len(tokens))
-    complete = (first == last) & (kept == lengths)
-    mask = flat_answer & complete[example]
-    return flat_tokens.view(rows, context_len), mask.view(rows, context_len)
+    """Training rows as the official code builds them: each row starts with a fresh example and
+    takes the next ones while they fit; the example that does not fit is cut at the row's end,
+    its tokens kept and its answer masked out.
+
+    ``tokens``, ``answer``: (R, K, T) - K candidate examples for each of R rows, padded; K
+    examples must be enough to fill a row (raises otherwise). Returns (R, context_len) tokens
+    and answer mask. Vectorised over rows and examples.
+    """
+    n_rows, per_row, width = tokens.shape
+    lengths = (tokens != vocab.pad).sum(2)  # (R, K)
+    offsets = torch.cumsum(lengths, 1) - lengths  # where each example starts in its row
+    if bool((offsets[:, -1] + lengths[:, -1] < context_len).any()):
+        raise ValueError(f"{per_row} examples do not fill a row of {context_len} tokens: draw more per row")
+    position = offsets.unsqueeze(2) + torch.arange(width, device=tokens.device)  # (R, K, T)
+    inside = (torch.arange(width, device=tokens.device) < lengths.unsqueeze(2)) & (position < context_len)
+    complete = (offsets + lengths <= context_len).unsqueeze(2)
+    rows = torch.arange(n_rows, device=tokens.device).view(-1, 1, 1).expand_as(position)
+    packed = torch.full((n_rows, context_len), vocab.pad, dtype=tokens.dtype, device=tokens.device)
+    mask = torch.zeros((n_rows, context_len), dtype=torch.bool, device=tokens.device)
+    packed[rows[inside], position[inside]] = tokens[inside]
+    mask[rows[inside], position[inside]] = (answer & complete)[inside]
+    return packed, mask
 
 
 def answer_accuracy(logits: torch.Tensor, tokens: torch.Tensor, answer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,6 +238,12 @@ def gssm_error_bound(bits: int, n_letters: int, length: int) -> float:
     probability > 1 - |S| / D^L (Theorem 2.7): it cannot tell more strings apart than it has states."""
     log_ratio = bits * math.log(2) - length * math.log(n_letters)
     return 1.0 - math.exp(min(0.0, log_ratio))
+
+
+def has_repeated_ngram(letters: torch.Tensor, n_gram: int, vocab: Vocab = Vocab()) -> torch.Tensor:
+    """(N,) bool: some n-gram occurs twice in the row (rows of equal length, no padding)."""
+    lengths = torch.full((len(letters),), letters.shape[1], device=letters.device)
+    return ~_unique_ngram_starts(letters, lengths, n_gram, vocab).all(1)
 
 
 def ngram_repeat_bound(length: int, n_letters: int, n_gram: int) -> float:

@@ -49,17 +49,29 @@ def test_duplicate_ngram_examples_repeat_an_ngram():
         assert len(x) == 20 and len(set(grams)) < len(grams)
 
 
-def test_packing_masks_examples_cut_between_rows():
-    tokens, mask = sample_copy(50, min_len=3, max_len=12, generator=torch.Generator().manual_seed(3))
-    rows, packed_mask = pack_rows(tokens, mask, 32)
-    assert rows.shape[1] == 32 and not (rows == V.pad).any()
-    for row, m in zip(rows, packed_mask):
+def test_packing_starts_every_row_fresh_and_masks_the_cut_example():
+    tokens, mask = sample_copy(40 * 6, min_len=3, max_len=12, generator=torch.Generator().manual_seed(3))
+    rows, packed_mask = pack_rows(tokens.view(40, 6, -1), mask.view(40, 6, -1), 32)
+    assert rows.shape == (40, 32) and not (rows == V.pad).any()
+    assert bool((rows[:, 0] == V.bos).all())  # a fresh example at the start of every row
+    cut = 0
+    for row, m, examples, answers in zip(rows, packed_mask, tokens.view(40, 6, -1), mask.view(40, 6, -1)):
         text = V.decode(row)
-        # every masked position predicts a letter or EOS of a copy whose '$' is in the same row
-        for position in m.nonzero().flatten().tolist():
-            start = text.rfind("$", 0, position + 1)
-            assert start >= 0 and text[position + 1] in "abcdefghijklmnopqrstuvwxyz."
-    assert packed_mask.sum() < sum(m.sum() for m in mask)  # some examples were cut
+        pieces = [V.decode(e[e != V.pad]) for e in examples]
+        joined = "".join(pieces)
+        assert joined.startswith(text)  # the row is the examples in order, cut at 32
+        # scored positions: exactly the answers of the examples that fit whole
+        offset, expected = 0, []
+        for piece, a in zip(pieces, answers):
+            if offset + len(piece) <= 32:
+                expected += [offset + i for i in a[:len(piece)].nonzero().flatten().tolist()]
+            elif offset < 32:
+                cut += 1
+            offset += len(piece)
+        assert m.nonzero().flatten().tolist() == expected
+    assert cut > 0
+    with pytest.raises(ValueError, match="fill a row"):
+        pack_rows(tokens.view(240, 1, -1), mask.view(240, 1, -1), 32)
 
 
 def test_teacher_forced_argmax_equals_greedy_decoding_on_a_random_model():
