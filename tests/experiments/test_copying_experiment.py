@@ -64,13 +64,14 @@ def test_evaluation_lengths_exceed_the_training_context(store):
 def test_a_small_hard_alibi_transformer_learns_to_copy(store):
     """Not a smoke test: a tiny model trained briefly on short strings must copy them."""
     cfg = config_lib.apply_overrides(resolve_preset(copying, "smoke"), [
-        "parts=copy", "models=hard_alibi", "n_seeds=1", "min_len=2", "max_len=4", "eval_lengths=4",
-        "transformer.d_model=32", "transformer.n_head=4", "transformer.n_layer=2", "train.max_steps=400",
-        "train.batch_size=16", "train.lr=0.003", "train.eval_every=200", "context_len=32"])
+        "parts=copy", "models=hard_alibi", "n_seeds=1", "min_len=2", "max_len=4", "eval_lengths=4", "context_len=16",
+        "transformer.d_model=64", "transformer.n_head=8", "transformer.hard_alibi_heads=4", "transformer.n_layer=2",
+        "train.max_steps=350", "train.batch_size=32", "train.lr=0.003", "train.warmup_steps=50",
+        "train.eval_every=350"])
     outcome = execute(copying, cfg, store=store, device="cpu", quiet=True)
     record = store.get_run(outcome.run_id)
     accuracy = float(record.series("hard_alibi_s0_length/acc").values.ravel()[-1])
-    assert accuracy >= 0.8, accuracy
+    assert accuracy >= 0.9, accuracy  # (1.00 when measured; 0.0 at step 0)
 
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(store):
@@ -139,7 +140,7 @@ def test_the_harness_runs_end_to_end_on_tiny_random_checkpoints(tiny_checkpoint,
     book = record.series("pretrained/phonebook_acc")
     assert book.steps.tolist() == [3, 6] and all(0 <= float(v) <= 1 for v in book.values.ravel())
     assert len(record.series("pretrained/text_shuffled_prefix")) == 1
-    assert [c.name for c in record.claims()] == ["phonebook-falls"]
+    assert record.claims() == []  # E5 reports measurements; the paper's contrast is between models
 
 
 def test_batched_greedy_decoding_with_left_padding_equals_one_prompt_at_a_time(tiny_checkpoint):
