@@ -558,18 +558,23 @@ def _memory_note(record: RunRecord, trained_length: int) -> str:
 
 
 def _duplicate_claim(record: RunRecord, cfg: dict) -> Claim:
-    key = cfg["transformer"]["hard_alibi_heads"]
+    """The n-gram-key mechanism (Section 3): after a repeated n-gram at least as long as the key
+    the next letter is ambiguous, so copying fails; a shorter repeat leaves every key unique.
+    (The issue words it as "falls for n <= key, recovers for longer"; the mechanism predicts
+    the reverse, and the curve is reported either way.)"""
     grams = cfg["ngram"]["n_grams"]
     curve = {n: float(np.nanmean(_over_seeds(record, cfg, "hard_alibi_s{s}_dup", "acc", n))) for n in grams}
     plain = float(np.nanmean(_over_seeds(record, cfg, "hard_alibi_s{s}_length", "acc", cfg["max_len"])))
-    short = [curve[n] for n in grams if n <= key]
-    long = [curve[n] for n in grams if n > key]
-    falls = bool(short) and min(short) <= plain - 0.1
-    recovers = bool(long) and long[-1] >= plain - 0.05
-    return Claim("duplicate-ngrams", f"Hard-ALiBi's copying falls on strings with a repeated n-gram of length <= its "
-                 f"key ({key}: its windowed heads) and recovers for longer ones.",
-                 f"no repeat {plain:.2f}; " + ", ".join(f"n={n}: {v:.2f}" for n, v in curve.items()),
-                 "min(n <= key) <= plain - 0.1 and the longest n >= plain - 0.05", falls and recovers)
+    broken = [n for n in grams if curve[n] < plain / 2]
+    key = broken[0] if broken else None
+    short_ok = key is not None and all(curve[n] >= plain - 0.1 for n in grams if n < key)
+    long_fail = key is not None and all(curve[n] < plain / 2 for n in grams if n >= key)
+    return Claim("duplicate-ngrams", "Hard-ALiBi copies like an n-gram lookup: a repeated n-gram shorter than its key "
+                 "is harmless, one at least as long as the key breaks copying (the key length is read off the curve).",
+                 f"no repeat {plain:.2f}; " + ", ".join(f"n={n}: {v:.2f}" for n, v in curve.items()) +
+                 (f"; key length {key}" if key else "; no n breaks it"),
+                 "n < key within 0.1 of no repeat; every n >= key below half of it; a key exists",
+                 bool(short_ok and long_fail and key > 1))
 
 
 def _handbuilt_claims(record: RunRecord, cfg: dict) -> list[Claim]:
