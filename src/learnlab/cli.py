@@ -95,19 +95,31 @@ def cmd_run(args) -> int:
 
 def cmd_sweep(args) -> int:
     from learnlab.runtime import resolve_device
-    from learnlab.sweep import LocalPoolExecutor, expand_grid, run_sweep
+    from learnlab.sweep import LocalPoolExecutor, RayExecutor, SlurmExecutor, expand_grid, pending_points, run_sweep
 
     resolve_device(args.device)
     points = expand_grid(args.experiment, args.preset, args.grid, args.overrides)
-    executor = LocalPoolExecutor(args.jobs)
-    print(f"sweep: {len(points)} runs of {args.experiment} ({args.preset}), {args.jobs} at a time", file=sys.stderr)
+    store = _store(args)
+    todo = pending_points(points, store)
+    if args.executor == "ray":
+        executor = RayExecutor(args.address, args.cpus_per_run, args.gpus_per_run, args.retries, args.ray_cpus)
+        where = f"on Ray ({args.address or 'local'})"
+    elif args.executor == "slurm":
+        folder = args.slurm_folder or str(store.root / "slurm")
+        executor = SlurmExecutor(folder, args.partition, args.time, args.gpus_per_run and int(args.gpus_per_run),
+                                 max(1, int(args.cpus_per_run)), args.retries, cluster=args.slurm_cluster)
+        where = f"as SLURM jobs (logs in {folder})"
+    else:
+        executor, where = LocalPoolExecutor(args.jobs), f"{args.jobs} at a time"
+    print(f"sweep: {len(points)} runs of {args.experiment} ({args.preset}), {len(points) - len(todo)} already "
+          f"completed, {len(todo)} to run {where}", file=sys.stderr)
     failed = 0
-    for point, outcome in run_sweep(points, store=_store(args), executor=executor, device=args.device,
-                                    quiet=args.quiet):
+    for point, outcome in run_sweep(todo, store=store, executor=executor, device=args.device, quiet=args.quiet,
+                                    skip_completed=False):
         setting = " ".join(f"{k}={v}" for k, v in point.overrides)
         failed += outcome.status != "completed"
         print(f"{outcome.run_id or '-':<10}  {outcome.status:<9}  {setting}"
-              + (f"  ({outcome.error})" if outcome.error else ""))
+              + (f"  ({outcome.error})" if outcome.error else ""), flush=True)
     return 0 if not failed else 1
 
 
@@ -320,6 +332,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--preset", default="quick")
     sweep.add_argument("--grid", action="append", default=[], metavar="key=v1,v2", help="one axis (repeatable)")
     sweep.add_argument("--jobs", type=int, default=1, help="processes at once (default 1)")
+    sweep.add_argument("--executor", choices=("local", "ray", "slurm"), default="local",
+                       help="local process pool (default), Ray tasks, or SLURM jobs via submitit")
+    sweep.add_argument("--address", help="ray: the cluster address (default: start a local one)")
+    sweep.add_argument("--ray-cpus", type=int, help="ray: CPUs of a local instance started here (default: all)")
+    sweep.add_argument("--cpus-per-run", type=float, default=1, help="ray / slurm: CPUs a point asks for")
+    sweep.add_argument("--gpus-per-run", type=float, default=0, help="ray / slurm: GPUs a point asks for")
+    sweep.add_argument("--retries", type=int, default=1, help="ray / slurm: resubmissions of a failed point")
+    sweep.add_argument("--partition", help="slurm: the partition")
+    sweep.add_argument("--time", type=int, default=60, help="slurm: minutes a job may run")
+    sweep.add_argument("--slurm-folder", help="slurm: where submitit keeps job files (default: next to the store)")
+    sweep.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"),
+                       help="slurm: force submitit's backend (local: jobs as local processes)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every point")
     sweep.set_defaults(func=cmd_sweep)
 

@@ -23,7 +23,7 @@ import numpy as np
 from learnlab.claims import Claim
 from learnlab.errors import StoreError
 
-__all__ = ["Store", "RunRecord", "Series", "DEFAULT_STORE"]
+__all__ = ["Store", "RunRecord", "Series", "DEFAULT_STORE", "export_run", "import_run"]
 
 DEFAULT_STORE = Path("runs") / "learnlab.sqlite"
 _SCHEMA_VERSION = 1
@@ -203,6 +203,10 @@ class Store:
             row = matches[0]
         return self._record(row)
 
+    def completed_config_hashes(self) -> set[str]:
+        """The config hashes of completed runs (a restarted sweep skips those points)."""
+        return {h for (h,) in self.conn.execute("SELECT config_hash FROM runs WHERE status = 'completed'")}
+
     def list_runs(self, experiment: str | None = None, status: str | None = None) -> list[RunRecord]:
         query, args = "SELECT * FROM runs WHERE 1 = 1", []
         if experiment is not None:
@@ -310,6 +314,48 @@ class Store:
         )
         return [Claim(name, statement, measured, threshold, bool(passed))
                 for name, statement, measured, threshold, passed in rows]
+
+
+# -- moving runs between stores (a cluster worker runs into its own store; the driver merges) --
+
+def export_run(store: Store, run_id: str, *, max_artifact_bytes: int = 64 << 20) -> dict[str, Any]:
+    """Everything of one run as plain data: its row, metrics, claims and artifact files (bytes;
+    checkpoints are left out - a finished run does not need them, and they can be large)."""
+    columns = [d[1] for d in store.conn.execute("PRAGMA table_info(runs)")]
+    row = store.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise StoreError(f"No run '{run_id}' in {store.path}.")
+    files = {}
+    for name, path in store.artifacts(run_id).items():
+        if name.startswith("checkpoint") or not path.is_file() or path.stat().st_size > max_artifact_bytes:
+            continue
+        files[name] = (str(path.relative_to(store.root / run_id)), path.read_bytes())
+    metrics = store.conn.execute("SELECT step, name, replica, value FROM metrics WHERE run_id = ? ORDER BY rowid",
+                                 (run_id,)).fetchall()
+    return {"run": dict(zip(columns, row)), "metrics": metrics, "claims": store.claims(run_id), "files": files}
+
+
+def import_run(store: Store, exported: dict[str, Any]) -> str:
+    """Write an ``export_run`` result into ``store`` (one transaction for the rows); returns its id."""
+    run = exported["run"]
+    run_id = run["id"]
+    directory = store.run_dir(run_id)
+    paths = {}
+    for name, (relative, data) in exported["files"].items():
+        target = directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        paths[name] = str(target.resolve().relative_to(store.root.resolve()))
+    with _write(store.conn) as conn:
+        conn.execute(f"INSERT OR REPLACE INTO runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})",
+                     tuple(run.values()))
+        conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+        conn.executemany("INSERT INTO metrics (run_id, step, name, replica, value) VALUES (?, ?, ?, ?, ?)",
+                         [(run_id, *m) for m in exported["metrics"]])
+        conn.executemany("INSERT OR REPLACE INTO artifacts (run_id, name, path) VALUES (?, ?, ?)",
+                         [(run_id, name, path) for name, path in paths.items()])
+    store.set_claims(run_id, exported["claims"])
+    return run_id
 
 
 class _write:

@@ -1,14 +1,19 @@
 """Grids of runs. Each grid point is one run in the store.
 
-The executor is an interface (``Executor``): the local process pool is the default,
-and a cluster engine can be added later without touching experiments. Every point is
-validated before any runs, so a bad grid writes nothing.
+The executor is an interface (``Executor``): the local process pool is the default;
+``RayExecutor`` (a Ray task a point, on a cluster you already run) and ``SlurmExecutor``
+(a SLURM job a point, through submitit) run points elsewhere. Remote points run into a
+store of their own on the worker and send the finished run back; only the driver writes
+the sweep's store (no SQLite writes across nodes). Every point is validated before any
+runs, so a bad grid writes nothing; a restarted sweep skips the points the store already
+holds as completed (by config hash), so an interrupted sweep resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -19,10 +24,11 @@ from typing import Any, Protocol
 from learnlab import config as config_lib
 from learnlab.errors import ConfigError
 from learnlab.experiments import get_experiment, resolve_preset
-from learnlab.runner import RunOutcome, execute
-from learnlab.store import Store
+from learnlab.runner import RunOutcome, config_hash, execute
+from learnlab.store import Store, export_run, import_run
 
-__all__ = ["SweepPoint", "Executor", "LocalPoolExecutor", "expand_grid", "run_sweep"]
+__all__ = ["SweepPoint", "Executor", "LocalPoolExecutor", "RayExecutor", "SlurmExecutor", "expand_grid", "run_sweep",
+           "run_point_isolated"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,148 @@ class LocalPoolExecutor:
                     yield point, RunOutcome("", "failed", f"{type(error).__name__}: {error}")
 
 
+def run_point_isolated(point: SweepPoint, device: str, threads: int | None = None) -> tuple[RunOutcome, dict | None]:
+    """Run one point into a temporary store of its own (on a remote worker); return its
+    outcome and the exported run (``store.export_run``) for the driver to merge."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    module = get_experiment(point.experiment)
+    cfg = config_lib.from_dict(module.Config, point.config)
+    with tempfile.TemporaryDirectory(prefix="learnlab-point-") as directory:
+        store = Store(Path(directory) / "point.sqlite")
+        try:
+            outcome = execute(module, cfg, store=store, preset=point.preset, device=device, quiet=True)
+            return outcome, export_run(store, outcome.run_id)
+        finally:
+            store.close()
+
+
+def _record_failure(store: Store, point: SweepPoint, error: str) -> RunOutcome:
+    """A point whose worker died (no run came back): a failed run with the error, so the store says so."""
+    import uuid
+
+    run_id = uuid.uuid4().hex[:10]
+    store.create_run(run_id, experiment=point.experiment, preset=point.preset, config=point.config,
+                     config_hash=config_hash(point.experiment, point.config), seed=int(point.config.get("seed", 0)),
+                     git_commit=None, versions={}, device="")
+    store.set_status(run_id, "failed", error)
+    return RunOutcome(run_id, "failed", error)
+
+
+class _RemoteExecutor:
+    """Shared by Ray and SLURM: submit points, merge finished runs into the driver's store,
+    resubmit a failed point up to ``retries`` more times, record the last failure."""
+
+    retries: int
+
+    def _submit(self, point: SweepPoint, device: str):  # -> a handle
+        raise NotImplementedError
+
+    def _wait(self, handles: list) -> tuple[Any, tuple[RunOutcome, dict | None] | BaseException]:
+        raise NotImplementedError
+
+    def map(self, points, store_path, device, quiet):
+        store = Store(store_path)
+        try:
+            pending = {self._submit(point, device): (point, 0) for point in points}
+            while pending:
+                handle, result = self._wait(list(pending))
+                point, attempt = pending.pop(handle)
+                if isinstance(result, BaseException):
+                    outcome, exported = RunOutcome("", "failed", f"{type(result).__name__}: {result}"), None
+                else:
+                    outcome, exported = result
+                if outcome.status != "completed" and attempt < self.retries:
+                    pending[self._submit(point, device)] = (point, attempt + 1)
+                    continue
+                if exported is not None:
+                    import_run(store, exported)
+                    yield point, outcome
+                else:
+                    yield point, _record_failure(store, point, outcome.error or "the worker returned nothing")
+        finally:
+            store.close()
+
+
+class RayExecutor(_RemoteExecutor):
+    """Each point a Ray task with its CPU/GPU request, on the cluster at ``address`` (None:
+    a cluster already initialised in this process, or a local one started here)."""
+
+    def __init__(self, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float = 0,
+                 retries: int = 1, local_cpus: int | None = None):
+        try:
+            import ray
+        except ImportError as error:
+            raise ConfigError("--executor ray needs Ray: pip install learnlab[ray]") from error
+        if cpus_per_run <= 0 or gpus_per_run < 0 or retries < 0:
+            raise ConfigError("cpus per run must be > 0, GPUs per run >= 0 and retries >= 0")
+        self.ray, self.retries = ray, retries
+        if not ray.is_initialized():  # local_cpus: the size of a local instance started here
+            ray.init(address=address, num_cpus=local_cpus if address is None else None, log_to_driver=False)
+        self._task = ray.remote(run_point_isolated).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run,
+                                                             max_retries=0)
+        self.threads = max(1, int(cpus_per_run))
+
+    def _submit(self, point, device):
+        return self._task.remote(point, device, self.threads)
+
+    def _wait(self, handles):
+        [done], _ = self.ray.wait(handles, num_returns=1)
+        try:
+            return done, self.ray.get(done)
+        except Exception as error:  # the task raised or its worker died
+            return done, error
+
+
+class SlurmExecutor(_RemoteExecutor):
+    """Each point a SLURM job through submitit (``partition``, ``time`` in minutes, ``gpus``
+    per job). ``cluster="local"`` runs the jobs as local processes (submitit's LocalExecutor),
+    for tests and for a machine without SLURM; ``"debug"`` runs them in this process."""
+
+    def __init__(self, folder: str | Path, partition: str | None = None, time: int = 60, gpus: int = 0,
+                 cpus: int = 1, retries: int = 1, cluster: str | None = None):
+        try:
+            import submitit
+        except ImportError as error:
+            raise ConfigError("--executor slurm needs submitit: pip install learnlab[slurm]") from error
+        if time < 1 or gpus < 0 or cpus < 1 or retries < 0:
+            raise ConfigError("--time must be >= 1 minute, --gpus >= 0, cpus >= 1 and retries >= 0")
+        self.executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+        parameters = {"timeout_min": time, "cpus_per_task": cpus}
+        if gpus:
+            parameters["gpus_per_node"] = gpus
+        if partition is not None and self.executor.cluster == "slurm":
+            parameters["slurm_partition"] = partition
+        self.executor.update_parameters(**parameters)
+        self.retries, self.threads = retries, cpus
+
+    def _submit(self, point, device):
+        return self.executor.submit(run_point_isolated, point, device, self.threads)
+
+    def _wait(self, handles):
+        import time
+
+        while True:
+            for job in handles:
+                if job.done():
+                    try:
+                        return job, job.result()
+                    except Exception as error:
+                        return job, error
+            time.sleep(0.2)
+
+
+def pending_points(points: Sequence[SweepPoint], store: Store) -> list[SweepPoint]:
+    """The points the store does not hold as a completed run (same experiment and config)."""
+    done = store.completed_config_hashes()
+    return [p for p in points if config_hash(p.experiment, p.config) not in done]
+
+
 def run_sweep(points: Sequence[SweepPoint], *, store: Store, executor: Executor, device: str = "auto",
-              quiet: bool = False) -> list[tuple[SweepPoint, RunOutcome]]:
-    """Run every point through ``executor``; return ``(point, outcome)`` in completion order."""
-    return list(executor.map(points, store.path, device, quiet))
+              quiet: bool = False, skip_completed: bool = True) -> Iterator[tuple[SweepPoint, RunOutcome]]:
+    """Run every point (only those not completed yet, by default) through ``executor``;
+    yield ``(point, outcome)`` in completion order, as each finishes."""
+    todo = pending_points(points, store) if skip_completed else list(points)
+    yield from executor.map(todo, store.path, device, quiet)

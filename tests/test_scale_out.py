@@ -1,0 +1,119 @@
+"""Scale-out: sweeps on Ray and through submitit, the driver-side merge of remote runs,
+retries, and restarts that run only the missing points."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from learnlab.runner import RunOutcome
+from learnlab.store import Store, export_run, import_run
+from learnlab.sweep import SlurmExecutor, _RemoteExecutor, expand_grid, pending_points, run_point_isolated, run_sweep
+
+FAST = ["train.max_steps=40", "train.eval_every=20"]
+
+
+def _grid(seeds: int):
+    return expand_grid("hidden-progress", "smoke", [f"seed={','.join(map(str, range(seeds)))}"], FAST)
+
+
+def test_a_point_run_elsewhere_merges_into_the_store_unchanged(tmp_path):
+    point = _grid(1)[0]
+    outcome, exported = run_point_isolated(point, "cpu")
+    assert outcome.status == "completed" and exported["metrics"]
+    store = Store(tmp_path / "s.sqlite")
+    import_run(store, exported)
+    again = export_run(store, outcome.run_id)
+    assert again["metrics"] == exported["metrics"] and again["claims"] == exported["claims"]
+    assert again["run"] == exported["run"]
+    assert pending_points([point], store) == []  # completed: a restarted sweep skips it
+    store.close()
+
+
+class _Flaky(_RemoteExecutor):
+    """Runs points in this process; the first attempt of every point raises (a worker that died)."""
+
+    def __init__(self, retries):
+        self.retries, self.attempts, self.points = retries, {}, {}
+
+    def _submit(self, point, device):
+        handle = len(self.points)
+        self.points[handle] = point
+        return handle
+
+    def _wait(self, handles):
+        handle = handles[0]
+        point = self.points[handle]
+        self.attempts[point.config["seed"]] = self.attempts.get(point.config["seed"], 0) + 1
+        if self.attempts[point.config["seed"]] == 1:
+            return handle, RuntimeError("worker died")
+        return handle, run_point_isolated(point, "cpu")
+
+
+def test_failed_points_are_retried_and_a_last_failure_is_recorded(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    outcomes = list(run_sweep(_grid(2), store=store, executor=_Flaky(retries=1), device="cpu", quiet=True))
+    assert [o.status for _, o in outcomes] == ["completed", "completed"]
+    outcomes = list(run_sweep(_grid(3), store=store, executor=_Flaky(retries=0), device="cpu", quiet=True))
+    assert len(outcomes) == 1  # seeds 0 and 1 were completed: only seed 2 runs, and fails without a retry
+    point, outcome = outcomes[0]
+    assert outcome.status == "failed" and "worker died" in outcome.error
+    assert store.get_run(outcome.run_id).status == "failed"
+    store.close()
+
+
+def test_submitit_local_jobs_run_a_grid(tmp_path):
+    pytest.importorskip("submitit")
+    store = Store(tmp_path / "s.sqlite")
+    executor = SlurmExecutor(tmp_path / "jobs", cluster="local", time=5)
+    outcomes = list(run_sweep(_grid(2), store=store, executor=executor, device="cpu", quiet=True))
+    assert sorted(o.status for _, o in outcomes) == ["completed", "completed"]
+    assert len(store.list_runs(status="completed")) == 2
+    store.close()
+
+
+def _cli(store_path, *args):
+    return [sys.executable, "-c", "import sys; from learnlab.cli import main; sys.exit(main(sys.argv[1:]))", *args,
+            "--store", str(store_path)]
+
+
+def test_a_ray_sweep_killed_midway_reruns_only_the_missing_points(tmp_path):
+    pytest.importorskip("ray")
+    store_path = tmp_path / "s.sqlite"
+    grid = ["sweep", "hidden-progress", "--preset", "smoke", "--grid", f"seed={','.join(map(str, range(24)))}",
+            "--executor", "ray", "--ray-cpus", "2", "--quiet", *FAST]
+    env = dict(os.environ)
+    driver = subprocess.Popen(_cli(store_path, *grid), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                              start_new_session=True)
+    store = Store(store_path)
+    deadline = time.time() + 180
+    while time.time() < deadline and driver.poll() is None:
+        if store_path.exists() and len(store.list_runs(status="completed")) >= 4:
+            break
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and its local Ray processes
+    driver.wait(timeout=30)
+    before = len(store.list_runs(status="completed"))
+    assert 4 <= before < 24
+    rerun = subprocess.run(_cli(store_path, *grid), capture_output=True, text=True, env=env, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{before} already completed, {24 - before} to run" in rerun.stderr
+    completed = store.list_runs(status="completed")
+    assert len(completed) == 24 and len({r.config_hash for r in completed}) == 24
+    assert sorted(r.seed for r in completed) == list(range(24))
+    store.close()
+    ray = shutil.which("ray", path=os.path.dirname(sys.executable))
+    if ray:  # the killed driver's local Ray processes outlive it
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=60)
+
+
+def test_unknown_executor_settings_are_one_clear_error(tmp_path):
+    from learnlab.config import ConfigError
+
+    with pytest.raises(ConfigError, match="--time"):
+        SlurmExecutor(tmp_path, time=0, cluster="local")
+    assert RunOutcome("", "failed", "x").status == "failed"
