@@ -117,3 +117,41 @@ def test_unknown_executor_settings_are_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="--time"):
         SlurmExecutor(tmp_path, time=0, cluster="local")
     assert RunOutcome("", "failed", "x").status == "failed"
+
+
+def test_two_gloo_processes_train_like_one_process_with_the_same_global_batch(tmp_path):
+    """torchrun, 2 CPU ranks (gloo, DDP) vs one process: same losses and evaluations (fp32)."""
+    import numpy as np
+
+    settings = ["run", "copying", "--preset", "smoke", "--quiet", "parts=copy", "models=hard_alibi,lstm",
+                "n_seeds=1", "train.max_steps=12", "train.batch_size=8", "train.checkpoint_every=5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "learnlab", *settings, "--store", str(tmp_path / "one.sqlite")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert single.returncode == 0, single.stderr
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "-m", "learnlab", *settings, "--store", str(tmp_path / "two.sqlite")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert double.returncode == 0, double.stderr
+    assert double.stdout.count("copying: completed") == 1  # rank 0 alone reports
+    one, two = Store(tmp_path / "one.sqlite"), Store(tmp_path / "two.sqlite")
+    [run_one], [run_two] = one.list_runs(), two.list_runs()
+    assert "2 ranks" in run_two.device
+    names = one.metric_names(run_one.id)
+    assert names == two.metric_names(run_two.id)
+    for name in names:
+        a, b = one.series(run_one.id, name), two.series(run_two.id, name)
+        assert np.array_equal(a.steps, b.steps), name
+        np.testing.assert_allclose(a.values, b.values, rtol=2e-5, atol=2e-6, err_msg=name)
+    assert [c.measured for c in one.claims(run_one.id)] == [c.measured for c in two.claims(run_two.id)]
+    # A data-parallel run resumed from its last checkpoint (step 10) ends where it ended.
+    two.set_status(run_two.id, "failed", "pretend it crashed")
+    resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                              "-m", "learnlab", "run", "copying", "--resume", run_two.id, "--quiet",
+                              "--store", str(tmp_path / "two.sqlite")], capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert two.get_run(run_two.id).status == "completed"
+    for name in names:
+        a, b = one.series(run_one.id, name), two.series(run_two.id, name)
+        np.testing.assert_allclose(a.values, b.values, rtol=2e-5, atol=2e-6, err_msg=name)

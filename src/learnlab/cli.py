@@ -83,6 +83,10 @@ def cmd_run(args) -> int:
     store = _store(args)
     outcome = execute(module, cfg, store=store, preset=preset, device=args.device, quiet=args.quiet,
                       resume=args.resume)
+    from learnlab.train import distributed
+
+    if not distributed.is_main():  # torchrun: rank 0 reports
+        return 0 if outcome.status == "completed" else 1
     record = store.get_run(outcome.run_id)
     print(f"{module.NAME}: {outcome.status} in {record.duration or 0:.1f} s")
     if outcome.error:

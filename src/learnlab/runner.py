@@ -32,6 +32,7 @@ from learnlab.claims import Claim
 from learnlab.errors import StoreError
 from learnlab.runtime import resolve_device, seed_everything
 from learnlab.store import RunRecord, Store
+from learnlab.train import distributed as ddp
 
 __all__ = ["Experiment", "Run", "RunOutcome", "execute", "config_hash"]
 
@@ -82,6 +83,8 @@ class Run:
         in-place updates) and read back only at the next flush, so logging does not force
         a device synchronisation every step.
         """
+        if not ddp.is_main():  # data parallel: rank 0 alone writes the store
+            return
         if self._parent is not None:  # a scoped handle writes through its parent's buffer
             self._parent.log(step, **{f"{self.scope}/{name}": value for name, value in metrics.items()})
             return
@@ -98,12 +101,17 @@ class Run:
     def clear_metrics(self) -> None:
         """Drop this scope's metrics: a part that only measures (no ``fit``, so no checkpoint)
         calls it before logging, so a resumed run that measures again does not log twice."""
+        if not ddp.is_main():
+            return
         self.flush()
         self.store.delete_metrics_after(self.id, -1, self.scope)
 
     def flush(self) -> None:
         if self._parent is not None:
             self._parent.flush()
+            return
+        if not ddp.is_main():
+            self._buffer, self._buffered_rows = [], 0
             return
         rows = []
         for step, name, value in self._buffer:
@@ -124,6 +132,8 @@ class Run:
         tensor or array as ``.npy``, bytes or str as a file, a matplotlib figure as PNG."""
         if self.scope:
             name = f"{self.scope.replace('/', '--')}.{name}"
+        if not ddp.is_main():
+            return self.dir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         if hasattr(obj, "savefig"):
             path = self.dir / f"{name}.png"
@@ -156,6 +166,8 @@ class Run:
     def save_checkpoint(self, step: int, state: Mapping[str, Any]) -> None:
         """Write ``state`` atomically (temporary file, fsync, rename) after flushing the
         metrics logged so far, so the store never lags behind a checkpoint."""
+        if not ddp.is_main():
+            return
         self.flush()
         self.dir.mkdir(parents=True, exist_ok=True)
         temporary = self.checkpoint_path.with_suffix(".pt.tmp")
@@ -173,8 +185,10 @@ class Run:
         after it are dropped, since the resumed run logs them again."""
         self.flush()
         recorded = self.store.artifacts(self.id).get(self._checkpoint_name)
+        main = ddp.is_main()  # every rank reads the checkpoint; rank 0 alone edits the store
         if recorded is None:
-            self.store.delete_metrics_after(self.id, -1, self.scope)
+            if main:
+                self.store.delete_metrics_after(self.id, -1, self.scope)
             return None
         if not recorded.exists():
             raise StoreError(f"Checkpoint {recorded} of run {self.id} is missing.")
@@ -183,7 +197,8 @@ class Run:
             step = int(state["step"])
         except Exception as error:  # a truncated or foreign file
             raise StoreError(f"Checkpoint {recorded} of run {self.id} is corrupt ({type(error).__name__}).") from None
-        self.store.delete_metrics_after(self.id, step, self.scope)
+        if main:
+            self.store.delete_metrics_after(self.id, step, self.scope)
         return state
 
     # -- progress --------------------------------------------------------------------
@@ -223,7 +238,9 @@ def execute(
     before anything is written. Errors inside the run are caught and stored. With
     ``resume``, ``cfg`` may be ``None``: the run's stored config is used.
     """
-    torch_device = resolve_device(device)
+    ddp.init_from_env()  # under torchrun: join the other ranks (a no-op otherwise)
+    torch_device = ddp.local_device(resolve_device(device))
+    main = ddp.is_main()  # every rank trains; rank 0 alone writes the store
     if resume is not None:
         record = store.get_run(resume)
         if record.experiment != experiment.NAME:
@@ -235,16 +252,19 @@ def execute(
         handle = Run(store, run_id, cfg, device=torch_device, quiet=quiet)
         if handle.checkpoint_path.exists() or "checkpoint" in store.artifacts(run_id):
             handle.load_checkpoint()  # raises now, before any write, if it is missing or corrupt
-        store.set_status(run_id, "running", ended=False)
+        if main:
+            store.set_status(run_id, "running", ended=False)
     else:
         config_lib.validate(cfg)
         cfg_dict = config_lib.to_dict(cfg)
-        run_id = run_id or uuid.uuid4().hex[:10]
-        store.create_run(
-            run_id, experiment=experiment.NAME, preset=preset, config=cfg_dict,
-            config_hash=config_hash(experiment.NAME, cfg_dict), seed=int(cfg.seed),
-            git_commit=_git_commit(), versions=_versions(), device=str(torch_device),
-        )
+        run_id = ddp.broadcast_object(run_id or uuid.uuid4().hex[:10])
+        if main:
+            store.create_run(
+                run_id, experiment=experiment.NAME, preset=preset, config=cfg_dict,
+                config_hash=config_hash(experiment.NAME, cfg_dict), seed=int(cfg.seed),
+                git_commit=_git_commit(), versions=_versions(),
+                device=str(torch_device) + (f" x {ddp.world_size()} ranks" if ddp.world_size() > 1 else ""),
+            )
         handle = Run(store, run_id, cfg, device=torch_device, quiet=quiet)
 
     seed_everything(int(cfg.seed))
@@ -253,15 +273,19 @@ def execute(
         handle.flush()
     except KeyboardInterrupt:
         handle.flush()
-        store.set_status(run_id, "interrupted", "KeyboardInterrupt")
+        if main:
+            store.set_status(run_id, "interrupted", "KeyboardInterrupt")
         raise
     except Exception as error:  # a failed run is a result, not a crash of the sweep
         handle.flush()
         message = f"{type(error).__name__}: {error}"
         if os.environ.get("LEARNLAB_TRACEBACK"):
             message += "\n" + traceback.format_exc()
-        store.set_status(run_id, "failed", message)
+        if main:
+            store.set_status(run_id, "failed", message)
         return RunOutcome(run_id, "failed", message)
+    if not main:
+        return RunOutcome(run_id, "completed", None)
     try:
         claims = experiment.claims(store.get_run(run_id))
     except Exception as error:

@@ -220,9 +220,13 @@ def _next_token_targets(tokens: torch.Tensor, answer: torch.Tensor) -> torch.Ten
     return targets
 
 
-def _lm_loss(outputs, targets: torch.Tensor) -> torch.Tensor:
+def _lm_loss(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed cross-entropy over the scored tokens, their count): the loop divides by the count
+    over all data-parallel ranks, so sharded batches give exactly the global mean."""
     logits, _ = outputs
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    flat = targets.reshape(-1)
+    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat, ignore_index=-100, reduction="sum")
+    return total, (flat != -100).sum()
 
 
 def packed_sampler(sample_examples, min_tokens: int, context_len: int, batch_size: int, vocab: tasks.Vocab):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from learnlab.errors import DivergenceError
+from learnlab.train import distributed as ddp
 from learnlab.train.data import BatchStream
 from learnlab.train.optim import TrainConfig, clip_grad_norm_per_replica_, lr_schedule, make_optimizer
 
@@ -77,7 +78,9 @@ def fit(
     ----------
     model : ``model(inputs) -> outputs``; for an ensemble it has ``n_replicas``
     batches : a resumable stream of ``(inputs, targets)``
-    loss_fn : ``loss_fn(outputs, targets)`` -> loss, a scalar or one value per replica (S,)
+    loss_fn : ``loss_fn(outputs, targets)`` -> loss, a scalar or one value per replica (S,); or
+        ``(sum, count)`` (a masked loss: summed over ``count`` scored items), which the loop
+        divides by the count over all data-parallel ranks
     cfg : steps, optimiser, schedule, clipping, logging, eval and checkpoint intervals
     run : the run handle (logging, progress bar, checkpoints)
     evaluate : called at step 0, every ``cfg.eval_every`` steps and at the end
@@ -93,6 +96,16 @@ def fit(
     """
     optimizer = optimizer or make_optimizer(model.parameters(), cfg)
     lr_at = lr_schedule(cfg)
+    forward = model
+    if ddp.is_distributed():  # data parallel under torchrun: each rank its shard of the global batch
+        if getattr(model, "n_replicas", None) is not None or gradient is not None:
+            raise ValueError("data-parallel training takes one model and its loss (not an ensemble or a gradient oracle)")
+        device = next(model.parameters()).device
+        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if cfg.compile:
+        forward = torch.compile(forward)
+    device_type = next(model.parameters()).device.type
+    autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     n_replicas = getattr(model, "n_replicas", None)
     step, window_sum, window_steps = 0, None, 0
 
@@ -147,10 +160,14 @@ def fit(
                 before = [p.detach().clone() for p in model.parameters()]
 
             inputs, targets = batches.next_batch()
+            if forward is not model and ddp.is_distributed():
+                inputs, targets = ddp.shard(inputs), ddp.shard(targets)
             optimizer.zero_grad(set_to_none=True)
             if gradient is None:
-                loss = loss_fn(model(inputs), targets)
-                loss.sum().backward()
+                with autocast:
+                    result = loss_fn(forward(inputs), targets)
+                loss, backward_loss = _reduce_loss(result)
+                backward_loss.sum().backward()
             else:
                 loss = gradient(model, inputs, targets)
             lr_scale = getattr(model, "replica_lr_scale", None)
@@ -185,6 +202,20 @@ def fit(
     finally:
         progress.close()
     return step
+
+
+def _reduce_loss(result) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the loss to log, the loss to backpropagate). A ``(sum, count)`` loss is divided by the
+    count over all ranks; under DDP, which averages gradients over ranks, the backward loss
+    is scaled by the world size so the gradient is that of the global mean."""
+    world = ddp.world_size()
+    if isinstance(result, tuple):
+        total, count = result
+        count = ddp.all_sum(torch.as_tensor(count, dtype=total.dtype, device=total.device).detach()).clamp_min(1)
+        return ddp.all_sum(total.detach()) / count, total * world / count
+    if world > 1:
+        return ddp.all_sum(result.detach()) / world, result
+    return result, result
 
 
 def _frozen_replicas(model: torch.nn.Module) -> torch.Tensor | None:

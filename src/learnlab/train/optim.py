@@ -35,6 +35,8 @@ class TrainConfig:
     log_every: int = param(10, Interval(1, None))
     eval_every: int = param(10, Interval(1, None))
     checkpoint_every: int | None = param(None, Interval(1, None), help="None: no checkpoints")
+    precision: Literal["fp32", "bf16"] = param("fp32", help="bf16: autocast the forward pass (a GPU switch)")
+    compile: bool = param(False, help="torch.compile the model (a GPU switch; off by default)")
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter] | list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
