@@ -155,3 +155,27 @@ def test_two_gloo_processes_train_like_one_process_with_the_same_global_batch(tm
     for name in names:
         a, b = one.series(run_one.id, name), two.series(run_two.id, name)
         np.testing.assert_allclose(a.values, b.values, rtol=2e-5, atol=2e-6, err_msg=name)
+
+
+def test_the_offline_pass_on_ray_writes_the_local_pass_byte_for_byte(tmp_path):
+    pytest.importorskip("ray")
+    import numpy as np
+
+    from learnlab.data import offline_shuffle, write_arrays
+
+    rng = np.random.default_rng(0)
+    source = str(tmp_path / "source")
+    write_arrays(source, {"x": rng.normal(size=(600, 3)).astype(np.float32), "y": np.sort(rng.integers(0, 5, 600))}, 50)
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    offline_shuffle(source, str(local), 4, seed=3, passes=2)
+    done = subprocess.run(_cli(tmp_path / "unused.sqlite", "data", "shuffle", source, str(remote), "--blocks", "4",
+                               "--seed", "3", "--passes", "2", "--executor", "ray", "--ray-cpus", "2", "--quiet")[:-2],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    files = sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(remote) for p in remote.rglob("*") if p.is_file()) and len(files) > 12
+    for name in files:
+        if name.name != "index.json":
+            assert (local / name).read_bytes() == (remote / name).read_bytes(), name
+    index_local, index_remote = ((d / "index.json").read_text() for d in (local, remote))
+    assert index_local.replace(str(local), "DST") == index_remote.replace(str(remote), "DST")

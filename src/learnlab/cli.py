@@ -243,8 +243,14 @@ def cmd_data_shuffle(args) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
+    if args.executor == "ray":
+        try:
+            import ray
+        except ImportError as error:
+            raise LearnlabError("--executor ray needs Ray: pip install learnlab[ray]") from error
+        ray.init(address=args.address, num_cpus=args.ray_cpus if args.address is None else None, log_to_driver=False)
     index, io = offline_shuffle(args.source, args.destination, args.blocks, args.seed, args.passes,
-                                workers=args.workers, progress=progress)
+                                workers=args.workers, executor=args.executor, progress=progress)
     bar.close()
     print(f"shuffled {index['records']:,} records into {len(index['shards'])} shards at {args.destination}: "
           f"{io.requests} reads ({io.bytes_read:,} bytes), {io.write_requests} writes ({io.bytes_written:,} bytes)")
@@ -385,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     shuffle.add_argument("--seed", type=int, default=0)
     shuffle.add_argument("--passes", type=int, default=1)
     shuffle.add_argument("--workers", type=int, default=1, help="processes (a file system all of them see)")
+    shuffle.add_argument("--executor", choices=("local", "ray"), default="local",
+                         help="ray: each group of blocks a Ray task (shards at a URL every node reaches)")
+    shuffle.add_argument("--address", help="ray: the cluster address (default: start a local one)")
+    shuffle.add_argument("--ray-cpus", type=int, help="ray: CPUs of a local instance started here")
     shuffle.add_argument("--quiet", action="store_true")
     shuffle.set_defaults(func=cmd_data_shuffle)
     inspect = verbs.add_parser("inspect", help="index, schema and block homogeneity h")

@@ -74,14 +74,20 @@ def shuffle_group(src: str, dst: str, group: int, blocks: list[int], *, seed: in
 
 
 def offline_shuffle(src: str, dst: str, n_blocks: int, seed: int, passes: int = 1, *, workers: int = 1,
-                    row_group_size: int | None = None,
+                    row_group_size: int | None = None, executor: str = "local",
                     progress: Callable[[int, int], None] | None = None) -> tuple[dict, IOStats]:
     """Run ``passes`` offline passes from ``src`` to a new dataset at ``dst``.
 
     Returns (the destination's index, the I/O of all passes). ``workers > 1`` runs the
-    groups in a process pool (needs a file system every process sees: not ``memory://``).
+    groups in a process pool (needs a file system every process sees: not ``memory://``);
+    ``executor="ray"`` runs each group as a Ray task on the cluster this process is connected
+    to (or a local one it starts; shards at a URL every node reaches). The result is the same
+    dataset, byte for byte, whichever runs the groups: each group's permutation depends only
+    on (seed, pass, group), and the index is committed last by this process.
     Intermediate passes go to ``dst + '.pass<i>'`` and are removed at the end.
     """
+    if executor not in ("local", "ray"):
+        raise DataError(f"executor must be local or ray; got {executor!r}")
     if n_blocks < 1 or passes < 1:
         raise DataError(f"n_blocks and passes must be >= 1; got {n_blocks}, {passes}")
     destination = Storage(dst)
@@ -93,7 +99,7 @@ def offline_shuffle(src: str, dst: str, n_blocks: int, seed: int, passes: int = 
     current = src
     for p in range(passes):
         target = dst if p == passes - 1 else f"{dst.rstrip('/')}.pass{p + 1}"
-        index, stats = _one_pass(current, target, n_blocks, seed, p, workers, row_group_size, progress)
+        index, stats = _one_pass(current, target, n_blocks, seed, p, workers, row_group_size, progress, executor)
         for key in ("requests", "noncontiguous_requests", "bytes_read", "bytes_written", "write_requests"):
             setattr(total, key, getattr(total, key) + stats.get(key, 0))
         if current != src:
@@ -103,7 +109,7 @@ def offline_shuffle(src: str, dst: str, n_blocks: int, seed: int, passes: int = 
 
 
 def _one_pass(src: str, dst: str, n_blocks: int, seed: int, pass_index: int, workers: int,
-              row_group_size: int | None, progress) -> tuple[dict, dict[str, Any]]:
+              row_group_size: int | None, progress, executor: str = "local") -> tuple[dict, dict[str, Any]]:
     source = ShardedDataset(src)
     out = Storage(dst)
     if out.exists(INDEX):  # an intermediate pass finished before an interruption
@@ -112,7 +118,9 @@ def _one_pass(src: str, dst: str, n_blocks: int, seed: int, pass_index: int, wor
     arguments = [(src, dst, g, [int(b) for b in blocks]) for g, blocks in enumerate(groups)]
     options = {"seed": seed, "pass_index": pass_index, "row_group_size": row_group_size}
     results = []
-    if workers > 1:
+    if executor == "ray":
+        results = _ray_groups(arguments, options, progress)
+    elif workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             futures = [pool.submit(shuffle_group, *a, **options) for a in arguments]
             for done, future in enumerate(futures, 1):
@@ -141,6 +149,25 @@ def _one_pass(src: str, dst: str, n_blocks: int, seed: int, pass_index: int, wor
             if isinstance(value, int):
                 stats[key] = stats.get(key, 0) + value
     return index, stats
+
+
+def _ray_groups(arguments: list[tuple], options: dict, progress) -> list[tuple[list[dict], dict]]:
+    """Each group a Ray task; results in group order (the index lists shards in that order)."""
+    try:
+        import ray
+    except ImportError as error:
+        raise DataError("the offline pass on Ray needs Ray: pip install learnlab[ray]") from error
+    if not ray.is_initialized():
+        ray.init(log_to_driver=False)
+    task = ray.remote(shuffle_group).options(max_retries=2)  # idempotent: a retried group redoes or skips
+    refs = [task.remote(*a, **options) for a in arguments]
+    remaining, done = list(refs), 0
+    while remaining:
+        finished, remaining = ray.wait(remaining, num_returns=1)
+        done += len(finished)
+        if progress:
+            progress(done, len(refs))
+    return ray.get(refs)
 
 
 def _remove_dataset(url: str) -> None:
