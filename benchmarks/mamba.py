@@ -22,15 +22,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from learnlab.models.mamba import Mamba, MambaConfig  # noqa: E402
 
 
-def step_time(model, forward, steps: int) -> float:
+def step_time(model, forward, steps: int, device: str) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    idx = torch.randint(0, 30, (16, 65))
+    idx = torch.randint(0, 30, (16, 65), device=device)
     forward(idx)[1].backward()  # warm-up
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         forward(idx)[1].backward()
         optimizer.step()
+    sync()
     return (time.perf_counter() - start) / steps
 
 
@@ -38,23 +41,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--hf-steps", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.manual_seed(0)
     rows = {}
     for scan in ("parallel", "sequential"):
-        model = Mamba(MambaConfig(d_model=128, n_layer=4, d_state=16, scan=scan)).train()
-        rows[f"learnlab, {scan} scan"] = step_time(model, lambda idx, m=model: m(idx[:, :-1], idx[:, 1:]), args.steps)
+        model = Mamba(MambaConfig(d_model=128, n_layer=4, d_state=16, scan=scan)).to(args.device).train()
+        rows[f"learnlab, {scan} scan"] = step_time(model, lambda idx, m=model: m(idx[:, :-1], idx[:, 1:]), args.steps,
+                                                   args.device)
     try:
         import transformers
 
         config = transformers.MambaConfig(vocab_size=30, hidden_size=128, num_hidden_layers=4, state_size=16)
-        hf = transformers.MambaForCausalLM(config).train()
+        hf = transformers.MambaForCausalLM(config).to(args.device).train()
 
         def hf_forward(idx):
             out = hf(idx, labels=idx)
             return out.logits, out.loss
 
-        rows["transformers MambaForCausalLM (CPU fallback)"] = step_time(hf, hf_forward, args.hf_steps)
+        rows["transformers MambaForCausalLM (pure-PyTorch fallback)"] = step_time(hf, hf_forward, args.hf_steps,
+                                                                                args.device)
     except ImportError:
         print("(transformers not installed: pip install learnlab[hf])")
     fastest = min(rows.values())
