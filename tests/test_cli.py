@@ -29,6 +29,12 @@ def test_run_show_runs_and_report_end_to_end(capsys, store_path, tmp_path):
     claim_lines = [line for line in out.splitlines() if line.strip().startswith(("pass ", "fail "))]
     assert len(claim_lines) == 4
 
+    from learnlab.store import Store  # --recheck recomputes the claims from the stored metrics
+
+    Store(store_path).set_claims(run_id, [])
+    code, out, _ = _run(capsys, "show", run_id, "--recheck", "--store", str(store_path))
+    assert code == 0 and [line for line in out.splitlines() if line.strip().startswith(("pass ", "fail "))] == claim_lines
+
     code, out, _ = _run(capsys, "runs", "--store", str(store_path))
     assert code == 0 and run_id in out
 

@@ -171,6 +171,12 @@ def cmd_show(args) -> int:
 
     store = _store(args)
     record = store.get_run(args.run)
+    if args.recheck:  # claims are functions of the stored metrics: check them again with today's code
+        from learnlab.experiments import get_experiment
+
+        if record.status != "completed":
+            raise LearnlabError(f"run {record.id} is {record.status}: only a completed run's claims are rechecked")
+        store.set_claims(record.id, get_experiment(record.experiment).claims(record))
     print(f"run {record.id}: {record.experiment} (preset {record.preset}), status {record.status}")
     if record.error:
         print(f"error: {record.error}")
@@ -369,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", parents=[common], help="one run: config, status, metrics, claims")
     show.add_argument("run")
+    show.add_argument("--recheck", action="store_true",
+                      help="check the claims again on the stored metrics (after the claim code changed)")
     show.set_defaults(func=cmd_show)
 
     report = commands.add_parser("report", parents=[common], help="rebuild the HTML report from the store")
