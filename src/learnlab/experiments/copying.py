@@ -28,8 +28,12 @@ exact match: tested), and character accuracy; mean and standard error over evalu
 Presets
 -------
 ``quick``  2 seeds, 2 layers d = 128 (8 heads of 16), Mamba 4 x 128, LSTM 256, copy lengths
-           5-20, 16 rows of 128 tokens a step (~57 complete examples), 1,500 steps
-           (Mamba 800): ``learnlab run copying --preset quick`` (about 40 minutes on 2 cores).
+           5-20, 64 rows of 48 tokens a step (~84 complete examples), 1,500 steps (Mamba
+           800): ``learnlab run copying --preset quick`` (about 35 minutes on 2 cores).
+           Short rows (one example and a cut one) learn faster than long rows of many
+           examples: hard-ALiBi reached 0.95 at |x| = 20 with rows of 44 tokens (39 examples
+           a step) but 0.81 with rows of 128 (57 a step), measured while choosing this
+           preset - its position-free heads see every earlier example in a row.
 ``paper``  the paper's models (12 x 1024 transformers, 24-layer Mamba, 4 x 1024 LSTM), lr 1e-5,
            batch 8 x 220, lengths up to 50 evaluated to 1,000: a GPU job.
 ``smoke``  seconds; used by the tests.
@@ -574,7 +578,8 @@ def _duplicate_claim(record: RunRecord, cfg: dict) -> Claim:
     short_ok = key is not None and all(curve[n] >= plain - 0.1 for n in grams if n < key)
     long_fail = key is not None and all(curve[n] < plain / 2 for n in grams if n >= key)
     return Claim("duplicate-ngrams", "Hard-ALiBi copies like an n-gram lookup: a repeated n-gram shorter than its key "
-                 "is harmless, one at least as long as the key breaks copying (the key length is read off the curve).",
+                 "is harmless, one at least as long as the key breaks copying (the key length is read off the curve; "
+                 "the issue expected recovery for repeats longer than the key, which the mechanism rules out).",
                  f"no repeat {plain:.2f}; " + ", ".join(f"n={n}: {v:.2f}" for n, v in curve.items()) +
                  (f"; key length {key}" if key else "; no n breaks it"),
                  "n < key within 0.1 of no repeat; every n >= key below half of it; a key exists",
@@ -622,7 +627,7 @@ def figures(record: RunRecord) -> dict[str, Any]:
                 n = min(len(c) for c in curves)
                 ax.plot(np.mean([s.values[:n] for s in seen], 0).ravel(),
                         np.mean([c.values[:n] for c in curves], 0).ravel(), "-", label=model)
-        ax.set(xscale="symlog", xlabel="training examples seen", ylabel=f"string accuracy, |x| = {cfg['max_len']}",
+        ax.set(xlabel="training examples seen", ylabel=f"string accuracy, |x| = {cfg['max_len']}",
                title="E1: sample efficiency")
         ax.legend(fontsize=7)
         fig.tight_layout()
