@@ -183,3 +183,21 @@ def test_the_offline_pass_on_ray_writes_the_local_pass_byte_for_byte(tmp_path):
             assert (local / name).read_bytes() == (remote / name).read_bytes(), name
     index_local, index_remote = ((d / "index.json").read_text() for d in (local, remote))
     assert index_local.replace(str(local), "DST") == index_remote.replace(str(remote), "DST")
+
+
+def test_bf16_autocast_is_a_switch(tmp_path):
+    """train.precision=bf16 trains (autocast on the CPU too) and changes the numbers a little, not a lot."""
+    import numpy as np
+
+    from learnlab.config import apply_overrides
+    from learnlab.experiments import copying, resolve_preset
+    from learnlab.runner import execute
+
+    base = apply_overrides(resolve_preset(copying, "smoke"), ["parts=copy", "models=hard_alibi", "n_seeds=1"])
+    store = Store(tmp_path / "s.sqlite")
+    runs = [execute(copying, apply_overrides(base, [f"train.precision={p}"]), store=store, device="cpu", quiet=True)
+            for p in ("fp32", "bf16")]
+    assert all(r.status == "completed" for r in runs)
+    fp32, bf16 = (store.series(r.run_id, "hard_alibi_s0/train_loss").values.ravel() for r in runs)
+    assert not np.array_equal(fp32, bf16) and np.allclose(fp32, bf16, rtol=0.05)
+    store.close()
