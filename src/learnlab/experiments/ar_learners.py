@@ -39,7 +39,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
 from learnlab.claims import Claim
 from learnlab.config import Interval, param
@@ -50,6 +49,7 @@ from learnlab.tasks import text as textlib
 from learnlab.tasks.parity_cot import chain_length, sample_parity_chain
 from learnlab.train.data import SamplerStream
 from learnlab.train.loop import Measure, fit
+from learnlab.train.losses import token_loss_sum
 from learnlab.train.optim import TrainConfig
 
 if TYPE_CHECKING:
@@ -156,13 +156,7 @@ def presets() -> dict[str, Config]:
 # ----------------------------------------------------------------------------- training
 
 
-def _lm_loss(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed cross-entropy over the scored tokens, their count): the loop divides by the count
-    over all data-parallel ranks, so sharded batches give exactly the global mean."""
-    logits, _ = outputs
-    flat = targets.reshape(-1)
-    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat, ignore_index=-100, reduction="sum")
-    return total, (flat != -100).sum()
+_lm_loss = token_loss_sum  # (summed token loss, scored tokens)
 
 
 def _targets(sequences: torch.Tensor, first_scored: int) -> tuple[torch.Tensor, torch.Tensor]:

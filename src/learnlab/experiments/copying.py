@@ -47,7 +47,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from learnlab.claims import Claim
 from learnlab.config import Interval, param, to_dict
@@ -58,6 +57,7 @@ from learnlab.runtime import generator, replica_seeds, seed_everything
 from learnlab.tasks import copying as tasks
 from learnlab.train.data import SamplerStream
 from learnlab.train.loop import Measure, fit
+from learnlab.train.losses import token_loss_sum
 from learnlab.train.optim import TrainConfig
 
 if TYPE_CHECKING:
@@ -224,13 +224,7 @@ def _next_token_targets(tokens: torch.Tensor, answer: torch.Tensor) -> torch.Ten
     return targets
 
 
-def _lm_loss(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed cross-entropy over the scored tokens, their count): the loop divides by the count
-    over all data-parallel ranks, so sharded batches give exactly the global mean."""
-    logits, _ = outputs
-    flat = targets.reshape(-1)
-    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat, ignore_index=-100, reduction="sum")
-    return total, (flat != -100).sum()
+_lm_loss = token_loss_sum  # (summed token loss, scored tokens)
 
 
 def packed_sampler(sample_examples, min_tokens: int, context_len: int, batch_size: int, vocab: tasks.Vocab):

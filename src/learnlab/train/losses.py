@@ -1,4 +1,4 @@
-"""Losses for ±1 labels, one value per replica.
+"""Losses for ±1 labels, one value per replica; and the masked next-token loss of language models.
 
 Outputs and labels are (S, B) for an ensemble of S replicas (or (B,) for one model);
 each loss returns the mean over the batch, shape (S,) (or a scalar). Summing these over
@@ -12,7 +12,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["hinge_loss", "square_loss", "logistic_loss", "margin_losses", "sign_accuracy", "replica_accuracy"]
+__all__ = ["hinge_loss", "square_loss", "logistic_loss", "margin_losses", "sign_accuracy", "replica_accuracy",
+           "token_loss_sum"]
 
 
 def hinge_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -48,3 +49,13 @@ def replica_accuracy(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tens
     x (S, N, ...), labels (S, N) of class ids; returns (S,). Evaluated in chunks of N."""
     predictions = torch.cat([model(part).argmax(-1) for part in x.split(chunk, dim=1)], dim=1)
     return (predictions == labels).float().mean(dim=1)
+
+
+def token_loss_sum(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token cross-entropy of ``(logits, ...)`` outputs against targets with -100 where a
+    position is not scored: (the sum over scored tokens, their count). ``fit`` divides by the
+    count over all data-parallel ranks, so sharded batches give exactly the global mean."""
+    logits = outputs[0]
+    flat = targets.reshape(-1)
+    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat, ignore_index=-100, reduction="sum")
+    return total, (flat != -100).sum()
