@@ -160,7 +160,7 @@ def fit(
                 before = [p.detach().clone() for p in model.parameters()]
 
             inputs, targets = batches.next_batch()
-            if forward is not model and ddp.is_distributed():
+            if ddp.is_distributed():  # (an ensemble was refused above)
                 inputs, targets = ddp.shard(inputs), ddp.shard(targets)
             optimizer.zero_grad(set_to_none=True)
             if gradient is None:
