@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from learnlab.runner import RunOutcome
 from learnlab.store import Store, export_run, import_run
 from learnlab.sweep import SlurmExecutor, _RemoteExecutor, expand_grid, pending_points, run_point_isolated, run_sweep
 
@@ -115,12 +114,13 @@ def _kill_midway_and_rerun(driver, store_path, grid, env):
     store.close()
 
 
-def test_unknown_executor_settings_are_one_clear_error(tmp_path):
+def test_impossible_executor_settings_are_one_clear_error(tmp_path):
     from learnlab.config import ConfigError
 
     with pytest.raises(ConfigError, match="--time"):
         SlurmExecutor(tmp_path, time=0, cluster="local")
-    assert RunOutcome("", "failed", "x").status == "failed"
+    with pytest.raises(ConfigError, match="retries"):
+        SlurmExecutor(tmp_path, retries=-1, cluster="local")
 
 
 def test_two_gloo_processes_train_like_one_process_with_the_same_global_batch(tmp_path):

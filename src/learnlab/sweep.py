@@ -109,19 +109,14 @@ class LocalPoolExecutor:
                     yield point, RunOutcome("", "failed", f"{type(error).__name__}: {error}")
 
 
-def run_point_isolated(point: SweepPoint, device: str, threads: int | None = None) -> tuple[RunOutcome, dict | None]:
+def run_point_isolated(point: SweepPoint, device: str, threads: int | None = None) -> tuple[RunOutcome, dict]:
     """Run one point into a temporary store of its own (on a remote worker); return its
     outcome and the exported run (``store.export_run``) for the driver to merge."""
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-    module = get_experiment(point.experiment)
-    cfg = config_lib.from_dict(module.Config, point.config)
     with tempfile.TemporaryDirectory(prefix="learnlab-point-") as directory:
-        store = Store(Path(directory) / "point.sqlite")
+        path = Path(directory) / "point.sqlite"
+        outcome = _run_point(point, str(path), device, True, threads)
+        store = Store(path)
         try:
-            outcome = execute(module, cfg, store=store, preset=point.preset, device=device, quiet=True)
             return outcome, export_run(store, outcome.run_id)
         finally:
             store.close()

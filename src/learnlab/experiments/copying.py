@@ -245,14 +245,19 @@ def packed_sampler(sample_examples, min_tokens: int, context_len: int, batch_siz
 
 class CountingStream:
     """Wraps a batch stream and counts the complete training examples it has served (targets
-    equal to EOS); the count is part of its state, so a resumed run counts on exactly."""
+    equal to EOS); the count is part of its state, so a resumed run counts on exactly. The
+    count stays on the batches' device until read (no synchronisation every step)."""
 
     def __init__(self, inner: SamplerStream, eos: int):
-        self.inner, self.eos, self.examples = inner, eos, 0
+        self.inner, self.eos, self._count = inner, eos, 0
+
+    @property
+    def examples(self) -> int:
+        return int(self._count)
 
     def next_batch(self):
         inputs, targets = self.inner.next_batch()
-        self.examples += int((targets == self.eos).sum())
+        self._count = self._count + (targets == self.eos).sum()
         return inputs, targets
 
     def state_dict(self) -> dict[str, Any]:
@@ -260,7 +265,7 @@ class CountingStream:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.inner.load_state_dict(state["inner"])
-        self.examples = state["examples"]
+        self._count = state["examples"]
 
 
 @torch.no_grad()
@@ -282,7 +287,7 @@ def evaluate_examples(model: torch.nn.Module, tokens: torch.Tensor, answer: torc
     return {"acc": float(torch.cat(strings).mean()), "acc_se": se, "char_acc": float(torch.cat(chars).mean())}
 
 
-def _copy_examples(cfg: Config, vocab: tasks.Vocab, min_len: int, max_len: int):
+def _copy_examples(vocab: tasks.Vocab, min_len: int, max_len: int):
     return lambda count, g: tasks.sample_copy(count, min_len=min_len, max_len=max_len, vocab=vocab, generator=g)
 
 
@@ -343,7 +348,7 @@ def _copy(cfg: Config, name: str, seed: int, run: Run, length_run: Run, dup_run:
     seed_everything(init_seed)
     model = build_model(name, cfg).to(device)
     train_cfg = replace(cfg.train, max_steps=cfg.mamba_steps) if name == "mamba" else cfg.train
-    _train(model, _copy_examples(cfg, vocab, cfg.min_len, cfg.max_len), 2 * cfg.min_len + 3, cfg.context_len,
+    _train(model, _copy_examples(vocab, cfg.min_len, cfg.max_len), 2 * cfg.min_len + 3, cfg.context_len,
            _eval_copies(cfg, cfg.max_len, eval_seed, device), cfg, train_cfg, data_seed, run)
     length_run.clear_metrics()
     length_run.log(0, parameters=float(sum(p.numel() for p in model.parameters())))
@@ -384,7 +389,7 @@ def _mamba_short(cfg: Config, seed: int, run: Run) -> None:
     init_seed, data_seed, eval_seed = replica_seeds(seed + 13, 3)
     seed_everything(init_seed)
     model = build_model("mamba", cfg).to(device)
-    _train(model, _copy_examples(cfg, vocab, part.min_len, part.max_len), 2 * part.min_len + 3, part.context_len,
+    _train(model, _copy_examples(vocab, part.min_len, part.max_len), 2 * part.min_len + 3, part.context_len,
            _eval_copies(cfg, part.max_len, eval_seed, device), cfg, replace(cfg.train, max_steps=part.max_steps),
            data_seed, run)
 
