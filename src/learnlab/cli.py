@@ -28,10 +28,10 @@ def _print_claims(rows: list[tuple[str, object]]) -> None:
     if not rows:
         print("(no claims checked)")
         return
-    table = [("experiment", "claim", "measured", "result")] + [
-        (experiment, c.name, c.measured, c.verdict) for experiment, c in rows
+    table = [("experiment", "kind", "claim", "measured", "verdict")] + [
+        (experiment, c.kind, c.name, c.measured, c.verdict) for experiment, c in rows
     ]
-    widths = [min(max(len(str(row[i])) for row in table), 70) for i in range(4)]
+    widths = [min(max(len(str(row[i])) for row in table), 70) for i in range(5)]
     for row in table:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
 
@@ -91,8 +91,13 @@ def cmd_run(args) -> int:
     print(f"{module.NAME}: {outcome.status} in {record.duration or 0:.1f} s")
     if outcome.error:
         print(f"error: {outcome.error}", file=sys.stderr)
-    for claim in record.claims():
-        print(f"  {claim.verdict:<4}  {claim.name}: {claim.measured}")
+    claims = record.claims()
+    for claim in claims:
+        print(f"  [{claim.kind}] {claim.verdict}  {claim.name}: {claim.measured}")
+    if claims:
+        from learnlab.claims import summarise
+
+        print(summarise(claims))
     print(outcome.run_id)
     return 0 if outcome.status == "completed" else 1
 
@@ -140,43 +145,56 @@ def cmd_reproduce(args) -> int:
         module = get_experiment(name)
         plan.append((module, resolve_preset(module, args.preset)))
     store = _store(args)
-    rows, failed = [], 0
+    rows, summaries, failed = [], [], 0
     for module, cfg in plan:
         print(f"== {module.NAME} ({args.preset})", file=sys.stderr)
         outcome = execute(module, cfg, store=store, preset=args.preset, device=args.device, quiet=args.quiet)
         if outcome.error:
             failed += 1
             print(f"{module.NAME} failed: {outcome.error}", file=sys.stderr)
-        rows += [(module.NAME, claim) for claim in store.get_run(outcome.run_id).claims()]
+        claims = store.get_run(outcome.run_id).claims()
+        rows += [(module.NAME, claim) for claim in claims]
+        summaries.append((module.NAME, claims))
     index = build_report(store, args.out or store.root / "report")
     print(f"report: {index}")
     _print_claims(rows)
+    from learnlab.claims import summarise
+
+    for name, claims in summaries:
+        print(f"{name}: {summarise(claims)}")
     return 0 if not failed else 1
 
 
 def cmd_runs(args) -> int:
     runs = _store(args).list_runs(experiment=args.experiment)
-    print(f"{'run':<10}  {'experiment':<20}  {'preset':<7}  {'seed':>4}  {'status':<11}  claims  seconds")
+    print(f"{'run':<10}  {'experiment':<20}  {'preset':<7}  {'seed':>4}  {'status':<11}  reproduced  seconds")
     for record in runs:
         claims = record.claims()
-        passed = f"{sum(c.passed for c in claims)}/{len(claims)}" if claims else "-"
+        paper = [c for c in claims if c.kind == "reproduction"]
+        passed = f"{sum(c.passed for c in paper)}/{len(paper)}" if claims else "-"
         seconds = f"{record.duration:.1f}" if record.duration is not None else "-"
         print(f"{record.id:<10}  {record.experiment:<20}  {record.preset or '-':<7}  {record.seed:>4}  "
-              f"{record.status:<11}  {passed:<6}  {seconds}")
+              f"{record.status:<11}  {passed:<10}  {seconds}")
     return 0
 
 
 def cmd_show(args) -> int:
+    from learnlab.claims import summarise
     from learnlab.report import flatten_config
 
     store = _store(args)
     record = store.get_run(args.run)
-    if args.recheck:  # claims are functions of the stored metrics: check them again with today's code
+    if args.recheck:  # claims and figures are functions of the stored metrics: redo them with today's code
         from learnlab.experiments import get_experiment
+        from learnlab.runner import check_and_draw
 
         if record.status != "completed":
             raise LearnlabError(f"run {record.id} is {record.status}: only a completed run's claims are rechecked")
-        store.set_claims(record.id, get_experiment(record.experiment).claims(record))
+        check_and_draw(get_experiment(record.experiment), store, record.id)
+    claims = record.claims()
+    if args.json:
+        print(json.dumps(_run_json(record, claims), indent=1))
+        return 0
     print(f"run {record.id}: {record.experiment} (preset {record.preset}), status {record.status}")
     if record.error:
         print(f"error: {record.error}")
@@ -189,9 +207,22 @@ def cmd_show(args) -> int:
     for name, value in store.final_metrics(record.id).items():
         print(f"  {name} = {value:.6g}" if value is not None else f"  {name} = nan")
     print("claims:")
-    for claim in record.claims():
-        print(f"  {claim.verdict}  {claim.name}: {claim.measured} (threshold: {claim.threshold})")
+    for claim in claims:
+        print(f"  [{claim.kind}] {claim.verdict}  {claim.name}: {claim.measured} (threshold: {claim.threshold})")
+    if claims:
+        print(summarise(claims))
     return 0
+
+
+def _run_json(record, claims) -> dict:
+    """A run and its claims as plain data (``learnlab show RUN --json``)."""
+    return {
+        "id": record.id, "experiment": record.experiment, "preset": record.preset, "seed": record.seed,
+        "status": record.status, "error": record.error, "config": record.config,
+        "timing": {"started": record.started, "ended": record.ended, "seconds": record.duration},
+        "git_commit": record.git_commit, "device": record.device,
+        "claims": [c.to_dict() for c in claims],
+    }
 
 
 def cmd_report(args) -> int:
@@ -375,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", parents=[common], help="one run: config, status, metrics, claims")
     show.add_argument("run")
+    show.add_argument("--json", action="store_true", help="print the run and its claims as JSON")
     show.add_argument("--recheck", action="store_true",
                       help="check the claims again on the stored metrics (after the claim code changed)")
     show.set_defaults(func=cmd_show)

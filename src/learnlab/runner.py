@@ -21,20 +21,24 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from learnlab import config as config_lib
-from learnlab.claims import Claim
+from learnlab.claims import Claim, ClaimSpec
 from learnlab.errors import StoreError
 from learnlab.runtime import resolve_device, seed_everything
 from learnlab.store import RunRecord, Store
 from learnlab.train import distributed as ddp
 
-__all__ = ["Experiment", "Run", "RunOutcome", "execute", "config_hash"]
+if TYPE_CHECKING:
+    from learnlab.figures import Figure
+    from learnlab.results import StoredRun
+
+__all__ = ["Experiment", "Run", "RunOutcome", "execute", "config_hash", "check_and_draw", "draw_figures"]
 
 
 class Experiment(Protocol):
@@ -46,8 +50,8 @@ class Experiment(Protocol):
 
     def presets(self) -> dict[str, Any]: ...
     def run(self, cfg: Any, run: Run) -> None: ...
-    def claims(self, record: RunRecord) -> list[Claim]: ...
-    def figures(self, records: list[RunRecord]) -> dict[str, Any]: ...
+    def claims(self, cfg: Any) -> list[ClaimSpec]: ...
+    def figures(self, run: StoredRun) -> dict[str, Figure]: ...
 
 
 class Run:
@@ -287,14 +291,49 @@ def execute(
     if not main:
         return RunOutcome(run_id, "completed", None)
     try:
-        claims = experiment.claims(store.get_run(run_id))
+        check_and_draw(experiment, store, run_id)
     except Exception as error:
         message = f"claims could not be checked: {type(error).__name__}: {error}"
+        if os.environ.get("LEARNLAB_TRACEBACK"):
+            message += "\n" + traceback.format_exc()
         store.set_status(run_id, "failed", message)
         return RunOutcome(run_id, "failed", message)
-    store.set_claims(run_id, claims)
     store.set_status(run_id, "completed")
     return RunOutcome(run_id, "completed", None)
+
+
+def check_and_draw(experiment: Experiment, store: Store, run_id: str, *, figures: bool = True) -> list[Claim]:
+    """Check the experiment's claims on the stored run and store them; draw its figures
+    and store each as SVG and PNG artifacts (``figure/<name>``) with their captions
+    (``figures.json``), so the report shows the run without the experiment's code."""
+    from learnlab.claims import check_claims
+    from learnlab.results import StoredRun
+
+    stored = StoredRun(store.get_run(run_id), experiment.Config)
+    claims = check_claims(experiment.claims(stored.config), stored)
+    store.set_claims(run_id, claims)
+    if figures:
+        draw_figures(experiment, store, stored)
+    return claims
+
+
+def draw_figures(experiment: Experiment, store: Store, stored: Any) -> dict[str, str]:
+    """Draw ``experiment.figures(stored)`` into the run's folder; returns {name: caption}."""
+    from learnlab.figures import close, save_figure
+
+    directory = store.run_dir(stored.id) / "figures"
+    captions = {}
+    for name, drawn in experiment.figures(stored).items():
+        svg, png = save_figure(drawn.figure, directory, name)
+        close(drawn.figure)
+        store.set_artifact(stored.id, f"figure/{name}.svg", svg)
+        store.set_artifact(stored.id, f"figure/{name}.png", png)
+        captions[name] = drawn.caption
+    path = directory / "captions.json"
+    _atomic_write_bytes(path, json.dumps(captions, indent=1).encode()) if captions else None
+    if captions:
+        store.set_artifact(stored.id, "figures.json", path)
+    return captions
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -67,6 +67,17 @@ CREATE TABLE IF NOT EXISTS claims (
     passed INTEGER NOT NULL,
     PRIMARY KEY (run_id, position)
 );
+-- Checked claims (learnlab.claims.Claim as JSON): kind, verdict, statistic, interval, sources.
+-- The ``claims`` table above holds claims of runs made before claim kinds existed.
+CREATE TABLE IF NOT EXISTS claim_checks (
+    run_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, position)
+);
 """
 
 
@@ -301,19 +312,25 @@ class Store:
 
     def set_claims(self, run_id: str, claims: Sequence[Claim]) -> None:
         with _write(self.conn) as conn:
+            conn.execute("DELETE FROM claim_checks WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
             conn.executemany(
-                "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, i, c.name, c.statement, c.measured, c.threshold, int(c.passed)) for i, c in enumerate(claims)],
+                "INSERT INTO claim_checks VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, i, c.name, c.kind, c.verdict, json.dumps(c.to_dict())) for i, c in enumerate(claims)],
             )
 
     def claims(self, run_id: str) -> list[Claim]:
-        rows = self.conn.execute(
+        rows = self.conn.execute("SELECT data FROM claim_checks WHERE run_id = ? ORDER BY position", (run_id,))
+        checked = [Claim.from_dict(json.loads(data)) for (data,) in rows]
+        if checked:
+            return checked
+        # A run checked before claims had kinds: shown as unclassified until ``show --recheck``.
+        legacy = self.conn.execute(
             "SELECT name, statement, measured, threshold, passed FROM claims WHERE run_id = ? ORDER BY position",
             (run_id,),
         )
-        return [Claim(name, statement, measured, threshold, bool(passed))
-                for name, statement, measured, threshold, passed in rows]
+        return [Claim(name, "unclassified", statement, "pass" if passed else "fail", threshold=threshold,
+                      detail=measured) for name, statement, measured, threshold, passed in legacy]
 
 
 # -- moving runs between stores (a cluster worker runs into its own store; the driver merges) --
@@ -332,7 +349,8 @@ def export_run(store: Store, run_id: str, *, max_artifact_bytes: int = 64 << 20)
         files[name] = (str(path.relative_to(store.root / run_id)), path.read_bytes())
     metrics = store.conn.execute("SELECT step, name, replica, value FROM metrics WHERE run_id = ? ORDER BY rowid",
                                  (run_id,)).fetchall()
-    return {"run": dict(zip(columns, row)), "metrics": metrics, "claims": store.claims(run_id), "files": files}
+    return {"run": dict(zip(columns, row)), "metrics": metrics, "claims": [c.to_dict() for c in store.claims(run_id)],
+            "files": files}
 
 
 def import_run(store: Store, exported: dict[str, Any]) -> str:
@@ -354,7 +372,7 @@ def import_run(store: Store, exported: dict[str, Any]) -> str:
                          [(run_id, *m) for m in exported["metrics"]])
         conn.executemany("INSERT OR REPLACE INTO artifacts (run_id, name, path) VALUES (?, ?, ?)",
                          [(run_id, name, path) for name, path in paths.items()])
-    store.set_claims(run_id, exported["claims"])
+    store.set_claims(run_id, [c if isinstance(c, Claim) else Claim.from_dict(c) for c in exported["claims"]])
     return run_id
 
 
