@@ -270,6 +270,8 @@ def execute(
                 device=str(torch_device) + (f" x {ddp.world_size()} ranks" if ddp.world_size() > 1 else ""),
             )
         handle = Run(store, run_id, cfg, device=torch_device, quiet=quiet)
+        if main:
+            _record_about(experiment, handle)
 
     seed_everything(int(cfg.seed))
     try:
@@ -337,6 +339,16 @@ def draw_figures(experiment: Experiment, store: Store, stored: Any) -> dict[str,
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _record_about(experiment: Experiment, handle: Run) -> None:
+    """What the report says about the run's experiment (its paper, its docstring), stored
+    with the run so the report needs no experiment code."""
+    import inspect
+
+    handle.artifact("about", {"experiment": experiment.NAME, "description": experiment.DESCRIPTION,
+                              "doc": inspect.getdoc(experiment) or "", "presets": list(experiment.presets())})
+
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -1,11 +1,12 @@
 """Experiments: one module a paper, registered by name.
 
 Each module offers ``NAME``, ``DESCRIPTION``, ``Config``, ``presets()``, ``run(cfg, run)``,
-``claims(record)`` and ``figures(record)`` (the ``learnlab.runner.Experiment`` protocol).
+``claims(cfg)`` (the claim specs, declared from the config) and ``figures(run)`` (drawn from
+a ``learnlab.results.StoredRun``): the ``learnlab.runner.Experiment`` protocol.
 Modules are imported on first use, so ``learnlab list`` stays fast.
 
 To add one: write ``learnlab/experiments/<name>.py`` following ``hidden_progress.py``
-and add it to ``_MODULES`` below.
+and add it to ``EXPERIMENT_MODULES`` in ``learnlab/registry.py``.
 """
 
 from __future__ import annotations
@@ -14,22 +15,10 @@ import importlib
 from types import ModuleType
 
 from learnlab.errors import ConfigError
+from learnlab.registry import EXPERIMENT_MODULES as _MODULES
+from learnlab.registry import EXPERIMENTS
 
 __all__ = ["EXPERIMENTS", "get_experiment", "resolve_preset"]
-
-_MODULES = {
-    "hidden-progress": "learnlab.experiments.hidden_progress",
-    "icl-markov": "learnlab.experiments.icl_markov",
-    "pareto-frontiers": "learnlab.experiments.pareto_frontiers",
-    "ar-learners": "learnlab.experiments.ar_learners",
-    "sampler-distillation": "learnlab.experiments.sampler_distillation",
-    "sq-vs-pac": "learnlab.experiments.sq_vs_pac",
-    "gd-vs-ntk": "learnlab.experiments.gd_vs_ntk",
-    "corgi2": "learnlab.experiments.corgi2",
-    "subtuning": "learnlab.experiments.subtuning",
-    "copying": "learnlab.experiments.copying",
-}
-EXPERIMENTS = tuple(_MODULES)
 
 
 def get_experiment(name: str) -> ModuleType:
