@@ -40,12 +40,31 @@ def _print_claims(rows: list[tuple[str, object]]) -> None:
 
 
 def cmd_list(args) -> int:
-    from learnlab.experiments import EXPERIMENTS, get_experiment
+    from learnlab.registry import REGISTRY  # no experiment is imported: list prints at once
 
-    rows = [(name, ", ".join(get_experiment(name).presets()), get_experiment(name).DESCRIPTION) for name in EXPERIMENTS]
-    width = max(len(presets) for _, presets, _ in rows)
-    for name, presets, description in rows:
-        print(f"{name:<22} {presets:<{width}}  {description}")
+    width = max(len(", ".join(entry.presets)) for entry in REGISTRY.values())
+    for name, entry in REGISTRY.items():
+        print(f"{name:<22} {', '.join(entry.presets):<{width}}  {entry.description}")
+    return 0
+
+
+def cmd_config(args) -> int:
+    """The resolved config of an experiment's preset with overrides: each key's value,
+    type, limits and help."""
+    from learnlab.config import describe
+
+    module, cfg = _config_for(args)
+    rows = describe(cfg)
+    if args.json:
+        print(json.dumps({row["key"]: row["value"] for row in rows}, indent=1, default=str))
+        return 0
+    print(f"{module.NAME} --preset {args.preset}" + (f" {' '.join(args.overrides)}" if args.overrides else ""))
+    width = max(len(row["key"]) for row in rows)
+    for row in rows:
+        value = repr(row["value"]) if isinstance(row["value"], str) else str(row["value"])
+        print(f"  {row['key']:<{width}} = {value}")
+        detail = row["type"] + (f" {row['limits']}" if row["limits"] else "")
+        print(f"  {'':<{width}}   {detail}" + (f"; {row['help']}" if row["help"] else ""))
     return 0
 
 
@@ -133,10 +152,13 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    import time
+
     from learnlab.experiments import EXPERIMENTS, get_experiment, resolve_preset
     from learnlab.report import build_report
-    from learnlab.runner import execute
+    from learnlab.runner import config_hash, current_code_version, execute
     from learnlab.runtime import resolve_device
+    from learnlab import config as config_lib
 
     resolve_device(args.device)
     names = args.experiments or list(EXPERIMENTS)
@@ -146,22 +168,41 @@ def cmd_reproduce(args) -> int:
         plan.append((module, resolve_preset(module, args.preset)))
     store = _store(args)
     rows, summaries, failed = [], [], 0
-    for module, cfg in plan:
-        print(f"== {module.NAME} ({args.preset})", file=sys.stderr)
-        outcome = execute(module, cfg, store=store, preset=args.preset, device=args.device, quiet=args.quiet)
-        if outcome.error:
-            failed += 1
-            print(f"{module.NAME} failed: {outcome.error}", file=sys.stderr)
-        claims = store.get_run(outcome.run_id).claims()
+    started = time.monotonic()
+    previous = store.list_runs()
+    code = current_code_version()
+    for position, (module, cfg) in enumerate(plan, 1):
+        digest = config_hash(module.NAME, config_lib.to_dict(cfg))
+        done = [r for r in previous if r.experiment == module.NAME and r.config_hash == digest
+                and r.status == "completed" and r.git_commit == code]
+        elapsed = time.monotonic() - started
+        # The estimate: this preset's last completed duration in this store, where there is one.
+        times = [r.duration for r in previous if r.experiment == module.NAME and r.preset == args.preset
+                 and r.status == "completed" and r.duration]
+        estimate = f", last time {times[-1]:.0f} s" if times else ""
+        if done and not args.force:
+            record = done[-1]
+            print(f"== {module.NAME} ({args.preset}): experiment {position} of {len(plan)}, already completed as run "
+                  f"{record.id} with this config and code (--force reruns)", file=sys.stderr)
+        else:
+            print(f"== {module.NAME} ({args.preset}): experiment {position} of {len(plan)}, {elapsed:.0f} s elapsed"
+                  f"{estimate}", file=sys.stderr)
+            outcome = execute(module, cfg, store=store, preset=args.preset, device=args.device, quiet=args.quiet)
+            if outcome.error:
+                failed += 1
+                print(f"{module.NAME} failed: {outcome.error.splitlines()[0]}", file=sys.stderr)
+            record = store.get_run(outcome.run_id)
+        claims = record.claims()
         rows += [(module.NAME, claim) for claim in claims]
         summaries.append((module.NAME, claims))
-    index = build_report(store, args.out or store.root / "report")
+    index = build_report(store, args.out or store.root / "report", progress=not args.quiet)
     print(f"report: {index}")
     _print_claims(rows)
     from learnlab.claims import summarise
 
     for name, claims in summaries:
         print(f"{name}: {summarise(claims)}")
+    print(f"reproduce: {len(plan)} experiments in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0 if not failed else 1
 
 
@@ -183,7 +224,7 @@ def cmd_show(args) -> int:
     from learnlab.report import flatten_config
 
     store = _store(args)
-    record = store.get_run(args.run)
+    record = _find_run(store, args.run)
     if args.recheck:  # claims and figures are functions of the stored metrics: redo them with today's code
         from learnlab.experiments import get_experiment
         from learnlab.runner import check_and_draw
@@ -211,6 +252,26 @@ def cmd_show(args) -> int:
         print(f"  [{claim.kind}] {claim.verdict}  {claim.name}: {claim.measured} (threshold: {claim.threshold})")
     if claims:
         print(summarise(claims))
+    return 0
+
+
+def _find_run(store: Store, reference: str):
+    """A run by id, unique id prefix, or ``latest`` (the newest run in the store)."""
+    if reference == "latest":
+        runs = store.list_runs()
+        if not runs:
+            raise LearnlabError(f"No runs in {store.path}.")
+        return max(runs, key=lambda r: (r.started or 0))
+    return store.get_run(reference)
+
+
+def cmd_export(args) -> int:
+    from learnlab import export
+
+    store = _store(args)
+    records = [_find_run(store, reference) for reference in args.runs]
+    path = export.export_runs(store, [r.id for r in records], args.format, args.out)
+    print(path)
     return 0
 
 
@@ -361,10 +422,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     commands.add_parser("list", help="experiments with their presets").set_defaults(func=cmd_list)
+    from learnlab.registry import REGISTRY
 
-    run = commands.add_parser("run", parents=[common, running], help="one run of an experiment")
-    run.add_argument("experiment")
-    run.add_argument("--preset", default="quick")
+    known = "experiments and presets:\n" + "\n".join(
+        f"  {name:<21} {', '.join(entry.presets)}" for name, entry in REGISTRY.items())
+
+    run = commands.add_parser("run", parents=[common, running], help="one run of an experiment", epilog=known,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("experiment", metavar="EXPERIMENT", help="one of the experiments listed below")
+    run.add_argument("--preset", default="quick", help="a preset of the experiment (default quick; listed below)")
     run.add_argument("--seed", type=int)
     run.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last checkpoint")
     run.add_argument("--data", metavar="PATH", help="your own data for experiments that take it (sets data_path)")
@@ -398,18 +464,35 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("experiments", nargs="*", metavar="EXP")
     reproduce.add_argument("--preset", default="quick")
     reproduce.add_argument("--out", help="report folder (default: report/ beside the store)")
+    reproduce.add_argument("--force", action="store_true",
+                           help="rerun experiments already completed with the same config and code")
     reproduce.set_defaults(func=cmd_reproduce)
 
     runs = commands.add_parser("runs", parents=[common], help="list runs")
     runs.add_argument("--experiment")
     runs.set_defaults(func=cmd_runs)
 
+    config = commands.add_parser("config", help="a preset's resolved config: each key's value, type, limits and help",
+                                 epilog=known, formatter_class=argparse.RawDescriptionHelpFormatter)
+    config.add_argument("experiment", metavar="EXPERIMENT")
+    config.add_argument("--preset", default="quick")
+    config.add_argument("--seed", type=int)
+    config.add_argument("--json", action="store_true", help="print the resolved config as JSON")
+    config.add_argument("overrides", nargs="*", metavar="key=value")
+    config.set_defaults(func=cmd_config)
+
     show = commands.add_parser("show", parents=[common], help="one run: config, status, metrics, claims")
-    show.add_argument("run")
+    show.add_argument("run", help="a run id, a unique prefix of one, or 'latest'")
     show.add_argument("--json", action="store_true", help="print the run and its claims as JSON")
     show.add_argument("--recheck", action="store_true",
                       help="check the claims again on the stored metrics (after the claim code changed)")
     show.set_defaults(func=cmd_show)
+
+    export = commands.add_parser("export", parents=[common], help="metrics of runs as Parquet, CSV, JSON or TensorBoard")
+    export.add_argument("runs", nargs="+", metavar="RUN", help="run ids, unique prefixes, or 'latest'")
+    export.add_argument("--format", choices=("parquet", "csv", "json", "tensorboard"), default="parquet")
+    export.add_argument("--out", required=True, help="a file (parquet, csv, json) or a folder (tensorboard)")
+    export.set_defaults(func=cmd_export)
 
     report = commands.add_parser("report", parents=[common], help="rebuild the HTML report from the store")
     report.add_argument("--out", help="report folder (default: report/ beside the store)")
@@ -469,8 +552,14 @@ def main(argv: list[str] | None = None) -> int:
     except LearnlabError as error:
         print(f"learnlab: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("learnlab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        run_id = getattr(interrupt, "run_id", None)
+        if run_id is None:
+            print("learnlab: interrupted", file=sys.stderr)
+        else:
+            store = f" --store {args.store}" if getattr(args, "store", None) not in (None, str(DEFAULT_STORE)) else ""
+            print(f"learnlab: interrupted run {run_id}; resume it with: learnlab run {interrupt.experiment} "
+                  f"--resume {run_id}{store}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head`
         sys.stderr.close()

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import math
 import os
+import re
 import types
 import typing
 from typing import Any, Literal, Union
@@ -29,6 +31,8 @@ __all__ = [
     "Options",
     "apply_overrides",
     "config_keys",
+    "describe",
+    "plain_text",
     "from_dict",
     "param",
     "to_dict",
@@ -247,9 +251,42 @@ def apply_overrides(cfg, overrides: list[str] | dict[str, Any]):
     known = config_keys(cfg)
     for key, value in items:
         if key not in known:
-            raise ConfigError(f"Unknown config key '{key}' for {type(cfg).__name__}; known keys: {', '.join(known)}.")
+            raise ConfigError(f"Unknown config key '{key}' for {type(cfg).__name__}; {_did_you_mean(key, known)}")
         cfg = _replace_path(cfg, key.split("."), value, key)
     return validate(cfg)
+
+
+def _did_you_mean(key: str, known: list[str]) -> str:
+    """The closest valid keys (by the dotted name and by its last part)."""
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    tails = {k.rsplit(".", 1)[-1]: k for k in known}
+    close += [tails[t] for t in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(tails), n=3, cutoff=0.75)
+              if tails[t] not in close]
+    hint = f"did you mean {' or '.join(repr(k) for k in close[:3])}? " if close else ""
+    return hint + "'learnlab config EXPERIMENT' lists every key."
+
+
+def describe(cfg, _prefix: str = "") -> list[dict[str, Any]]:
+    """Every key of ``cfg`` with its value, type, limits and help (``learnlab config``)."""
+    hints = _hints(type(cfg))
+    siblings = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    rows = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows += describe(value, _prefix + f.name + ".")
+            continue
+        constraints = f.metadata.get("constraints", ())
+        rows.append({"key": _prefix + f.name, "value": value, "type": _type_name(hints[f.name]),
+                     "limits": " and ".join(c.describe(siblings) for c in constraints),
+                     "help": plain_text(f.metadata.get("help", ""))})
+    return rows
+
+
+def plain_text(text: str) -> str:
+    """Help text for a terminal: reStructuredText literals (``x``) and roles (:class:`X`) unwrapped."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "").replace("`", "")
 
 
 def _split(override: str) -> tuple[str, str]:

@@ -108,3 +108,21 @@ class StoredRun:
 
     def artifact_path(self, name: str):
         return self.record.artifacts().get(name)
+
+    @property
+    def claims(self):
+        """The claims checked when the run completed (``learnlab.claims.Claim``)."""
+        return self.record.claims()
+
+    def to_arrow(self):
+        """Every metric row in long form: run, experiment, preset, seed, step, name, replica, value."""
+        from learnlab.export import metrics_table
+
+        return metrics_table(self.record.store, [self.id])
+
+    def to_pandas(self):
+        """``to_arrow()`` as a pandas DataFrame (needs pandas)."""
+        return self.to_arrow().to_pandas()
+
+    def __repr__(self) -> str:
+        return f"StoredRun({self.id!r}, {self.experiment}, preset={self.preset}, status={self.status})"

@@ -10,12 +10,16 @@ stored metrics.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
+import threading
 import traceback
 import uuid
 from collections.abc import Mapping
@@ -29,7 +33,7 @@ from tqdm.auto import tqdm
 
 from learnlab import config as config_lib
 from learnlab.claims import Claim, ClaimSpec
-from learnlab.errors import StoreError
+from learnlab.errors import ConfigError, LeaseLost, StoreError, Terminated
 from learnlab.runtime import resolve_device, seed_everything
 from learnlab.store import RunRecord, Store
 from learnlab.train import distributed as ddp
@@ -38,7 +42,8 @@ if TYPE_CHECKING:
     from learnlab.figures import Figure
     from learnlab.results import StoredRun
 
-__all__ = ["Experiment", "Run", "RunOutcome", "execute", "config_hash", "check_and_draw", "draw_figures"]
+__all__ = ["Experiment", "Run", "RunOutcome", "execute", "config_hash", "check_and_draw", "draw_figures",
+           "current_code_version"]
 
 
 class Experiment(Protocol):
@@ -169,17 +174,24 @@ class Run:
 
     def save_checkpoint(self, step: int, state: Mapping[str, Any]) -> None:
         """Write ``state`` atomically (temporary file, fsync, rename) after flushing the
-        metrics logged so far, so the store never lags behind a checkpoint."""
+        metrics logged so far, so the store never lags behind a checkpoint. The file carries
+        the SHA-256 of its payload (``load_checkpoint`` refuses a damaged one) and the store's
+        metric mark, so a resume drops exactly the rows logged after it."""
         if not ddp.is_main():
             return
         self.flush()
         self.dir.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save({"step": step, _MARK: self.store.metric_mark(), **state}, buffer)
+        payload = buffer.getbuffer()
         temporary = self.checkpoint_path.with_suffix(".pt.tmp")
         with open(temporary, "wb") as handle:
-            torch.save({"step": step, **state}, handle)
+            handle.write(_CHECKPOINT_MAGIC + hashlib.sha256(payload).digest())
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.checkpoint_path)
+        _fsync_directory(self.dir)
         if not self._checkpoint_recorded:  # the path never changes: one store write per run
             self.store.set_artifact(self.id, self._checkpoint_name, self.checkpoint_path)
             self._checkpoint_recorded = True
@@ -194,15 +206,10 @@ class Run:
             if main:
                 self.store.delete_metrics_after(self.id, -1, self.scope)
             return None
-        if not recorded.exists():
-            raise StoreError(f"Checkpoint {recorded} of run {self.id} is missing.")
-        try:
-            state = torch.load(recorded, map_location=self.device, weights_only=True)
-            step = int(state["step"])
-        except Exception as error:  # a truncated or foreign file
-            raise StoreError(f"Checkpoint {recorded} of run {self.id} is corrupt ({type(error).__name__}).") from None
+        state = read_checkpoint(recorded, self.id, self.device)
         if main:
-            self.store.delete_metrics_after(self.id, step, self.scope)
+            mark = state.pop(_MARK, None)  # None: a checkpoint from before marks, cut by step
+            self.store.delete_metrics_after(self.id, int(state["step"]), self.scope, mark=mark)
         return state
 
     # -- progress --------------------------------------------------------------------
@@ -252,14 +259,28 @@ def execute(
         if record.status == "completed":
             raise StoreError(f"Run {record.id} already completed; nothing to resume.")
         run_id, preset = record.id, record.preset
+        holder = store.lease_holder(run_id)
+        if holder is not None:  # a second process would train it too, and log every row twice
+            raise StoreError(f"Run {run_id} is still running ({holder}); resume it once that process has stopped.")
         cfg = config_lib.from_dict(experiment.Config, record.config)
         handle = Run(store, run_id, cfg, device=torch_device, quiet=quiet)
-        if handle.checkpoint_path.exists() or "checkpoint" in store.artifacts(run_id):
-            handle.load_checkpoint()  # raises now, before any write, if it is missing or corrupt
-        if main:
-            store.set_status(run_id, "running", ended=False)
+        for name, path in store.artifacts(run_id).items():  # every checkpoint verified now, before any write
+            if name == "checkpoint" or name.startswith("checkpoint/"):
+                read_checkpoint(path, run_id, load=False)
+        if handle.checkpoint_path.exists() and "checkpoint" not in store.artifacts(run_id):
+            read_checkpoint(handle.checkpoint_path, run_id, load=False)
+        refused = None
+        if main:  # take the lease (atomic: of two resumes at once, one wins)
+            try:
+                store.acquire_lease(run_id)
+            except StoreError as error:
+                refused = str(error)
+        refused = ddp.broadcast_object(refused)
+        if refused is not None:
+            raise StoreError(refused)
     else:
         config_lib.validate(cfg)
+        check_seed(cfg)
         cfg_dict = config_lib.to_dict(cfg)
         run_id = ddp.broadcast_object(run_id or uuid.uuid4().hex[:10])
         if main:
@@ -268,6 +289,7 @@ def execute(
                 config_hash=config_hash(experiment.NAME, cfg_dict), seed=int(cfg.seed),
                 git_commit=_git_commit(), versions=_versions(),
                 device=str(torch_device) + (f" x {ddp.world_size()} ranks" if ddp.world_size() > 1 else ""),
+                lease=True,
             )
         handle = Run(store, run_id, cfg, device=torch_device, quiet=quiet)
         if main:
@@ -275,12 +297,16 @@ def execute(
 
     seed_everything(int(cfg.seed))
     try:
-        experiment.run(cfg, handle)
-        handle.flush()
-    except KeyboardInterrupt:
+        with _sigterm_as_interrupt():  # a scheduler's time limit: stop as on Ctrl-C, checkpoint kept
+            experiment.run(cfg, handle)
+            handle.flush()
+    except LeaseLost as lost:  # another process took the run over while this one was stalled: leave it be
+        return RunOutcome(run_id, "failed", str(lost))
+    except KeyboardInterrupt as interrupt:
         handle.flush()
         if main:
-            store.set_status(run_id, "interrupted", "KeyboardInterrupt")
+            store.set_status(run_id, "interrupted", "SIGTERM" if isinstance(interrupt, Terminated) else "KeyboardInterrupt")
+        interrupt.run_id, interrupt.experiment = run_id, experiment.NAME  # the CLI prints how to resume
         raise
     except Exception as error:  # a failed run is a result, not a crash of the sweep
         handle.flush()
@@ -341,6 +367,83 @@ def draw_figures(experiment: Experiment, store: Store, stored: Any) -> dict[str,
 # ----------------------------------------------------------------------------- helpers
 
 
+_CHECKPOINT_MAGIC = b"learnlab-checkpoint/2\n"  # then the payload's SHA-256 (32 bytes), then torch.save bytes
+_MARK = "_metrics_mark"
+
+
+def read_checkpoint(path: Path, run_id: str, device: torch.device | str = "cpu", *, load: bool = True) -> dict[str, Any]:
+    """A checkpoint's state, its checksum verified first; one clear ``StoreError`` naming the
+    file for a missing, truncated, damaged or foreign one. ``load=False`` only verifies."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f"Checkpoint {path} of run {run_id} is missing.") from None
+    except OSError as error:
+        raise StoreError(f"Checkpoint {path} of run {run_id} cannot be read ({error.strerror}).") from None
+    if data.startswith(_CHECKPOINT_MAGIC):
+        start = len(_CHECKPOINT_MAGIC) + 32
+        payload = memoryview(data)[start:]
+        if len(data) < start or hashlib.sha256(payload).digest() != data[len(_CHECKPOINT_MAGIC):start]:
+            raise StoreError(f"Checkpoint {path} of run {run_id} is corrupt: its checksum does not match its "
+                             f"contents (damaged or truncated); refusing to resume from it.")
+        source = io.BytesIO(payload)
+    elif data.startswith(b"PK"):  # a checkpoint written before checksums: torch's zip, checked by loading it
+        source = io.BytesIO(data)
+    else:
+        raise StoreError(f"Checkpoint {path} of run {run_id} is corrupt (not a learnlab checkpoint).")
+    if not load and data.startswith(_CHECKPOINT_MAGIC):  # the checksum held: nothing more to check
+        return {}
+    try:
+        state = torch.load(source, map_location=device, weights_only=True)
+        int(state["step"])
+    except Exception as error:  # a truncated or foreign file
+        raise StoreError(f"Checkpoint {path} of run {run_id} is corrupt ({type(error).__name__}).") from None
+    return state
+
+
+MAX_SEED = 2**63 - 1  # seeds are stored as SQLite integers
+
+
+def check_seed(cfg: Any) -> None:
+    """A run's seed must fit the store (a 64-bit signed integer) and be non-negative."""
+    seed = getattr(cfg, "seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"The 'seed' parameter of {type(cfg).__name__} must be an int in [0, {MAX_SEED}]. Got {seed}.")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) while the body runs, when this
+    is the main thread and nobody else handles SIGTERM (submitit, Ray and torchrun keep theirs)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated("SIGTERM")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+
 def _record_about(experiment: Experiment, handle: Run) -> None:
     """What the report says about the run's experiment (its paper, its docstring), stored
     with the run so the report needs no experiment code."""
@@ -368,6 +471,11 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_bytes(data)
     os.replace(temporary, path)
+
+
+def current_code_version() -> str | None:
+    """What a run records as its code version (the git commit, where there is one)."""
+    return _git_commit()
 
 
 def _git_commit() -> str | None:

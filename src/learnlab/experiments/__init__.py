@@ -12,6 +12,8 @@ and add it to ``EXPERIMENT_MODULES`` in ``learnlab/registry.py``.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from types import ModuleType
 
 from learnlab.errors import ConfigError
@@ -34,3 +36,14 @@ def resolve_preset(experiment: ModuleType, preset: str):
     if preset not in presets:
         raise ConfigError(f"Unknown preset '{preset}' for {experiment.NAME}; known: {', '.join(presets)}.")
     return presets[preset]
+
+
+class _CallableModule(types.ModuleType):
+    """``learnlab.experiments()`` lists the experiment names even after this package is
+    imported (importing a subpackage rebinds the parent's attribute to the module)."""
+
+    def __call__(self) -> list[str]:
+        return list(EXPERIMENTS)
+
+
+sys.modules[__name__].__class__ = _CallableModule
