@@ -17,7 +17,7 @@ ends when the evaluator says every replica is done.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -26,10 +26,18 @@ from learnlab.train import distributed as ddp
 from learnlab.train.data import BatchStream
 from learnlab.train.optim import TrainConfig, clip_grad_norm_per_replica_, lr_schedule, make_optimizer
 
-if TYPE_CHECKING:
-    from learnlab.runner import Run
+__all__ = ["Evaluator", "Measure", "RunLog", "fit"]
 
-__all__ = ["Evaluator", "Measure", "fit"]
+
+class RunLog(Protocol):
+    """What the loop needs from the run it trains in (``learnlab.runner.Run`` is one):
+    metrics, a progress bar, and the checkpoint pair. Defined here so ``train`` imports
+    nothing above it."""
+
+    def log(self, step: int, **metrics: Any) -> None: ...
+    def progress(self, total: int, *, initial: int = 0, desc: str | None = None) -> Any: ...
+    def save_checkpoint(self, step: int, state: dict[str, Any]) -> None: ...
+    def load_checkpoint(self) -> dict[str, Any] | None: ...
 
 
 class Evaluator(Protocol):
@@ -66,7 +74,7 @@ def fit(
     batches: BatchStream,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     cfg: TrainConfig,
-    run: Run,
+    run: RunLog,
     *,
     evaluate: Evaluator | None = None,
     optimizer: torch.optim.Optimizer | None = None,
