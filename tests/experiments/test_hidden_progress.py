@@ -1,30 +1,40 @@
 import numpy as np
 import pytest
+import torch
 
-from learnlab.experiments import hidden_progress
+from learnlab.claims import check_claims
 from learnlab.config import to_dict
+from learnlab.experiments import hidden_progress
+from learnlab.experiments.hidden_progress import schema as M
+from learnlab.probes.fourier import fourier_gap
+from learnlab.probes.parity_progress import neuron_support_margin, unit_init_fourier_gap
+from learnlab.results import StoredRun
 
 
-def _synthetic_run(store, *, loss_curve, separate_at, n_seeds=4, t_c=1000, max_accuracy=1.0):
+def _synthetic_run(store, *, loss_curve, separate_at, n_seeds=16, t_c=1000, max_accuracy=1.0, drift=1.0):
     """A stored run whose curves are given in closed form (no training)."""
-    store.create_run("synthetic", experiment="hidden-progress", preset=None,
-                     config=to_dict(hidden_progress.presets()["quick"]), config_hash="h", seed=0,
-                     git_commit=None, versions={}, device="cpu")
+    cfg = hidden_progress.presets()["quick"]
+    store.create_run("synthetic", experiment=hidden_progress.NAME, preset=None, config=to_dict(cfg), config_hash="h",
+                     seed=0, git_commit=None, versions={}, device="cpu")
     steps = np.arange(0, 2 * t_c + 1, 10)
-    rows = []
+    rows = [("synthetic", 0, M.UNIT_INIT_FOURIER_GAP, None, unit_init_fourier_gap(30, 3))]
     for s in range(n_seeds):
         accuracy = np.clip(0.5 + 0.5 * (steps - 0.7 * t_c) / (0.3 * t_c), 0.5, max_accuracy)
         curves = {
-            "train_loss": loss_curve(steps, t_c),
-            "val_acc": accuracy,
-            "support_weight": 0.1 + 0.2 * (steps >= separate_at * t_c),
-            "off_support_weight_max": np.full(len(steps), 0.15),
-            "weight_movement": 0.01 + steps / t_c,
+            M.TRAIN_LOSS: loss_curve(steps, t_c),
+            M.VAL_ACC: accuracy,
+            M.TOP_NEURONS_SEPARATED: np.where(steps >= separate_at * t_c, 0.9, 0.1),
+            M.WEIGHT_MOVEMENT: (steps / t_c) ** drift,
+            M.scoped(M.RANDOM_LABELS, M.WEIGHT_MOVEMENT): (steps / t_c) ** 0.5,
         }
         for name, values in curves.items():
             rows += [("synthetic", int(step), name, s, float(v)) for step, v in zip(steps, values)]
     store.add_metrics(rows)
-    return store.get_run("synthetic")
+    return StoredRun(store.get_run("synthetic"), hidden_progress.Config)
+
+
+def _verdicts(run):
+    return {c.name: c.verdict for c in check_claims(hidden_progress.claims(run.config), run)}
 
 
 def _plateau_then_drop(steps, t_c):
@@ -35,25 +45,40 @@ def _smooth_decay(steps, t_c):
     return np.exp(-steps / (0.3 * t_c))
 
 
-def test_claims_pass_on_a_plateau_with_an_abrupt_drop(store):
-    record = _synthetic_run(store, loss_curve=_plateau_then_drop, separate_at=0.3)
-    verdicts = {c.name: c.passed for c in hidden_progress.claims(record)}
-    assert verdicts == {"abrupt-transition": True, "all-seeds-converge": True, "support-separates-first": True,
-                        "steady-weight-movement": True}
-    assert hidden_progress.convergence_steps(record).tolist() == [1000.0] * 4
+def test_claims_are_reproduced_on_a_plateau_with_an_abrupt_drop_and_early_separation(store):
+    run = _synthetic_run(store, loss_curve=_plateau_then_drop, separate_at=0.3)
+    assert _verdicts(run) == {"abrupt-transition": "reproduced", "seeds-converge": "reproduced",
+                              "support-separates-first": "reproduced", "drift-vs-random-walk": "reproduced",
+                              "movement-starts-at-zero": "pass", "unit-init-fourier-gap": "pass"}
+    assert hidden_progress.convergence_steps(run).tolist() == [1000.0] * 16
 
 
-def test_claims_fail_on_a_smooth_curve_and_late_separation(store):
-    record = _synthetic_run(store, loss_curve=_smooth_decay, separate_at=0.9)
-    verdicts = {c.name: c.passed for c in hidden_progress.claims(record)}
-    assert verdicts["abrupt-transition"] is False
-    assert verdicts["support-separates-first"] is False
+def test_claims_are_not_reproduced_on_a_smooth_curve_late_separation_and_a_random_walk(store):
+    run = _synthetic_run(store, loss_curve=_smooth_decay, separate_at=0.9, drift=0.4)
+    verdicts = _verdicts(run)
+    assert verdicts["abrupt-transition"] == "not reproduced"
+    assert verdicts["support-separates-first"] == "not reproduced"
+    assert verdicts["drift-vs-random-walk"] == "not reproduced"
 
 
-def test_a_seed_that_never_converges_fails_the_convergence_claim(store):
-    record = _synthetic_run(store, loss_curve=_plateau_then_drop, separate_at=0.3, max_accuracy=0.99)
-    claim = next(c for c in hidden_progress.claims(record) if c.name == "all-seeds-converge")
-    assert not claim.passed and claim.measured.startswith("0/4")
+def test_seeds_that_never_converge_fail_the_convergence_claim(store):
+    run = _synthetic_run(store, loss_curve=_plateau_then_drop, separate_at=0.3, max_accuracy=0.99)
+    assert _verdicts(run)["seeds-converge"] == "not reproduced"
+
+
+@pytest.mark.parametrize("n, k", [(8, 2), (8, 3), (9, 3), (12, 4), (15, 3), (14, 3)])
+def test_the_all_ones_fourier_gap_equals_enumeration(n, k):
+    weight, bias = torch.ones(1, 1, n, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64)
+    enumerated = float(fourier_gap(weight, bias, torch.arange(k)[None], "relu"))
+    assert unit_init_fourier_gap(n, k) == pytest.approx(enumerated, abs=1e-12)
+    # Positive unless n and k are both odd (majority's even-order coefficients vanish).
+    assert (unit_init_fourier_gap(n, k) > 1e-12) == (n % 2 == 0 or k % 2 == 0)
+
+
+def test_the_neuron_margin_is_support_mean_minus_off_support_max():
+    weight = torch.tensor([[[3.0, 1.0, 0.5, -2.0], [0.1, 0.1, 1.0, 0.0]]])  # (1, 2, 4)
+    margin = neuron_support_margin(weight, torch.tensor([[0, 1]]))
+    assert margin[0].tolist() == pytest.approx([2.0 - 2.0, 0.1 - 1.0])
 
 
 @pytest.mark.parametrize("overrides", [
@@ -74,7 +99,7 @@ def test_every_learner_solves_a_small_parity(store, overrides):
     cfg = apply_overrides(hidden_progress.presets()["smoke"], [*overrides, "train.max_steps=4000"])
     outcome = execute(hidden_progress, cfg, store=store, device="cpu", quiet=True)
     assert outcome.status == "completed", outcome.error
-    converged = hidden_progress.convergence_steps(store.get_run(outcome.run_id))
+    converged = hidden_progress.convergence_steps(StoredRun(store.get_run(outcome.run_id), hidden_progress.Config))
     assert np.isfinite(converged).all(), converged
 
 
@@ -87,23 +112,23 @@ def test_a_width_and_learning_rate_grid_trains_as_one_ensemble_of_separate_runs(
                    [*base, "widths=8,16", "lrs=0.05,0.1"]), store=store, device="cpu", quiet=True)
     alone = execute(hidden_progress, apply_overrides(hidden_progress.presets()["smoke"],
                     [*base, "model.width=16", "train.lr=0.05"]), store=store, device="cpu", quiet=True)
-    widths = store.series(grid.run_id, "replica_width").values[0]
-    lrs = store.series(grid.run_id, "replica_lr").values[0]
+    widths = store.series(grid.run_id, M.REPLICA_WIDTH).values[0]
+    lrs = store.series(grid.run_id, M.REPLICA_LR).values[0]
     assert widths.tolist() == [8, 8, 8, 8, 16, 16, 16, 16] and lrs.tolist() == pytest.approx([0.05, 0.05, 0.1, 0.1] * 2)
     # Replicas 4 and 5 (width 16, lr 0.05) are the two seeds of the separate run.
-    together, separate = store.series(grid.run_id, "train_loss"), store.series(alone.run_id, "train_loss")
+    together, separate = store.series(grid.run_id, M.TRAIN_LOSS), store.series(alone.run_id, M.TRAIN_LOSS)
     np.testing.assert_allclose(together.values[:, 4:6], separate.values, rtol=1e-5, atol=1e-6)
 
 
 def test_a_seed_that_never_converges_counts_as_slowest_in_the_median():
-    assert hidden_progress._median_t_c(np.array([100.0, 200.0, np.nan])) == 200.0
-    assert np.isnan(hidden_progress._median_t_c(np.array([100.0, np.nan, np.nan])))
+    assert hidden_progress.median_t_c(np.array([100.0, 200.0, np.nan])) == 200.0
+    assert np.isnan(hidden_progress.median_t_c(np.array([100.0, np.nan, np.nan])))
 
 
 def test_scaling_configs_pair_each_learner_with_its_rate():
     from learnlab.config import ConfigError, apply_overrides
 
     cfg = hidden_progress.presets()["learners"]
-    assert hidden_progress._scaling_learners(cfg) == [("mlp", 0.1), ("neuron", 0.1), ("polynet", 0.05)]
+    assert hidden_progress.scaling_learners(cfg) == [("mlp", 0.1), ("neuron", 0.1), ("polynet", 0.05)]
     with pytest.raises(ConfigError, match="one rate per entry"):
         apply_overrides(cfg, ["scaling_lrs=0.1"])

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from learnlab.claims import Claim
 from learnlab.config import Interval, param
-from learnlab.experiments.hidden_progress import ParityTrainConfig
+from learnlab.train.parity_train import ParityTrainConfig
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
 from learnlab.models.mlp import MLPConfig, TwoLayerMLP
 from learnlab.probes.curves import binomial_interval, first_step
