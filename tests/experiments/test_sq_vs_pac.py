@@ -3,36 +3,49 @@ from dataclasses import replace
 import numpy as np
 
 from learnlab.experiments import sq_vs_pac as sq
+from learnlab.experiments.sq_vs_pac import schema as names
 from learnlab.models.mlp import MLPConfig
+from learnlab.results import StoredRun
 from learnlab.runner import execute
 
 
+def _stored(store, cfg):
+    return StoredRun(store.get_run(execute(sq, cfg, store=store, device="cpu", quiet=True).run_id), sq.Config)
+
+
 def test_deterministic_rounding_blocks_the_parity_at_large_batch_and_not_at_small(store):
-    # A small version of claims 1-3: (10, 3) parity, b rho^2 = 46 vs 2.9 at rho = 0.3.
+    # A small version of the phase-diagram claims: (10, 3) parity, b rho^2 = 46 vs 2.9 at rho = 0.3.
     cfg = replace(sq.presets()["smoke"], n_seeds=2, n_bits=10, k=3, model=MLPConfig(width=64), steps=1500,
                   targets=("parity",), modes=("nearest",), batch_sizes=(32, 512), rhos=(0.3,), n_test=2000)
-    record = store.get_run(execute(sq, cfg, store=store, device="cpu", quiet=True).run_id)
-    exact = sq.phase_table(record, "parity", "exact")
-    nearest = sq.phase_table(record, "parity", "nearest")
-    assert set(nearest) == {(32, 0.3), (512, 0.3)} and set(exact) == {(32, 0.0), (512, 0.0)}
-    assert np.mean(exact[512, 0.0]) >= 0.9
-    assert np.mean(nearest[512, 0.3]) <= 0.6
-    assert np.mean(nearest[32, 0.3]) >= 0.9
-    dis = record.series("disagreement/disagreement")
-    assert dis.values[0].mean() > dis.values[-1].mean()  # b = 4 disagrees more than b = 64
+    run = _stored(store, cfg)
+    assert np.mean(sq.cell_accuracy(run, "parity", "exact", 512)) >= 0.9
+    assert np.mean(sq.cell_accuracy(run, "parity", "nearest", 512, 0.3)) <= 0.6
+    assert np.mean(sq.cell_accuracy(run, "parity", "nearest", 32, 0.3)) >= 0.9
+    dis = run.values(f"{names.DISAGREEMENT_SCOPE}/{names.DISAGREEMENT}")
+    assert dis[0].mean() > dis[-1].mean()  # b = 4 disagrees more than b = 64
+    verdicts = {c.name: c.verdict for c in run.record.claims()}
+    assert verdicts["sq-regime"] != "not reproduced"  # 2 seeds: reproduced or (too few runs) inconclusive
 
 
-def test_the_channel_part_and_the_claims_table_name_every_claim(store):
+def test_the_channel_reads_examples_back_below_the_dead_zone_and_nothing_above(store):
     cfg = sq.presets()["smoke"]
-    record = store.get_run(execute(sq, cfg, store=store, device="cpu", quiet=True).run_id)
-    names = [c.name for c in record.claims()]
-    assert names == ["exact-gradients", "sq-regime", "small-batch", "majority-survives", "stochastic-control",
-                     "sq-collapse", "sample-channel", "empirical-gd"]
-    recovered = record.series("channel/sgd_nearest_recovered")
-    assert list(recovered.steps) == list(cfg.channel.batch_sizes)
-    # b = 4, rho = 0.05 nearest: every example is above rho / 2 and read back (no collisions at M = 512 here)
-    assert recovered.values[0].min() >= 0.9
-    assert record.series("channel/sgd_adv_zero_recovered").values[-1].max() == 0.0  # b = 32: 1/b <= 3 rho / 4
+    run = _stored(store, cfg)
+    recovered = names.channel_metric(names.channel_prefix("sgd", "nearest"), "recovered")
+    assert list(run.steps(recovered)) == list(cfg.channel.batch_sizes)
+    # b = 4, rho = 0.05 nearest: every example is above rho / 2 and read back (few collisions at M = 512)
+    assert run.values(recovered)[0].min() >= 0.9
+    adversarial = names.channel_metric(names.channel_prefix("sgd", "adv_zero"), "recovered")
+    assert run.values(adversarial)[1].max() == 0.0  # b = 32: 1/b <= 3 rho / 4
+    claims = {c.name: c for c in run.record.claims()}
+    assert claims["channel-silent"].verdict == "pass"
+    assert {c.kind for c in claims.values()} == {"reproduction", "sanity"}
+
+
+def test_claims_are_declared_from_the_config_alone():
+    specs = {s.name: s for s in sq.claims(sq.presets()["quick"])}
+    assert {"exact-gradients", "sq-regime", "noise-regime", "majority-survives", "stochastic-control",
+            "gd-fine-learns", "gd-coarse-fails"} <= {n for n, s in specs.items() if s.kind == "reproduction"}
+    assert {"channel-reads", "channel-silent", "sq-collapse"} <= {n for n, s in specs.items() if s.kind == "sanity"}
 
 
 def test_config_errors_are_one_line(tmp_path, capsys):
