@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 
-from learnlab.errors import LearnlabError
+from learnlab.errors import LearnlabError, Terminated
 from learnlab.store import DEFAULT_STORE, Store
 
 __all__ = ["main"]
@@ -207,7 +208,10 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    runs = _store(args).list_runs(experiment=args.experiment)
+    store = _store(args)
+    if not store.exists():  # a listing creates nothing
+        raise LearnlabError(f"No run store at {store.path}; run an experiment first.")
+    runs = store.list_runs(experiment=args.experiment)
     print(f"{'run':<10}  {'experiment':<20}  {'preset':<7}  {'seed':>4}  {'status':<11}  reproduced  seconds")
     for record in runs:
         claims = record.claims()
@@ -292,7 +296,12 @@ def cmd_report(args) -> int:
     store = _store(args)
     if not store.path.exists():
         raise LearnlabError(f"No run store at {store.path}; run an experiment first.")
-    print(build_report(store, args.out or store.root / "report"))
+    if args.markdown:
+        from learnlab.report.markdown import write_result_pages
+
+        print(write_result_pages(store, args.markdown))
+        return 0
+    print(build_report(store, args.out or store.root / "report", progress=not args.quiet))
     return 0
 
 
@@ -302,15 +311,16 @@ def cmd_report(args) -> int:
 def cmd_data_write(args) -> int:
     import numpy as np
 
-    from learnlab.data import DataError, write_arrays
-    from learnlab.data.shards import WebDatasetSource
+    from learnlab.data import DataError, Storage, write_arrays
+    from learnlab.data.shards import WebDatasetSource, check_columns, refuse_existing
 
+    refuse_existing(Storage(args.destination))  # before reading anything (`data write g.npz g.npz` included)
     if args.source.endswith(".npz"):
         try:
             with np.load(args.source, allow_pickle=False) as arrays:
                 columns = {name: arrays[name] for name in arrays.files}
-        except (OSError, ValueError) as error:
-            raise DataError(f"{args.source}: not a readable .npz ({error})") from None
+        except Exception as error:  # missing, not a zip, truncated, pickled: numpy and zipfile raise many kinds
+            raise DataError(f"{args.source}: not a readable .npz ({type(error).__name__}: {error})") from None
     else:  # WebDataset tar shards: a directory of .tar files
         from pathlib import Path
 
@@ -320,9 +330,13 @@ def cmd_data_write(args) -> int:
         source = WebDatasetSource(args.source, tars)
         parts = [source.read_shard(i) for i in range(len(tars))]
         columns = {k.replace(".", "_"): np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    columns = check_columns(columns, args.source)  # one row a record, equal lengths, >= 1 record, storable types
     if args.sort_by is not None:
         if args.sort_by not in columns:
             raise DataError(f"--sort-by {args.sort_by!r} is not a column; columns: {', '.join(columns)}")
+        if columns[args.sort_by].ndim != 1:
+            raise DataError(f"--sort-by {args.sort_by!r}: a column of one value a record is needed; it has shape "
+                            f"{columns[args.sort_by].shape[1:]} a record")
         order = np.argsort(columns[args.sort_by], kind="stable")
         columns = {k: v[order] for k, v in columns.items()}
     index = write_arrays(args.destination, columns, args.records_per_shard, row_group_size=args.row_group_size)
@@ -362,6 +376,10 @@ def _labels(dataset, column: str):
 
     if column not in dataset.schema:
         raise DataError(f"label column {column!r} is not in the dataset; columns: {', '.join(dataset.schema)}")
+    spec = dataset.schema[column]
+    if spec.get("kind") != "number" or np.dtype(spec.get("dtype", "f8")).kind not in "biu":
+        raise DataError(f"label column {column!r} holds {spec.get('dtype') or spec.get('kind')} values; class labels "
+                        f"are integers, one a record")
     return np.concatenate([dataset.read_shard(i)[column] for i in range(len(dataset.shard_sizes))]).astype(np.int64)
 
 
@@ -372,13 +390,15 @@ def cmd_data_inspect(args) -> int:
     dataset = open_source(args.url)
     sizes = dataset.shard_sizes
     total_bytes = sum(e["bytes"] for e in dataset.entries)
-    print(f"{args.url}: {dataset.n_records:,} records in {len(sizes)} shards ({total_bytes:,} bytes; "
-          f"records per shard {sizes.min()}-{sizes.max()})")
+    per_shard = f"; records per shard {sizes.min()}-{sizes.max()}" if len(sizes) else ""
+    print(f"{args.url}: {dataset.n_records:,} records in {len(sizes)} shards ({total_bytes:,} bytes{per_shard})")
     for name, spec in dataset.schema.items():
         print(f"  {name}: {spec.get('kind')} {spec.get('dtype', '')} {tuple(spec.get('shape') or ())}")
     if "offline" in dataset.index:
         print(f"  offline pass: {dataset.index['offline']}")
-    if args.label is not None or "y" in dataset.schema:
+    default_label = "y" in dataset.schema and dataset.schema["y"].get("kind") == "number" \
+        and str(dataset.schema["y"].get("dtype", "f"))[1:2] in ("i", "u", "b")
+    if dataset.n_records and (args.label is not None or default_label):
         print(f"  homogeneity h = {homogeneity(_labels(dataset, args.label or 'y'), sizes):.2f}")
     return 0
 
@@ -496,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", parents=[common], help="rebuild the HTML report from the store")
     report.add_argument("--out", help="report folder (default: report/ beside the store)")
+    report.add_argument("--markdown", metavar="DIR", help="write Markdown result pages (docs/results) instead")
+    report.add_argument("--quiet", action="store_true", help="no progress bar")
     report.set_defaults(func=cmd_report)
 
     data = commands.add_parser("data", help="sharded datasets: write, shuffle (Corgi^2 offline pass), inspect, quality")
@@ -552,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
     except LearnlabError as error:
         print(f"learnlab: error: {error}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as error:  # a store damaged on disk (bad pages), or one locked for too long
+        print(f"learnlab: error: the run store {getattr(args, 'store', '')} cannot be used ({error}).", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as interrupt:
         run_id = getattr(interrupt, "run_id", None)
         if run_id is None:
@@ -560,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
             store = f" --store {args.store}" if getattr(args, "store", None) not in (None, str(DEFAULT_STORE)) else ""
             print(f"learnlab: interrupted run {run_id}; resume it with: learnlab run {interrupt.experiment} "
                   f"--resume {run_id}{store}", file=sys.stderr)
-        return 130
+        return 143 if isinstance(interrupt, Terminated) else 130  # SIGTERM: 128 + 15
     except BrokenPipeError:  # output piped into `head`
         sys.stderr.close()
         return 0

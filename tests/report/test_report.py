@@ -106,3 +106,15 @@ f.addEventListener("load", function () {
     keep = Path("runs") / "report-screenshot.png"
     keep.parent.mkdir(exist_ok=True)
     shutil.copyfile(shot, keep)
+
+
+def test_markdown_result_pages_come_from_the_store(toy_store, tmp_path):
+    from learnlab.report.markdown import write_result_pages
+
+    store, done, _ = toy_store
+    index = write_result_pages(store, tmp_path / "results")
+    page = (tmp_path / "results" / "toy.md").read_text()
+    assert "learnlab run toy --preset quick" in page and done in page and "**reproduced**" in page
+    assert "Fig. 1" in page and "paper Fig. 1: 0.6" in page and "(figures/toy-quick-accuracy.svg)" in page
+    assert (tmp_path / "results" / "figures" / "toy-quick-accuracy.svg").exists()
+    assert "# Results" in index.read_text()
