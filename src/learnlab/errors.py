@@ -15,5 +15,13 @@ class StoreError(LearnlabError):
     """A missing run, a corrupt store or a missing checkpoint."""
 
 
+class LeaseLost(StoreError):
+    """Another process took over a run this process was training (its lease went stale)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process got SIGTERM (a scheduler's time limit): handled like Ctrl-C."""
+
+
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss; the message names the step range."""

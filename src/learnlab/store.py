@@ -6,13 +6,28 @@ Only this module knows SQL. Experiments never see it: they talk to a ``Run`` han
 SQLite is opened in WAL mode with a busy timeout, and every write is one short
 ``BEGIN IMMEDIATE`` transaction, so a sweep's processes can write at once without
 losing rows or failing on a locked database.
+
+A learnlab store is marked as one (``PRAGMA application_id``) and carries its schema
+version (``PRAGMA user_version``). Any other file is refused unchanged: the header is
+read before SQLite opens it, and nothing is written to a file that is not a learnlab
+store. A new store is built under a temporary name and linked into place complete. A
+store on read-only media is read without side files and refuses writes; a path without
+a store reads as empty and is never created by a read.
+
+A run being trained holds a lease: its owner process, host and a heartbeat time, in the
+``runs`` row. ``acquire_lease`` refuses a live lease and takes over a stale one (its owner
+is dead, or its heartbeat is older than ``LEASE_STALE_S``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +36,17 @@ from typing import Any
 import numpy as np
 
 from learnlab.claims import Claim
-from learnlab.errors import StoreError
+from learnlab.errors import LeaseLost, StoreError
 
-__all__ = ["Store", "RunRecord", "Series", "DEFAULT_STORE", "export_run", "import_run"]
+__all__ = ["Store", "RunRecord", "Series", "DEFAULT_STORE", "export_run", "import_run", "lease_owner",
+           "LEASE_HEARTBEAT_S", "LEASE_STALE_S"]
 
 DEFAULT_STORE = Path("runs") / "learnlab.sqlite"
-_SCHEMA_VERSION = 1
+_APPLICATION_ID = 0x6C6C6162  # "llab": PRAGMA application_id of every learnlab store
+_SCHEMA_VERSION = 2  # 1: before application_id, leases and metric sequence numbers
+_LEGACY_TABLES = {"runs", "metrics", "artifacts"}  # what a version-1 store (application_id 0) must hold
+LEASE_HEARTBEAT_S = 30.0  # a running run refreshes its heartbeat this often
+LEASE_STALE_S = 180.0  # a lease whose heartbeat is older than this is stale (its owner hung or vanished)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -41,14 +61,22 @@ CREATE TABLE IF NOT EXISTS runs (
     versions TEXT,
     device TEXT,
     started REAL,
-    ended REAL
+    ended REAL,
+    owner_pid INTEGER,          -- the lease of a running run: its process, host and last heartbeat
+    owner_host TEXT,
+    heartbeat REAL
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL,
     step INTEGER NOT NULL,
     name TEXT NOT NULL,
     replica INTEGER,            -- NULL for a scalar, else the index of the seed in an ensemble
-    value REAL
+    value REAL,
+    seq INTEGER                 -- the write batch (counters.metric_batch), so a checkpoint marks what came before it
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, name, step);
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -140,39 +168,119 @@ class Store:
         self.root = self.path.parent
         self._timeout = timeout
         self._conn: sqlite3.Connection | None = None
+        self._empty: sqlite3.Connection | None = None  # what a read of a missing store sees
+        self._heartbeats: dict[str, _Heartbeat] = {}  # leases this process holds: run id -> its heartbeat
 
     # -- connection ------------------------------------------------------------------
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """The connection; the first use creates the store if there is none (a write will follow)."""
         if self._conn is None:
-            self.root.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-                conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version == 0:
-                    with _write(conn):
-                        for statement in _SCHEMA.split(";"):
-                            if statement.strip():
-                                conn.execute(statement)
-                        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                elif version != _SCHEMA_VERSION:
-                    raise StoreError(f"{self.path} has store schema {version}; this learnlab reads {_SCHEMA_VERSION}.")
-            except sqlite3.DatabaseError as error:
-                raise StoreError(f"{self.path} is not a learnlab run store ({error}).") from None
-            self._conn = conn
+            self._conn = self._open(create=True)
         return self._conn
 
-    def close(self) -> None:
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        """A connection for reading: a missing store reads as an empty one and is not created."""
         if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            return self._conn
+        if not self.exists():
+            if self._empty is None:
+                self._empty = sqlite3.connect(":memory:", isolation_level=None)
+                _create_schema(self._empty)
+            return self._empty
+        self._conn = self._open(create=False)
+        return self._conn
+
+    def exists(self) -> bool:
+        """Whether a store file is there (an empty file is not a store yet)."""
+        try:
+            return self.path.stat().st_size > 0
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+
+    def _open(self, *, create: bool) -> sqlite3.Connection:
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a run store.")
+        if not self.exists():
+            if not create:
+                raise StoreError(f"No run store at {self.path}.")
+            self._create()
+        _check_header(self.path)
+        writable = os.access(self.path, os.W_OK) and os.access(self.root, os.W_OK)
+        try:
+            if not writable:  # read-only media: no -wal / -shm files, no writes
+                uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, factory=_Connection)
+                conn.readonly, conn.path = True, self.path
+                version = _learnlab_version(conn, self.path)
+                if version > _SCHEMA_VERSION:
+                    raise StoreError(f"{self.path} has store schema {version}; this learnlab reads up to {_SCHEMA_VERSION}.")
+                return conn
+            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, factory=_Connection)
+            conn.path = self.path
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+                version = _learnlab_version(conn, self.path)  # reads only: a foreign file is left as it was
+                if version > _SCHEMA_VERSION:
+                    raise StoreError(f"{self.path} has store schema {version}; this learnlab reads up to {_SCHEMA_VERSION}.")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                if version < _SCHEMA_VERSION:
+                    _migrate(conn, self.path)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path} is not a readable learnlab run store ({error}).") from None
+
+    def _create(self) -> None:
+        """Build a new store under a temporary name and link it into place complete, so a
+        reader never sees half a store and two processes creating one at once share one."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create a run store at {self.path} ({error.strerror}).") from None
+        temporary = self.root / f".{self.path.name}.{os.getpid()}.{time.monotonic_ns()}.new"
+        try:
+            conn = sqlite3.connect(temporary, isolation_level=None)
+            try:
+                _create_schema(conn)
+                conn.execute("PRAGMA journal_mode = WAL")
+            finally:
+                conn.close()
+            if self.path.exists():  # an empty file stands there: replace it
+                os.replace(temporary, self.path)
+            else:
+                try:
+                    os.link(temporary, self.path)  # fails if another process linked its store first
+                except FileExistsError:
+                    pass
+                except OSError:  # a file system without hard links
+                    if not self.exists():
+                        os.replace(temporary, self.path)
+        except (OSError, sqlite3.DatabaseError) as error:
+            message = getattr(error, "strerror", None) or str(error)
+            raise StoreError(f"cannot create a run store at {self.path} ({message}).") from None
+        finally:
+            for leftover in (temporary, Path(f"{temporary}-journal")):
+                if leftover.exists():
+                    leftover.unlink()
+
+    def close(self) -> None:
+        for beat in self._heartbeats.values():
+            beat.stop()
+        self._heartbeats.clear()
+        for conn in (self._conn, self._empty):
+            if conn is not None:
+                conn.close()
+        self._conn = self._empty = None
 
     def __getstate__(self):  # a Store can be sent to a worker process; it reconnects there
-        return {"path": self.path, "root": self.root, "_timeout": self._timeout, "_conn": None}
+        return {"path": self.path, "root": self.root, "_timeout": self._timeout, "_conn": None, "_empty": None,
+                "_heartbeats": {}}
 
     # -- runs ------------------------------------------------------------------------
 
@@ -188,80 +296,151 @@ class Store:
         git_commit: str | None,
         versions: dict[str, str],
         device: str,
+        lease: bool = False,
     ) -> None:
+        """Record a new run as ``running``; ``lease=True``: held by this process (``acquire_lease``)."""
+        pid, host = lease_owner() if lease else (None, None)
         with _write(self.conn) as conn:
             conn.execute(
                 "INSERT INTO runs (id, experiment, preset, config, config_hash, seed, status, git_commit,"
-                " versions, device, started) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                " versions, device, started, owner_pid, owner_host, heartbeat)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, experiment, preset, json.dumps(config), config_hash, seed, git_commit,
-                 json.dumps(versions), device, time.time()),
+                 json.dumps(versions), device, time.time(), pid, host, time.time() if lease else None),
             )
+        if lease:
+            self._hold(run_id)
 
     def set_status(self, run_id: str, status: str, error: str | None = None, *, ended: bool = True) -> None:
+        """Set a run's status; an ended run (``ended=True``) releases its lease."""
+        if ended and run_id in self._heartbeats:
+            self._heartbeats.pop(run_id).stop()
         with _write(self.conn) as conn:
-            conn.execute(
-                "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ?",
-                (status, error, time.time() if ended else None, run_id),
-            )
+            if ended:
+                conn.execute("UPDATE runs SET status = ?, error = ?, ended = ?, owner_pid = NULL, owner_host = NULL,"
+                             " heartbeat = NULL WHERE id = ?", (status, error, time.time(), run_id))
+            else:
+                conn.execute("UPDATE runs SET status = ?, error = ?, ended = NULL WHERE id = ?", (status, error, run_id))
+
+    def lease_holder(self, run_id: str) -> str | None:
+        """Who holds a live lease on the run (a description), or ``None`` if nobody does."""
+        row = self._reader.execute("SELECT owner_pid, owner_host, heartbeat FROM runs WHERE id = ?",
+                                   (run_id,)).fetchone()
+        return None if row is None else _lease_holder(*row, time.time())
+
+    def acquire_lease(self, run_id: str) -> None:
+        """Take the run's lease for this process and mark it ``running``, in one transaction:
+        a live lease of another process is refused, a stale one (dead owner, old heartbeat) taken over."""
+        pid, host = lease_owner()
+        with _write(self.conn) as conn:
+            row = conn.execute("SELECT owner_pid, owner_host, heartbeat FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"No run '{run_id}' in {self.path}.")
+            holder = _lease_holder(*row, time.time())
+            if holder is not None:
+                raise StoreError(f"Run {run_id} is still running ({holder}); resume it once that process has stopped.")
+            conn.execute("UPDATE runs SET status = 'running', error = NULL, ended = NULL, owner_pid = ?, owner_host = ?,"
+                         " heartbeat = ? WHERE id = ?", (pid, host, time.time(), run_id))
+        self._hold(run_id)
+
+    def _hold(self, run_id: str) -> None:
+        """Keep this process's lease on the run fresh until the run ends (``set_status``)."""
+        if run_id in self._heartbeats:
+            self._heartbeats.pop(run_id).stop()
+        self._heartbeats[run_id] = _Heartbeat(self.path, run_id, self._timeout)
+        self._heartbeats[run_id].start()
+
+    def heartbeat(self, run_id: str) -> bool:
+        """Refresh this process's lease on the run; ``False`` if it no longer holds it."""
+        pid, host = lease_owner()
+        with _write(self.conn) as conn:
+            cursor = conn.execute("UPDATE runs SET heartbeat = ? WHERE id = ? AND owner_pid = ? AND owner_host = ?",
+                                  (time.time(), run_id, pid, host))
+            return cursor.rowcount == 1
 
     def get_run(self, run_id: str) -> RunRecord:
-        row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            matches = self.conn.execute("SELECT * FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchall()
-            if len(matches) != 1:
-                raise StoreError(f"No run '{run_id}' in {self.path}." if not matches
+        """The run with this id, or the only run whose id starts with it."""
+        if not self.exists():
+            raise StoreError(f"No run '{run_id}': there is no run store at {self.path}.")
+        row = self._select_runs("WHERE id = ?", (run_id,))
+        if not row:
+            escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            row = self._select_runs("WHERE id LIKE ? ESCAPE '\\'", (escaped + "%",))
+            if len(row) != 1:
+                raise StoreError(f"No run '{run_id}' in {self.path}." if not row
                                  else f"Run id '{run_id}' is ambiguous in {self.path}.")
-            row = matches[0]
-        return self._record(row)
+        return row[0]
 
     def completed_config_hashes(self) -> set[str]:
         """The config hashes of completed runs (a restarted sweep skips those points)."""
-        return {h for (h,) in self.conn.execute("SELECT config_hash FROM runs WHERE status = 'completed'")}
+        return {h for (h,) in self._reader.execute("SELECT config_hash FROM runs WHERE status = 'completed'")}
 
     def list_runs(self, experiment: str | None = None, status: str | None = None) -> list[RunRecord]:
-        query, args = "SELECT * FROM runs WHERE 1 = 1", []
+        """Runs in the order they started (none for a missing store, which is not created)."""
+        query, args = "WHERE 1 = 1", []
         if experiment is not None:
             query, args = query + " AND experiment = ?", args + [experiment]
         if status is not None:
             query, args = query + " AND status = ?", args + [status]
-        return [self._record(row) for row in self.conn.execute(query + " ORDER BY started, rowid", args)]
+        return self._select_runs(query + " ORDER BY started, rowid", args)
 
-    def _record(self, row: Sequence) -> RunRecord:
-        (run_id, experiment, preset, config, config_hash, seed, status, error, git_commit, versions,
-         device, started, ended) = row
-        return RunRecord(run_id, experiment, preset, json.loads(config), config_hash, seed, status, error,
-                         git_commit, json.loads(versions or "{}"), device, started, ended, store=self)
+    def _select_runs(self, where: str, args: Sequence) -> list[RunRecord]:
+        cursor = self._reader.execute(f"SELECT * FROM runs {where}", args)
+        names = [d[0] for d in cursor.description]
+        return [self._record(dict(zip(names, row))) for row in cursor.fetchall()]
+
+    def _record(self, row: dict[str, Any]) -> RunRecord:
+        return RunRecord(row["id"], row["experiment"], row["preset"], json.loads(row["config"]), row["config_hash"],
+                         row["seed"], row["status"], row["error"], row["git_commit"],
+                         json.loads(row["versions"] or "{}"), row["device"], row["started"], row["ended"], store=self)
 
     # -- metrics ---------------------------------------------------------------------
 
     def add_metrics(self, rows: Iterable[tuple[str, int, str, int | None, float]]) -> None:
-        """Insert ``(run_id, step, name, replica, value)`` rows in one transaction."""
+        """Insert ``(run_id, step, name, replica, value)`` rows in one transaction, numbered
+        with the next write batch (``metric_mark``)."""
         rows = list(rows)
         if rows:
             with _write(self.conn) as conn:
-                conn.executemany("INSERT INTO metrics (run_id, step, name, replica, value) VALUES (?, ?, ?, ?, ?)", rows)
+                for run_id in {row[0] for row in rows} & set(self._heartbeats):
+                    owner = conn.execute("SELECT owner_pid, owner_host FROM runs WHERE id = ?", (run_id,)).fetchone()
+                    if owner is not None and owner[0] is not None and tuple(owner) != lease_owner():
+                        raise LeaseLost(f"Run {run_id} was taken over by process {owner[0]} on {owner[1]} "
+                                        f"(this one looked stalled); this process stops writing it.")
+                batch = _next_batch(conn)
+                conn.executemany("INSERT INTO metrics (run_id, step, name, replica, value, seq) VALUES (?, ?, ?, ?, ?, ?)",
+                                 [(*row, batch) for row in rows])
 
-    def delete_metrics_after(self, run_id: str, step: int, scope: str = "") -> None:
-        """Drop metrics of ``scope`` logged after ``step`` (a resumed run logs them again).
+    def metric_mark(self) -> int:
+        """The last metric write batch so far: every row written later has a higher ``seq``."""
+        row = self._reader.execute("SELECT value FROM counters WHERE name = 'metric_batch'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def delete_metrics_after(self, run_id: str, step: int, scope: str = "", *, mark: int | None = None) -> None:
+        """Drop metrics of ``scope`` logged after ``step`` (a resumed run logs them again); with
+        ``mark`` (a ``metric_mark`` taken at a checkpoint), drop exactly the rows written after
+        that mark, whatever their step: rows logged after the training loop at earlier steps too.
 
         A scope is a metric-name prefix ``scope/``; the empty scope is the names without one.
         Nested scopes (``scope/inner/...``) are left alone: they resume on their own.
         """
         if not scope:
-            pattern, args = "instr(name, '/') = 0", (run_id, step)
+            pattern, scope_args = "instr(name, '/') = 0", ()
         else:
             prefix = scope + "/"
             pattern = "substr(name, 1, length(?)) = ? AND instr(substr(name, length(?) + 1), '/') = 0"
-            args = (run_id, step, prefix, prefix, prefix)
+            scope_args = (prefix, prefix, prefix)
+        after, after_args = ("seq > ?", (mark,)) if mark is not None else ("step > ?", (step,))
         with _write(self.conn) as conn:
-            conn.execute(f"DELETE FROM metrics WHERE run_id = ? AND step > ? AND {pattern}", args)
+            conn.execute(f"DELETE FROM metrics WHERE run_id = ? AND {after} AND {pattern}",
+                         (run_id, *after_args, *scope_args))
 
     def metric_names(self, run_id: str) -> list[str]:
-        rows = self.conn.execute("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name", (run_id,))
+        rows = self._reader.execute("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name", (run_id,))
         return [name for (name,) in rows]
 
     def series(self, run_id: str, name: str) -> Series:
-        rows = self.conn.execute(
+        rows = self._reader.execute(
             "SELECT step, replica, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step, replica",
             (run_id, name),
         ).fetchall()
@@ -280,7 +459,7 @@ class Store:
 
     def final_metrics(self, run_id: str) -> dict[str, float]:
         """The last logged value of each metric (the mean over replicas for an ensemble)."""
-        rows = self.conn.execute(
+        rows = self._reader.execute(
             "SELECT m.name, AVG(m.value) FROM metrics m JOIN ("
             " SELECT name, MAX(step) AS step FROM metrics WHERE run_id = ? GROUP BY name) last"
             " ON m.name = last.name AND m.step = last.step WHERE m.run_id = ? GROUP BY m.name ORDER BY m.name",
@@ -290,7 +469,7 @@ class Store:
 
     def all_metrics(self, run_id: str) -> list[tuple[int, str, int | None, float]]:
         """Every metric row of a run, in a canonical order (for comparisons)."""
-        return self.conn.execute(
+        return self._reader.execute(
             "SELECT step, name, replica, value FROM metrics WHERE run_id = ? ORDER BY name, step, replica",
             (run_id,),
         ).fetchall()
@@ -307,7 +486,7 @@ class Store:
                          (run_id, name, str(relative)))
 
     def artifacts(self, run_id: str) -> dict[str, Path]:
-        rows = self.conn.execute("SELECT name, path FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,))
+        rows = self._reader.execute("SELECT name, path FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,))
         return {name: self.root / path for name, path in rows}
 
     def set_claims(self, run_id: str, claims: Sequence[Claim]) -> None:
@@ -376,6 +555,13 @@ def import_run(store: Store, exported: dict[str, Any]) -> str:
     return run_id
 
 
+class _Connection(sqlite3.Connection):
+    """A store's connection: knows its file and whether it may write."""
+
+    readonly = False
+    path: Path | None = None
+
+
 class _write:
     """One ``BEGIN IMMEDIATE`` transaction: takes the write lock up front, so two writers
     wait on the busy timeout instead of deadlocking on a lock upgrade."""
@@ -384,8 +570,142 @@ class _write:
         self.conn = conn
 
     def __enter__(self) -> sqlite3.Connection:
+        if getattr(self.conn, "readonly", False):
+            raise StoreError(f"the run store {self.conn.path} is read-only; choose a writable --store.")
         self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+# -- identifying, creating and migrating stores -------------------------------------------
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a file that is not SQLite, or SQLite marked as another application's, from its
+    100-byte header alone, before SQLite opens it."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except OSError as error:
+        raise StoreError(f"cannot read the run store {path} ({error.strerror}).") from None
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise StoreError(f"{path} is not a learnlab run store (not an SQLite database); it was left unchanged.")
+    application_id = int.from_bytes(header[68:72], "big")
+    if application_id not in (0, _APPLICATION_ID):
+        raise StoreError(f"{path} is not a learnlab run store (an SQLite database of application "
+                         f"{application_id:#x}); it was left unchanged.")
+
+
+def _learnlab_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The store's schema version, read without writing; refuses any other database."""
+    application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if application_id == _APPLICATION_ID:
+        return version
+    if application_id == 0 and version == 1:  # a store made before stores were marked
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if _LEGACY_TABLES <= tables:
+            return 1
+    raise StoreError(f"{path} is not a learnlab run store (another SQLite database); it was left unchanged.")
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN")
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+    conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring an older learnlab store to this schema, in one transaction."""
+    with _write(conn):
+        version = _learnlab_version(conn, path)  # again, under the write lock: another process may have done it
+        if version == 1:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            for column, kind in (("owner_pid", "INTEGER"), ("owner_host", "TEXT"), ("heartbeat", "REAL")):
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+            if "seq" not in {row[1] for row in conn.execute("PRAGMA table_info(metrics)")}:
+                conn.execute("ALTER TABLE metrics ADD COLUMN seq INTEGER")
+        if version < _SCHEMA_VERSION:
+            for statement in _SCHEMA.split(";"):  # every CREATE ... IF NOT EXISTS: the tables added since
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+
+def _next_batch(conn: sqlite3.Connection) -> int:
+    """The next metric write batch number (inside a write transaction)."""
+    conn.execute("INSERT OR IGNORE INTO counters (name, value) VALUES ('metric_batch', 0)")
+    conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'metric_batch'")
+    return conn.execute("SELECT value FROM counters WHERE name = 'metric_batch'").fetchone()[0]
+
+
+# -- leases -------------------------------------------------------------------------------
+
+
+def lease_owner() -> tuple[int, str]:
+    """This process as a lease owner: (pid, host)."""
+    return os.getpid(), socket.gethostname()
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes a lease every ``LEASE_HEARTBEAT_S`` through a connection of its own."""
+
+    def __init__(self, path: Path, run_id: str, timeout: float):
+        super().__init__(name=f"learnlab-lease-{run_id}", daemon=True)
+        self.path, self.run_id, self.timeout = path, run_id, timeout
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        store = None
+        try:
+            while not self._stopped.wait(LEASE_HEARTBEAT_S):
+                try:
+                    store = store or Store(self.path, timeout=self.timeout)
+                    if not store.heartbeat(self.run_id):
+                        return  # released, or taken over: the next metric write says so
+                except (sqlite3.Error, StoreError):
+                    continue  # a busy store: try again at the next beat
+        finally:
+            if store is not None:
+                store.close()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) is dead
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _lease_holder(pid: int | None, host: str | None, heartbeat: float | None, now: float) -> str | None:
+    """A description of the live owner of a lease, or ``None`` if it is free or stale."""
+    if pid is None:
+        return None
+    me_pid, me_host = lease_owner()
+    age = now - (heartbeat or 0.0)
+    if host == me_host:
+        if pid == me_pid or not _process_alive(pid):
+            return None
+    if age > LEASE_STALE_S:
+        return None
+    return f"process {pid} on {host}, heartbeat {max(age, 0):.0f} s ago"

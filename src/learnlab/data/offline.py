@@ -13,19 +13,29 @@ Each group is an independent task (a process pool now, a cluster engine later). 
 writes its blocks, then a marker with their index entries; the pass commits by writing
 ``index.json`` last. A pass killed midway leaves the source intact and no index in the
 destination (it does not look like a dataset); rerunning it skips the finished groups
-and completes it. Every record keeps its lineage (source shard, row) in
-``_lineage_shard`` / ``_lineage_row``, so tests can prove the output is a permutation.
+and completes it. What a pass computes is tied to its arguments: the destination's
+``_tasks/pass.json`` and every group's marker name the source index's digest, the seed,
+n, the pass and the row-group size, so a rerun with other arguments is refused with
+one line (never a mix of two passes), and a finished group is reused only by the same
+task. The destination must be new (or such an unfinished pass) and must not lie inside
+the source, nor the source inside it. Every record keeps its lineage (source shard,
+row) in ``_lineage_shard`` / ``_lineage_row``, so tests can prove the output is a permutation.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import posixpath
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from learnlab.data.shards import INDEX, LINEAGE_ROW, LINEAGE_SHARD, ShardedDataset, ShardWriter, make_index
+from learnlab.data.shards import (INDEX, LINEAGE_ROW, LINEAGE_SHARD, ShardedDataset, ShardWriter, make_index,
+                                  refuse_existing)
 from learnlab.data.storage import DataError, IOStats, Storage
 
 __all__ = ["offline_shuffle", "shuffle_group", "pass_groups"]
@@ -37,8 +47,19 @@ def pass_groups(n_shards: int, n_blocks: int, *, seed: int, pass_index: int = 0)
     return [order[i:i + n_blocks] for i in range(0, n_shards, n_blocks)]
 
 
+_MANIFEST = "_tasks/pass.json"
+
+
 def _marker(group: int) -> str:
     return f"_tasks/group-{group:05d}.json"
+
+
+def _task_key(source: ShardedDataset, group: int, blocks: list[int], seed: int, pass_index: int,
+              row_group_size: int | None) -> str:
+    """What one group's output depends on: its marker is reused only by the same task."""
+    task = {"source": source.index_sha256, "group": group, "blocks": [int(b) for b in blocks], "seed": seed,
+            "pass": pass_index, "row_group_size": row_group_size}
+    return hashlib.sha256(json.dumps(task, sort_keys=True).encode()).hexdigest()
 
 
 def shuffle_group(src: str, dst: str, group: int, blocks: list[int], *, seed: int, pass_index: int,
@@ -47,9 +68,12 @@ def shuffle_group(src: str, dst: str, group: int, blocks: list[int], *, seed: in
     blocks of the same sizes to ``dst``. Returns (index entries, I/O counts). Idempotent:
     a finished group (its marker exists) is not redone."""
     out = Storage(dst)
-    if out.exists(_marker(group)):
-        return out.read_json(_marker(group)), {}
     source = ShardedDataset(src)
+    key = _task_key(source, group, blocks, seed, pass_index, row_group_size)
+    if out.exists(_marker(group)):
+        marker = out.read_json(_marker(group))
+        if isinstance(marker, dict) and marker.get("key") == key:
+            return marker["entries"], {}
     parts = []
     for b in blocks:
         records = source.read_shard(int(b))
@@ -69,7 +93,7 @@ def shuffle_group(src: str, dst: str, group: int, blocks: list[int], *, seed: in
         start += size
     counts = source.storage.stats.as_dict()  # data I/O only: the marker below is bookkeeping
     counts.update(bytes_written=out.stats.bytes_written, write_requests=out.stats.write_requests)
-    out.write_json(_marker(group), writer.entries)  # the task's commit
+    out.write_json(_marker(group), {"key": key, "entries": writer.entries})  # the task's commit
     return writer.entries, counts
 
 
@@ -90,11 +114,13 @@ def offline_shuffle(src: str, dst: str, n_blocks: int, seed: int, passes: int = 
         raise DataError(f"executor must be local or ray; got {executor!r}")
     if n_blocks < 1 or passes < 1:
         raise DataError(f"n_blocks and passes must be >= 1; got {n_blocks}, {passes}")
-    destination = Storage(dst)
+    destination, origin = Storage(dst), Storage(src)
     if destination.exists(INDEX):
         raise DataError(f"{dst} already holds a dataset; choose a new destination")
-    if Storage(src).url.rstrip("/") == destination.url.rstrip("/"):
-        raise DataError("the offline pass writes a new dataset: dst must differ from src")
+    if _nested(origin, destination):
+        raise DataError(f"the offline pass writes a new dataset beside its source: {dst} must not be {src}, "
+                        f"nor lie inside it, nor contain it")
+    ShardedDataset(src)  # the source must be a readable dataset before anything is written
     total = IOStats()
     current = src
     for p in range(passes):
@@ -112,8 +138,23 @@ def _one_pass(src: str, dst: str, n_blocks: int, seed: int, pass_index: int, wor
               row_group_size: int | None, progress, executor: str = "local") -> tuple[dict, dict[str, Any]]:
     source = ShardedDataset(src)
     out = Storage(dst)
-    if out.exists(INDEX):  # an intermediate pass finished before an interruption
-        return out.read_json(INDEX), {}
+    manifest = {"source_index_sha256": source.index_sha256, "seed": seed, "n_blocks": n_blocks,
+                "pass": pass_index + 1, "row_group_size": row_group_size}
+    if out.exists(INDEX):  # an intermediate pass finished before an interruption: reused only if it is this pass
+        index = out.read_json(INDEX)
+        if index.get("offline", {}).get("task") != manifest:
+            raise DataError(f"{dst} holds the result of an offline pass with other arguments; remove it or "
+                            f"choose another destination")
+        return index, {}
+    if out.exists(_MANIFEST):  # an interrupted pass: continued only with the same arguments
+        previous = out.read_json(_MANIFEST)
+        if previous != manifest:
+            differ = ", ".join(f"{k} {previous.get(k)!r} (now {v!r})" for k, v in manifest.items() if previous.get(k) != v)
+            raise DataError(f"{dst} holds an unfinished offline pass with other arguments: {differ}; rerun it with "
+                            f"those arguments, or remove {dst}")
+    else:
+        refuse_existing(out)
+        out.write_json(_MANIFEST, manifest)  # before any group: a rerun knows what this pass is
     groups = pass_groups(len(source.shard_sizes), n_blocks, seed=seed, pass_index=pass_index)
     arguments = [(src, dst, g, [int(b) for b in blocks]) for g, blocks in enumerate(groups)]
     options = {"seed": seed, "pass_index": pass_index, "row_group_size": row_group_size}
@@ -137,10 +178,11 @@ def _one_pass(src: str, dst: str, n_blocks: int, seed: int, pass_index: int, wor
     for column in (LINEAGE_SHARD, LINEAGE_ROW):
         schema.setdefault(column, {"kind": "number", "dtype": "<i4", "shape": []})
     index = make_index(entries, schema, {"offline": {"source": src, "n_blocks": n_blocks, "seed": seed,
-                                                     "pass": pass_index + 1}})
+                                                     "pass": pass_index + 1, "task": manifest}})
     out.write_json(INDEX, index)  # the commit: written last
     for g in range(len(groups)):
         out.remove(_marker(g))
+    out.remove(_MANIFEST)
     if out.fs.exists(out.path("_tasks")):
         out.fs.rm(out.path("_tasks"), recursive=True)
     stats: dict[str, Any] = {}
@@ -168,6 +210,17 @@ def _ray_groups(arguments: list[tuple], options: dict, progress) -> list[tuple[l
         if progress:
             progress(done, len(refs))
     return ray.get(refs)
+
+
+def _nested(a: Storage, b: Storage) -> bool:
+    """Whether two locations are the same or one lies inside the other (same file system)."""
+    if type(a.fs) is not type(b.fs):
+        return False
+    first, second = a.root.rstrip("/") or "/", b.root.rstrip("/") or "/"
+    if getattr(a.fs, "protocol", None) in ("file", ("file", "local")) or type(a.fs).__name__ == "LocalFileSystem":
+        first, second = os.path.realpath(first), os.path.realpath(second)
+    common = posixpath.commonpath([first, second]) if first.startswith("/") == second.startswith("/") else None
+    return common in (first, second)
 
 
 def _remove_dataset(url: str) -> None:

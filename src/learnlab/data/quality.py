@@ -2,6 +2,7 @@
 
 Every function takes the emitted order as global record ids (``orders.plan_order``)
 and per-record labels or source shards indexed by those ids; all are vectorised numpy.
+Labels are any integer classes (negative ones too): they are numbered 0..C-1 first.
 """
 
 from __future__ import annotations
@@ -12,9 +13,18 @@ __all__ = ["label_runs", "batch_label_kl", "batch_shard_mixing", "mean_displacem
            "epoch_correlation", "homogeneity", "expected_homogeneity", "order_quality"]
 
 
+def _classes(labels: np.ndarray) -> np.ndarray:
+    """Integer labels of any values (negative too) as class numbers 0..C-1."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "biu":
+        raise ValueError(f"class labels must be integers; got {labels.dtype}")
+    return np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
+
+
 def label_runs(order: np.ndarray, labels: np.ndarray) -> tuple[int, float]:
     """(runs of equal consecutive labels, their expectation for i.i.d. draws with the same
     label frequencies: 1 + (N - 1)(1 - sum p_c^2))."""
+    labels = _classes(labels)
     emitted = labels[order]
     runs = int(1 + np.count_nonzero(emitted[1:] != emitted[:-1])) if len(emitted) else 0
     p = np.bincount(labels) / len(labels)
@@ -23,7 +33,8 @@ def label_runs(order: np.ndarray, labels: np.ndarray) -> tuple[int, float]:
 
 def batch_label_kl(order: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
     """Mean over full batches of KL(batch label histogram || global label histogram) (nats)."""
-    n_classes = int(labels.max()) + 1
+    labels = _classes(labels)
+    n_classes = int(labels.max()) + 1 if len(labels) else 0
     emitted = labels[order[:len(order) - len(order) % batch_size]].reshape(-1, batch_size)
     if not len(emitted):
         return float("nan")
@@ -86,6 +97,9 @@ def homogeneity(labels: np.ndarray, shard_sizes) -> float:
     i.i.d. split into blocks gives h ~ 1, blocks of a single label h ~ b.
     """
     shard_sizes = np.asarray(shard_sizes)
+    labels = _classes(labels)
+    if not len(labels):
+        return float("nan")
     n_classes = int(labels.max()) + 1
     onehot = np.eye(n_classes)[labels]
     mean = onehot.mean(axis=0)

@@ -8,12 +8,20 @@ numbers, fixed-shape arrays (stored as fixed-size lists) or bytes.
 Every source offers the same two reads, each one storage request:
 ``read_shard(i)`` (the whole block, sequentially) and ``read_record(i, row)`` (random
 access: the byte range of the record's row group, decoded with the cached footer).
+Both verify what they read: the whole shard against its SHA-256, a row group and the
+footer against their own (``row_group_sha256``, ``footer_sha256`` in the index).
+
+``write_arrays`` checks its columns first (one row per record, the same number of rows,
+at least one row, types a shard can hold), refuses an existing destination, and writes
+to a temporary sibling (``<destination>.partial``) that it moves into place once the
+index is written: a destination holds a complete dataset or nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 from collections.abc import Iterable, Mapping
 from typing import Protocol
@@ -23,7 +31,7 @@ import numpy as np
 from learnlab.data.storage import DataError, Storage
 
 __all__ = ["ShardSource", "ShardWriter", "ShardedDataset", "NpySource", "WebDatasetSource", "write_arrays",
-           "open_source", "INDEX", "LINEAGE_SHARD", "LINEAGE_ROW"]
+           "check_columns", "refuse_existing", "open_source", "INDEX", "LINEAGE_SHARD", "LINEAGE_ROW"]
 
 INDEX = "index.json"
 FORMAT = "learnlab-shards/1"
@@ -183,8 +191,11 @@ def _entry(name: str, data: bytes) -> dict:
                       if o is not None and o > 0) for c in range(group.num_columns)]
         ends = [s + group.column(c).total_compressed_size for c, s in enumerate(starts)]
         groups.append([min(starts), max(ends), group.num_rows])
+    footer = data[-(int.from_bytes(data[-8:-4], "little") + 8):]
     return {"name": name, "records": metadata.num_rows, "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "row_groups": groups}
+            "sha256": hashlib.sha256(data).hexdigest(), "row_groups": groups,
+            "row_group_sha256": [hashlib.sha256(data[start:end]).hexdigest() for start, end, _ in groups],
+            "footer_sha256": hashlib.sha256(footer).hexdigest()}
 
 
 def make_index(entries: list[dict], schema: dict, extra: Mapping | None = None) -> dict:
@@ -192,12 +203,64 @@ def make_index(entries: list[dict], schema: dict, extra: Mapping | None = None) 
             "shards": list(entries), **(dict(extra) if extra else {})}
 
 
+_STORABLE = "biufSOU"  # numpy kinds a shard holds: bool, ints, floats, bytes, str
+
+
+def check_columns(arrays: Mapping[str, np.ndarray], source: str = "the arrays") -> dict[str, np.ndarray]:
+    """The columns as arrays, each checked: at least one row per record (no 0-d arrays), the
+    same number of rows everywhere, at least one record, and a type a shard can store.
+    Raises ``DataError`` naming ``source`` and the column otherwise."""
+    columns = {str(name): np.asarray(values) for name, values in arrays.items()}
+    if not columns:
+        raise DataError(f"{source} holds no arrays")
+    for name, values in columns.items():
+        if values.ndim == 0:
+            raise DataError(f"{source}: column {name!r} is a 0-d array (one value); every column needs one row a record")
+        if values.dtype.kind not in _STORABLE:
+            raise DataError(f"{source}: column {name!r} has dtype {values.dtype}, which a shard cannot store "
+                            f"(numbers, booleans, strings or bytes)")
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise DataError(f"{source}: columns have different numbers of rows "
+                        f"({', '.join(f'{name} {n:,}' for name, n in lengths.items())}); every record needs every column")
+    if not next(iter(lengths.values())):
+        raise DataError(f"{source} has no records (0 rows)")
+    return columns
+
+
+def refuse_existing(storage: Storage) -> None:
+    """Refuse a destination that already holds anything (a dataset, a file, a non-empty folder)."""
+    fs, root = storage.fs, storage.root.rstrip("/")
+    if fs.exists(root) and (not fs.isdir(root) or fs.ls(root, detail=False)):
+        what = "a dataset" if storage.exists(INDEX) else "files" if fs.isdir(root) else "a file"
+        raise DataError(f"{storage.url} already exists (it holds {what}); choose a new destination")
+
+
 def write_arrays(url: str | Storage, arrays: Mapping[str, np.ndarray], records_per_shard: int, *,
                  row_group_size: int | None = None, lineage: bool = True, extra: Mapping | None = None) -> dict:
-    """Write arrays (a common first dimension) as a sharded dataset; returns the index."""
-    writer = ShardWriter(url, records_per_shard, row_group_size=row_group_size, lineage=lineage)
-    writer.write(arrays)
-    return writer.close(extra)
+    """Write arrays (a common first dimension) as a new sharded dataset at ``url``; returns the index.
+
+    The columns are checked first (``check_columns``); an existing destination is refused.
+    Shards and the index go to ``<url>.partial`` first, moved into place at the end, so an
+    interrupted write leaves ``url`` untouched (and its ``.partial`` is cleared by the next write).
+    """
+    columns = check_columns(arrays)
+    target = url if isinstance(url, Storage) else Storage(url)
+    refuse_existing(target)
+    staging = Storage(target.url.rstrip("/") + ".partial")
+    fs = staging.fs
+    if fs.exists(staging.root):  # an interrupted write's leftovers: ours, by name
+        fs.rm(staging.root, recursive=True)
+    writer = ShardWriter(staging, records_per_shard, row_group_size=row_group_size, lineage=lineage)
+    writer.write(columns)
+    index = writer.close(extra)
+    root = target.root.rstrip("/")
+    if fs.exists(root):  # an empty folder stands there (refuse_existing allowed it)
+        fs.rmdir(root)
+    fs.mv(staging.root.rstrip("/"), root, recursive=True)
+    target.stats.bytes_written += staging.stats.bytes_written
+    target.stats.write_requests += staging.stats.write_requests
+    return index
 
 
 # ----------------------------------------------------------------------------- reading
@@ -248,6 +311,8 @@ class ShardedDataset:
         self.storage.layout.update({e["name"]: int(s) for e, s in zip(self.entries, starts)})
         self.verify = verify
         self._footers: dict[int, object] = {}
+        # What this dataset is, for work that depends on it (the offline pass's task markers).
+        self.index_sha256 = hashlib.sha256(json.dumps(self.index, sort_keys=True).encode()).hexdigest()
 
     @property
     def n_records(self) -> int:
@@ -279,14 +344,26 @@ class ShardedDataset:
         import pyarrow.parquet as pq
 
         entry = self.entries[shard]
+        checksums = entry.get("row_group_sha256")
+        if self.verify and (checksums is None or "footer_sha256" not in entry):
+            # An index written before row-group checksums: only the whole shard can be verified.
+            records = self.read_shard(shard)
+            if not 0 <= row < int(self.shard_sizes[shard]):
+                raise DataError(f"row {row} is beyond shard '{entry['name']}' ({self.shard_sizes[shard]} records)")
+            return {k: v[row:row + 1] for k, v in records.items()}
         if shard not in self._footers:
             size = entry["bytes"]
             tail = self.storage.read(entry["name"], max(0, size - 65_536), size)
-            self._footers[shard] = _footer(tail, size, entry["name"])
+            self._footers[shard] = _footer(tail, size, entry["name"], entry.get("footer_sha256") if self.verify else None)
         first = 0
         for group, (start, end, rows) in enumerate(entry["row_groups"]):
             if row < first + rows:
                 data = self.storage.read(entry["name"], start, end)
+                if len(data) != end - start:
+                    raise DataError(f"shard '{entry['name']}' is truncated: row group {group} ends past its end")
+                if self.verify and hashlib.sha256(data).hexdigest() != checksums[group]:
+                    raise DataError(f"shard '{entry['name']}' is corrupt: row group {group} does not match "
+                                    f"its checksum in the index")
                 try:
                     table = pq.ParquetFile(_RangeFile(entry["bytes"], start, data),
                                            metadata=self._footers[shard]).read_row_group(group)
@@ -297,7 +374,7 @@ class ShardedDataset:
         raise DataError(f"row {row} is beyond shard '{entry['name']}' ({first} records)")
 
 
-def _footer(tail: bytes, size: int, name: str):
+def _footer(tail: bytes, size: int, name: str, sha256: str | None = None):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -306,8 +383,13 @@ def _footer(tail: bytes, size: int, name: str):
     length = int.from_bytes(tail[-8:-4], "little")
     if length + 8 > len(tail):
         raise DataError(f"shard '{name}' has a footer larger than 64 KiB; read it whole")
+    if sha256 is not None and hashlib.sha256(tail[-(length + 8):]).hexdigest() != sha256:
+        raise DataError(f"shard '{name}' is corrupt: its footer does not match its checksum in the index")
     # The footer alone, framed as a minimal file (magic, footer, length, magic), parses as metadata.
-    return pq.ParquetFile(pa.BufferReader(b"PAR1" + tail[-(length + 8):])).metadata
+    try:
+        return pq.ParquetFile(pa.BufferReader(b"PAR1" + tail[-(length + 8):])).metadata
+    except Exception as error:  # pyarrow raises several kinds for a damaged footer
+        raise DataError(f"shard '{name}' has a footer that cannot be decoded ({error})") from None
 
 
 class NpySource:

@@ -2,7 +2,9 @@
 
 ``load_causal_lm(path)`` loads a model and tokenizer from a local directory only (nothing is
 downloaded: ``local_files_only``); any ``AutoModelForCausalLM`` works (Pythia / GPT-NeoX,
-Mamba, Llama ...). ``greedy_answers`` decodes a batch of prompts with left padding and
+Mamba, Llama ...) whose architecture transformers itself implements: code shipped in the
+folder (``auto_map`` in its config) is never run (``trust_remote_code=False``, pinned, so
+transformers never asks either). ``greedy_answers`` decodes a batch of prompts with left padding and
 returns the continuations; ``exact_match`` scores them against the answers.
 """
 
@@ -26,11 +28,13 @@ def load_causal_lm(path: str | Path, device: torch.device | str = "cpu"):
     path = Path(path)
     if not (path / "config.json").is_file():
         raise LearnlabError(f"--model {path}: no Hugging Face checkpoint there (config.json is missing)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).to(device).eval()
-    except (OSError, ValueError, KeyError) as error:
-        raise LearnlabError(f"--model {path}: cannot load it as a causal LM ({str(error).splitlines()[0]})") from error
+    try:  # trust_remote_code=False: never run the folder's own Python, and never ask whether to
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True,
+                                                     trust_remote_code=False).to(device).eval()
+    except (OSError, ValueError, KeyError, ImportError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise LearnlabError(f"--model {path}: cannot load it as a causal LM ({first})") from None
     tokenizer.padding_side = "left"  # decoder-only: new tokens must follow every prompt directly
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
