@@ -26,15 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python benchmarks/run.py
-	$(BIN)/python benchmarks/ensemble.py
-	$(BIN)/python benchmarks/icl_markov.py
-	$(BIN)/python benchmarks/pareto_frontiers.py
-	$(BIN)/python benchmarks/linear_ar.py
-	$(BIN)/python benchmarks/theory.py
-	$(BIN)/python benchmarks/corgi2.py
-	$(BIN)/python benchmarks/subtuning.py
-	$(BIN)/python benchmarks/mamba.py
+	$(BIN)/python benchmarks/all.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -225,7 +225,7 @@ def cmd_runs(args) -> int:
 
 def cmd_show(args) -> int:
     from learnlab.claims import summarise
-    from learnlab.report import flatten_config
+    from learnlab.report.html import flatten_config
 
     store = _store(args)
     record = _find_run(store, args.run)

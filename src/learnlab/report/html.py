@@ -18,8 +18,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-from tqdm.auto import tqdm
 
 from learnlab.claims import REPRODUCTION_VERDICTS, Claim
 from learnlab.errors import StoreError
@@ -154,6 +152,9 @@ def build_report(store: Store, out_dir: str | Path, *, progress: bool = True) ->
 
     Raises ``StoreError`` when the store holds no runs (nothing is written then).
     """
+    from jinja2 import Environment, PackageLoader, select_autoescape
+    from tqdm.auto import tqdm
+
     runs = store.list_runs()
     if not runs:
         raise StoreError(f"No runs in {store.path}: nothing to report. Run an experiment first "
