@@ -179,3 +179,52 @@ def test_a_missing_model_directory_is_one_clear_error(tmp_path):
     pytest.importorskip("transformers")
     with pytest.raises(LearnlabError, match="config.json"):
         load_causal_lm(tmp_path)
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+class _Stub:
+    """A stored run reduced to the readers the claims use: {name: {step: value}}."""
+
+    def __init__(self, metrics):
+        self.metrics = metrics
+
+    def steps(self, name):
+        import numpy as np
+
+        from learnlab.claims import NotMeasured
+
+        if name not in self.metrics:
+            raise NotMeasured(name)
+        return np.array(sorted(self.metrics[name]))
+
+    def at(self, name, step):
+        return self.metrics[name][max(s for s in self.metrics[name] if s <= step)]
+
+
+def _length_metrics(cfg, model, at_top, at_far):
+    from learnlab.experiments.copying import schema
+
+    return {schema.metric(schema.length(model, s)): {cfg.max_len: at_top, 2 * cfg.max_len: at_far}
+            for s in range(cfg.n_seeds)}
+
+
+def test_length_generalisation_is_scored_only_for_a_model_that_copies():
+    cfg = resolve_preset(copying, "quick")
+    specs = {s.name: s for s in copying.claims(cfg)}
+    never_copied = _Stub(_length_metrics(cfg, "lstm", 0.02, 0.0))
+    assert specs["length-generalisation-lstm"].check(never_copied).verdict == "inconclusive"
+    copied_then_failed = _Stub(_length_metrics(cfg, "lstm", 0.97, 0.0))
+    assert specs["length-generalisation-lstm"].check(copied_then_failed).verdict == "reproduced"
+    generalised = _Stub(_length_metrics(cfg, "hard_alibi", 0.99, 0.97))
+    assert specs["length-generalisation-hard_alibi"].check(generalised).verdict == "reproduced"
+
+
+def test_the_key_length_is_predicted_from_the_configuration():
+    from learnlab.experiments.copying.evidence import predicted_key_length
+
+    cfg = resolve_preset(copying, "quick")
+    assert predicted_key_length(cfg) == cfg.transformer.hard_alibi_heads  # two layers: the widest window
+    deeper = config_lib.apply_overrides(cfg, ["transformer.n_layer=3", "transformer.hard_alibi_heads=3"])
+    assert predicted_key_length(deeper) == 5  # windows of 3 composed twice: 3 + 2
