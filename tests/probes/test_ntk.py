@@ -96,3 +96,14 @@ def test_first_step_edge_is_the_kernel_mean_predictor_and_separates_signal_from_
     noise = torch.where(torch.rand(3000, generator=g) < 0.5, 1.0, -1.0)
     edge_noise, floor_noise = first_step_edge(model, x, noise, xt, yt, generator=g)
     assert abs(edge_noise) < 4 * floor_noise
+
+
+def test_closed_forms_are_chosen_by_protocol_not_by_class():
+    from learnlab.models.two_layer import StackedTwoLayer, is_relu_two_layer
+
+    relu = TwoLayerMLP(5, MLPConfig(width=4), seeds=[0, 1])
+    assert isinstance(relu, StackedTwoLayer) and is_relu_two_layer(relu)
+    assert not is_relu_two_layer(TwoLayerMLP(5, MLPConfig(width=4, activation="tanh"), seeds=[0]))
+    assert not is_relu_two_layer(LinearisedModel(relu))  # the linearised model takes the generic path
+    x = torch.randn(6, 5)
+    assert torch.equal(empirical_ntk(relu, x), empirical_ntk(relu, x, method="closed_form"))

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
-from learnlab.models.mlp import TwoLayerMLP
+from learnlab.models.two_layer import StackedTwoLayer, is_relu_two_layer
 
 __all__ = ["empirical_ntk", "tangent_features", "kernel_ridge", "select_ridge", "kernel_svm_accuracy",
            "LinearisedModel", "classifier_edge", "normalised_edge", "first_step_edge"]
@@ -66,7 +66,8 @@ def empirical_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = 
                   method: NTKMethod = "auto", chunk: int = 1024, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """The empirical tangent kernel K[i, j] = <grad f(x1_i), grad f(x2_j)>, shape (N1, N2).
 
-    ``closed_form`` (the default for a ReLU ``TwoLayerMLP``): with h = W x + b, f = u . relu(h),
+    ``closed_form`` (the default for a ReLU
+    ``models.two_layer.StackedTwoLayer`` such as ``TwoLayerMLP``): with h = W x + b, f = u . relu(h),
         K(x, x') = sum_i relu(h_i) relu(h'_i) + sum_i u_i^2 1[h_i > 0] 1[h'_i > 0] (x . x' + 1)
     (the "+ 1" is the bias' part; + 1 more for an output bias). ``jacobian`` contracts
     ``jacrev`` Jacobians; ``vjp_jvp`` never forms them (one vjp then one jvp per row), which
@@ -74,7 +75,7 @@ def empirical_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = 
     """
     x2 = x1 if x2 is None else x2
     if method == "auto":
-        method = "closed_form" if isinstance(model, TwoLayerMLP) and model.cfg.activation == "relu" else "jacobian"
+        method = "closed_form" if is_relu_two_layer(model) else "jacobian"
     if method == "closed_form":
         return _two_layer_ntk(model, x1, x2, replica, chunk, dtype)
     if method == "jacobian":
@@ -94,7 +95,7 @@ def empirical_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = 
     return torch.cat(blocks)
 
 
-def _two_layer_ntk(model: TwoLayerMLP, x1, x2, replica, chunk, dtype):
+def _two_layer_ntk(model: StackedTwoLayer, x1, x2, replica, chunk, dtype):
     mask = model.neuron_mask[replica].to(dtype)
     weight, readout = model.weight[replica].detach().to(dtype), model.readout[replica].detach().to(dtype)
     bias = model.bias[replica].detach().to(dtype) if model.bias is not None else None

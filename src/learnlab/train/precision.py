@@ -27,7 +27,7 @@ import torch.nn as nn
 from torch.func import functional_call, grad, vmap
 
 from learnlab.config import Interval, param
-from learnlab.models.mlp import TwoLayerMLP
+from learnlab.models.two_layer import StackedTwoLayer, is_relu_two_layer
 
 __all__ = ["PrecisionConfig", "GradientOracle", "per_example_gradients", "round_to_lattice", "SampleChannel",
            "decode_channel", "solve_parity_gf2"]
@@ -75,12 +75,13 @@ def per_example_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch
 
     ``model`` maps (S, B, ...) inputs to (S, B) outputs; ``loss_fn(outputs, targets)`` is a
     mean over the batch (the losses of ``train.losses``). Returns ({name: (B, *param.shape)},
-    per-replica mean loss (S,)). ``closed_form`` (the default for a ReLU ``TwoLayerMLP``)
+    per-replica mean loss (S,)). ``closed_form`` (the default for a ReLU
+    ``models.two_layer.StackedTwoLayer`` such as ``TwoLayerMLP``)
     writes the two-layer gradients out; ``vmap`` is ``torch.func.vmap(grad(...))`` and works
     for any stacked model.
     """
     if method == "auto":
-        method = "closed_form" if isinstance(model, TwoLayerMLP) and model.cfg.activation == "relu" else "vmap"
+        method = "closed_form" if is_relu_two_layer(model) else "vmap"
     if method == "closed_form":
         return _two_layer_gradients(model, inputs, targets, loss_fn)
     params = {name: p.detach() for name, p in model.named_parameters()}
@@ -96,7 +97,7 @@ def per_example_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch
     return gradients, loss
 
 
-def _two_layer_gradients(model: TwoLayerMLP, x: torch.Tensor, y: torch.Tensor, loss_fn):
+def _two_layer_gradients(model: StackedTwoLayer, x: torch.Tensor, y: torch.Tensor, loss_fn):
     gradients, loss = _two_layer_gradients_without_weight(model, x, y, loss_fn)
     back = gradients.pop("pre")  # (B, S, r)
     gradients["weight"] = back.unsqueeze(3) * x.transpose(0, 1).unsqueeze(2)  # (B, S, r, n)
@@ -123,7 +124,7 @@ class GradientOracle:
                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """{name: mean over the batch of clip(s x per-example gradient)} (unrounded), and the loss."""
         scale, clip = self.cfg.scale, self.cfg.clip
-        if (self.method == "auto" and isinstance(model, TwoLayerMLP) and model.cfg.activation == "relu"
+        if (self.method == "auto" and is_relu_two_layer(model)
                 and bool(((inputs == 1) | (inputs == -1) | (inputs == 0)).all())):
             return _two_layer_clipped_means(model, inputs, targets, self.loss_fn, scale, clip)
         if self.method == "auto" and isinstance(model, SampleChannel) and self.loss_fn is channel_loss:
@@ -164,7 +165,7 @@ class GradientOracle:
         self.generator.set_state(state["generator"])
 
 
-def _two_layer_clipped_means(model: TwoLayerMLP, x, y, loss_fn, scale: float, clip: bool):
+def _two_layer_clipped_means(model: StackedTwoLayer, x, y, loss_fn, scale: float, clip: bool):
     """The clipped mean gradient of a ReLU two-layer MLP without per-example weight gradients.
 
     For inputs in {-1, 0, 1}, clip(s d_i x_j) = clip(s d_i) x_j, so the first layer's
@@ -178,7 +179,7 @@ def _two_layer_clipped_means(model: TwoLayerMLP, x, y, loss_fn, scale: float, cl
     return means, loss
 
 
-def _two_layer_gradients_without_weight(model: TwoLayerMLP, x, y, loss_fn):
+def _two_layer_gradients_without_weight(model: StackedTwoLayer, x, y, loss_fn):
     readout = model.readout.detach()
     with torch.no_grad():
         pre = model.hidden(x)  # (S, B, r)
