@@ -8,9 +8,15 @@ table: records/s for one epoch, storage requests, and the mean per-batch label K
 (batches of 64). Rows: reading the shards sequentially with pyarrow (the throughput
 reference), our loader in every order (``corgipile`` and ``corgi2`` should be >= 0.8x
 sequential), and WebDataset's shard shuffle + sample buffer at the same buffer memory
-(``pip install learnlab[bench]``; skipped when webdataset is missing). ``--latency``
-adds seconds to each storage request of our loader, to show what many small requests
-cost on remote storage.
+(``pip install learnlab[bench]``; skipped when webdataset is missing), MosaicML
+Streaming (its ``py1e``, ``py1br`` and ``py1s`` shuffles, shuffle block = our buffer) and
+LitData (its chunk shuffle, chunks = our shards), each at the same cache memory (the
+buffer of ``--blocks`` shards). ``--latency`` adds seconds to every storage request of
+every loader (ours through ``ShardedDataset(latency=...)``, theirs by wrapping their local
+downloader), to show what remote storage costs: ``--latency 0.02`` is a 20 ms object store.
+
+Target (issue 20): Corgi^2 at least as fast as the fastest of them while its batches are
+the closest to i.i.d. (lowest batch label KL).
 """
 
 from __future__ import annotations
@@ -30,13 +36,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from learnlab.data import ShardedDataset, ShardedLoader, offline_shuffle, write_arrays  # noqa: E402
 from learnlab.data.quality import batch_label_kl  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _table import row  # noqa: E402
+
 BATCH = 64
 
 
-def make_data(root: Path, records: int, per_shard: int, classes: int = 10, dim: int = 32):
+def _arrays(records: int, classes: int = 10, dim: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The label-sorted Gaussian mixture every loader reads (the same records)."""
     rng = np.random.default_rng(0)
     y = np.sort(rng.integers(0, classes, records))
-    x = (rng.normal(size=(records, dim)) + y[:, None]).astype(np.float32)
+    return (rng.normal(size=(records, dim)) + y[:, None]).astype(np.float32), y
+
+
+def make_data(root: Path, records: int, per_shard: int):
+    x, y = _arrays(records)
     write_arrays(str(root / "sorted"), {"x": x, "y": y}, per_shard, lineage=False)
     tars = []
     for shard, start in enumerate(range(0, records, per_shard)):
@@ -82,6 +96,91 @@ def webdataset_loader(tars: list[str], blocks: int, per_shard: int) -> tuple[flo
     return time.perf_counter() - start, len(tars), labels
 
 
+def _record_bytes(dim: int = 32) -> int:
+    return dim * 4 + 8
+
+
+def write_mds(root: Path, x: np.ndarray, y: np.ndarray, per_shard: int) -> str:
+    from streaming import MDSWriter
+
+    out = root / "mds"
+    # size_limit in bytes: shards of ~per_shard records, like ours
+    with MDSWriter(out=str(out), columns={"x": f"ndarray:float32:{x.shape[1]}", "y": "int"},
+                   size_limit=per_shard * (_record_bytes(x.shape[1]) + 16), compression=None) as writer:
+        for xi, yi in zip(x, y):
+            writer.write({"x": xi, "y": int(yi)})
+    return str(out)
+
+
+def streaming_loader(remote: str, algorithm: str, blocks: int, per_shard: int, latency: float
+                     ) -> tuple[float, int, np.ndarray]:
+    import streaming.base.storage.download as download
+    from streaming import StreamingDataset
+    from streaming.base.util import clean_stale_shared_memory
+
+    clean_stale_shared_memory()
+    original = download.LocalDownloader._download_file_impl
+    requests = [0]
+
+    def slow(self, *args, **kwargs):  # every shard fetch pays the storage latency
+        requests[0] += 1
+        time.sleep(latency)
+        return original(self, *args, **kwargs)
+
+    download.LocalDownloader._download_file_impl = slow
+    try:
+        with tempfile.TemporaryDirectory() as cache:
+            record = _record_bytes() + 16
+            dataset = StreamingDataset(remote=remote, local=cache, shuffle=True, shuffle_algo=algorithm, shuffle_seed=0,
+                                       shuffle_block_size=blocks * per_shard, batch_size=BATCH,
+                                       cache_limit=blocks * per_shard * record * 2, predownload=blocks * per_shard)
+            start = time.perf_counter()
+            labels = np.fromiter((sample["y"] for sample in dataset), dtype=np.int64)
+            seconds = time.perf_counter() - start
+    finally:
+        download.LocalDownloader._download_file_impl = original
+    return seconds, requests[0], labels
+
+
+def write_litdata(root: Path, x: np.ndarray, y: np.ndarray, per_shard: int) -> str:
+    from litdata import optimize
+
+    out = root / "litdata"
+    optimize(fn=_lit_item, inputs=[(x[i], int(y[i])) for i in range(len(y))], output_dir=str(out),
+             chunk_size=per_shard, num_workers=1, mode="overwrite")
+    return str(out)
+
+
+def _lit_item(item):
+    return {"x": item[0], "y": item[1]}
+
+
+def litdata_loader(remote: str, blocks: int, per_shard: int, latency: float) -> tuple[float, int, np.ndarray]:
+    import litdata.streaming.downloader as download
+    from litdata import StreamingDataset
+
+    original = download.LocalDownloader.download_file
+    requests = [0]
+
+    def slow(self, *args, **kwargs):
+        requests[0] += 1
+        time.sleep(latency)
+        return original(self, *args, **kwargs)
+
+    download.LocalDownloader.download_file = slow
+    try:
+        with tempfile.TemporaryDirectory() as cache:
+            dataset = StreamingDataset(input_dir=f"local:{remote}", cache_dir=cache, shuffle=True, seed=0,
+                                       max_cache_size=blocks * per_shard * (_record_bytes() + 64),
+                                       max_pre_download=blocks)
+            start = time.perf_counter()
+            labels = np.fromiter((sample["y"] for sample in dataset), dtype=np.int64)
+            seconds = time.perf_counter() - start
+    finally:
+        download.LocalDownloader.download_file = original
+    return seconds, requests[0], labels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -104,6 +203,21 @@ def main() -> None:
             rows.append(("webdataset shardshuffle + buffer", *webdataset_loader(tars, args.blocks, args.per_shard)))
         except ImportError:
             print("(webdataset not installed: pip install learnlab[bench])")
+        x, y = _arrays(args.records)
+        try:
+            mds = write_mds(root, x, y, args.per_shard)
+            # py1s re-fetches a shard per sample at this cache size (33k requests for 20k records):
+            # with a latency it would take many minutes, so it runs on local storage only.
+            for algorithm in ("py1e", "py1br") + (("py1s",) if args.latency == 0 else ()):
+                rows.append((f"mosaicml-streaming {algorithm}",
+                             *streaming_loader(mds, algorithm, args.blocks, args.per_shard, args.latency)))
+        except ImportError:
+            print("(mosaicml-streaming not installed: pip install learnlab[bench])")
+        try:
+            lit = write_litdata(root, x, y, args.per_shard)
+            rows.append(("litdata chunk shuffle", *litdata_loader(lit, args.blocks, args.per_shard, args.latency)))
+        except ImportError:
+            print("(litdata not installed: pip install learnlab[bench])")
         reference = args.records / rows[0][1]
         print(f"{args.records:,} records, {args.per_shard} per shard, sorted by label; buffers of {args.blocks} blocks "
               f"({args.blocks * args.per_shard:,} records); batch label KL over batches of {BATCH}")
@@ -113,6 +227,9 @@ def main() -> None:
             kl = batch_label_kl(order, labels.astype(np.int64), BATCH)
             rate = len(labels) / seconds
             print(f"{name:<42} {rate:>12,.0f} {rate / reference:>7.2f}x {requests:>9,} {kl:>9.3f}")
+            row(f"{name} ({args.latency * 1e3:g} ms a request)", seconds, baseline="pyarrow in order",
+                baseline_seconds=rows[0][1] * len(labels) / args.records,
+                target=f"batch KL {kl:.3f}; Corgi^2 fastest with lowest KL" if "corgi2" in name else f"batch KL {kl:.3f}")
 
 
 def _partial_full(url: str, args) -> tuple[float, int, np.ndarray]:
