@@ -1,0 +1,47 @@
+"""Metric names of the subtuning experiment: written by ``run`` (and ``external``), read by
+``evidence``. Per-target metrics live under the target's scope (``new_classes/lp``); their
+step is the number of examples per class; values are (S,) over paired seeds."""
+
+from __future__ import annotations
+
+PRETRAIN_LOSS = "pretrain_loss"
+PRETRAIN_SOURCE_ACC = "pretrain_source_acc"  # NaN when the backbone was loaded from weights_path
+
+N_BLOCKS = "n_blocks"  # scalar at step 0
+LP = "lp"  # linear probing: test accuracy per seed
+FT = "ft"  # full finetuning (stem and every block)
+LORA = "lora"  # MiniLM only: LoRA adapters on every block
+GREEDY = "greedy"  # greedy SubTuning's chosen blocks, retrained on all the examples
+GREEDY_BLOCKS = "greedy_blocks"  # how many blocks greedy chose, per seed
+GREEDY_CAPPED = "greedy_capped"  # 1 where greedy stopped at greedy_max_blocks (the cap bound), else 0
+
+
+def profile_block(b: int) -> str:
+    """Test accuracy of finetuning block b alone (with a new head), per seed, at profile_size."""
+    return f"profile_block{b}"
+
+
+def greedy_choice(seed_index: int) -> str:
+    """(L,) 0/1: which blocks greedy chose for paired seed ``seed_index``."""
+    return f"greedy_choice_seed{seed_index}"
+
+
+def greedy_calls(seed_index: int) -> str:
+    return f"greedy_calls_seed{seed_index}"
+
+
+MULTITASK = "multitask"  # scope of the shared-trunk inference check
+MAX_ABS_DIFFERENCE = "max_abs_difference"  # merged vs separate outputs
+FLOPS_ONE_MODEL = "flops_one_model"
+FLOPS_RATIO = "flops_ratio"  # (4,): T = 1..4 tasks on one trunk, FLOPs / one model
+FLOPS_RATIO_TWO = "flops_ratio_two"
+
+MINILM = "minilm"  # scope of the MiniLM-L6 profile; names lp, ft, lora, block{b}
+
+
+def minilm_block(b: int) -> str:
+    return f"block{b}"
+
+
+def scoped(scope: str, name: str) -> str:
+    return f"{scope}/{name}" if scope else name
