@@ -1,6 +1,8 @@
 from dataclasses import replace
 
+from learnlab.claims import check_claims
 from learnlab.experiments import ar_learners
+from learnlab.results import StoredRun
 from learnlab.runner import execute
 
 
@@ -9,10 +11,17 @@ def test_a_linear_predictor_learns_parity_only_with_the_chain(store):
     cfg = replace(quick, parts=("parity",), parity=replace(
         quick.parity, n_bits=(10,), n_train=2000, n_test=1000, d=16,
         train=replace(quick.parity.train, max_steps=300, eval_every=300)))
-    record = store.get_run(execute(ar_learners, cfg, store=store, device="cpu", quiet=True).run_id)
-    direct = record.series("parity_n10_none/final_token_acc").values[-1]
-    chained = record.series("parity_n10_count/final_token_acc").values[-1]
-    assert 0.4 <= direct <= 0.6  # a parity of 5 bits is no linear threshold
-    assert chained >= 0.98
-    (claim,) = ar_learners.claims(record)
-    assert claim.passed, claim.measured
+    run = StoredRun(store.get_run(execute(ar_learners, cfg, store=store, device="cpu", quiet=True).run_id),
+                    ar_learners.Config)
+    assert 0.4 <= run.last("parity_n10_none/final_token_acc") <= 0.6  # a parity of 5 bits is no linear threshold
+    assert run.last("parity_n10_count/final_token_acc") >= 0.98
+    verdicts = {c.name: (c.kind, c.verdict) for c in check_claims(ar_learners.claims(cfg), run)}
+    assert verdicts == {"parity-n10-cot": ("reproduction", "reproduced"),
+                        "parity-n10-no-cot-at-chance": ("sanity", "pass")}
+
+
+def test_the_linear_length_part_cuts_the_count_chain():
+    quick = ar_learners.presets()["quick"]
+    names = {s.name for s in ar_learners.claims(quick)}
+    assert {"length-linear-count", "length-linear-shorter", "length-mlp-long-chain", "length-mlp-one-token"} <= names
+    assert 2 ** len(bin(quick.length.linear_subset_size)[2:]) - 1 == quick.length.linear_subset_size
