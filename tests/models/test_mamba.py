@@ -1,26 +1,143 @@
-"""Pure-PyTorch Mamba: the chunked scan equals the sequential one; one block equals transformers' MambaMixer."""
+"""Mamba: the three scans agree (the compiled kernel, its pure-PyTorch fallback, the parallel scan); one
+block equals transformers' MambaMixer, outputs and gradients."""
+
+import shutil
 
 import pytest
 import torch
 
-from learnlab.models.mamba import Mamba, MambaBlock, MambaConfig, selective_scan
+from learnlab.models import _scan
+from learnlab.models.mamba import Mamba, MambaBlock, MambaConfig, _causal_depthwise_conv, resolve_scan, selective_scan
 
 
-def test_parallel_and_sequential_scans_agree_on_outputs_and_gradients():
-    torch.manual_seed(0)
-    b, T, c, n = 2, 37, 6, 4  # T not a power of two
-    x, delta = torch.randn(b, T, c, requires_grad=True), torch.rand(b, T, c, requires_grad=True)
-    A = -torch.rand(c, n).requires_grad_(True)
-    B, C = torch.randn(b, T, n, requires_grad=True), torch.randn(b, T, n, requires_grad=True)
-    results = []
-    for method in ("sequential", "parallel"):
-        y = selective_scan(x, delta, A, B, C, method=method)
-        grads = torch.autograd.grad((y * torch.linspace(-1, 1, T).view(1, T, 1)).sum(), (x, delta, A, B, C))
-        results.append((y, grads))
-    (y_seq, g_seq), (y_par, g_par) = results
-    assert torch.allclose(y_par, y_seq, rtol=1e-5, atol=1e-5)
-    for a, b_ in zip(g_par, g_seq):
-        assert torch.allclose(a, b_, rtol=1e-5, atol=1e-4)
+
+@pytest.fixture
+def needs_kernel():
+    """Skips where the compiled scan did not build (built or loaded from the cache on first use, not at import)."""
+    if _scan.kernel() is None:
+        pytest.skip("the compiled scan did not build here")
+
+
+def _scan_inputs(b, T, c, n, *, extras: bool, dtype=torch.float32, seed=0):
+    """x, delta, A, B, C and, with extras, D, z and delta_bias; all requiring grad."""
+    g = torch.Generator().manual_seed(seed)
+    args = [torch.randn(b, T, c, generator=g, dtype=dtype), torch.rand(b, T, c, generator=g, dtype=dtype),
+            -torch.rand(c, n, generator=g, dtype=dtype) - 0.1, torch.randn(b, T, n, generator=g, dtype=dtype),
+            torch.randn(b, T, n, generator=g, dtype=dtype)]
+    kwargs = {}
+    if extras:  # delta around 0 through a softplus: both sides of its curve
+        args[1] = torch.randn(b, T, c, generator=g, dtype=dtype)
+        args += [torch.randn(c, generator=g, dtype=dtype), torch.randn(b, T, c, generator=g, dtype=dtype)]
+        kwargs = {"delta_bias": torch.randn(c, generator=g, dtype=dtype), "delta_softplus": True}
+    args = [a.requires_grad_(True) for a in args]
+    kwargs = {k: v.requires_grad_(True) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+    return args, kwargs
+
+
+def _outputs_and_gradients(method, args, kwargs):
+    y = selective_scan(*args, **kwargs, method=method)
+    T = y.shape[1]
+    inputs = [*args, *(v for v in kwargs.values() if isinstance(v, torch.Tensor))]
+    weights = torch.linspace(-1, 1, T, dtype=y.dtype).view(1, T, 1)
+    return y, torch.autograd.grad((y * weights).sum(), inputs)
+
+
+@pytest.mark.parametrize("extras", [False, True], ids=["scan", "with-D-z-bias-softplus"])
+def test_the_scans_agree_on_outputs_and_gradients(extras):
+    # T not a power of two; 70 channels: two kernel blocks, the second partial; n = 5: no specialised size
+    args, kwargs = _scan_inputs(2, 37, 70, 5, extras=extras)
+    methods = ["sequential", "parallel"] + (["compiled"] if _scan.kernel() is not None else [])
+    (y_ref, g_ref), *others = [_outputs_and_gradients(m, args, kwargs) for m in methods]
+    for method, (y, grads) in zip(methods[1:], others):
+        assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-5), method
+        for a, b_ in zip(grads, g_ref):
+            assert torch.allclose(a, b_, rtol=1e-4, atol=1e-4), method
+
+
+@pytest.mark.parametrize("n", [16, 3])  # a state size the kernel specialises; one it does not
+def test_the_compiled_scan_passes_gradcheck(n, needs_kernel):
+    args, kwargs = _scan_inputs(1, 4, 66, n, extras=True, dtype=torch.float64, seed=1)  # two channel blocks
+    tensors = [*args, kwargs["delta_bias"]]
+    assert torch.autograd.gradcheck(
+        lambda *t: selective_scan(*t[:7], delta_bias=t[7], delta_softplus=True, method="compiled"), tensors)
+    plain, _ = _scan_inputs(1, 5, 3, n, extras=False, dtype=torch.float64, seed=2)
+    assert torch.autograd.gradcheck(lambda *t: selective_scan(*t, method="compiled"), plain)
+
+
+def test_the_compiled_scan_handles_softplus_past_its_threshold_and_bfloat16(needs_kernel):
+    args, kwargs = _scan_inputs(2, 9, 8, 4, extras=True)
+    with torch.no_grad():
+        kwargs["delta_bias"][:4] += 25.0  # softplus(v) = v beyond 20, as in torch
+    reference = _outputs_and_gradients("sequential", args, kwargs)
+    compiled = _outputs_and_gradients("compiled", args, kwargs)
+    for a, b_ in zip([reference[0], *reference[1]], [compiled[0], *compiled[1]]):
+        assert torch.allclose(a, b_, rtol=1e-4, atol=1e-4)
+    low = [a.detach().bfloat16() for a in args[:5]]  # as under bf16 autocast: computed in float32
+    y = selective_scan(*low, method="compiled")
+    assert y.dtype == torch.bfloat16
+    assert torch.allclose(y.float(), selective_scan(*(a.float() for a in low), method="sequential"), rtol=2e-2, atol=2e-2)
+
+
+def test_auto_takes_the_kernel_when_it_builds_and_the_pure_pytorch_scan_when_not(monkeypatch):
+    built = _scan.kernel() is not None
+    assert resolve_scan("auto", torch.device("cpu")) == ("compiled" if built else "sequential")
+    assert resolve_scan("auto", torch.device("meta")) == "parallel"  # any accelerator
+    monkeypatch.setattr(_scan, "kernel", lambda: None)  # as where no compiler is installed
+    assert resolve_scan("auto", torch.device("cpu")) == "sequential"
+    args, kwargs = _scan_inputs(1, 4, 3, 2, extras=False)
+    with pytest.raises(RuntimeError, match="compiled selective scan"):
+        selective_scan(*args, method="compiled")
+
+
+def test_a_model_trained_through_the_fallback_gets_the_compiled_models_loss_and_gradients(monkeypatch, needs_kernel):
+    torch.manual_seed(5)
+    model = Mamba(MambaConfig(d_model=32, n_layer=2, d_state=16))  # scan="auto"
+    idx = torch.randint(0, 30, (3, 21))
+
+    def loss_and_grads():
+        model.zero_grad()
+        _, loss = model(idx[:, :-1], idx[:, 1:])
+        loss.backward()
+        return loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}
+
+    compiled_loss, compiled_grads = loss_and_grads()
+    monkeypatch.setattr(_scan, "kernel", lambda: None)
+    fallback_loss, fallback_grads = loss_and_grads()
+    assert torch.allclose(compiled_loss, fallback_loss, rtol=1e-5, atol=1e-6)
+    for name, grad in compiled_grads.items():
+        assert torch.allclose(grad, fallback_grads[name], rtol=1e-4, atol=1e-6), name
+
+
+def test_a_failed_build_warns_and_falls_back(monkeypatch):
+    import torch.utils.cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("Error building extension: c++: not found")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load_inline", no_compiler)
+    with pytest.warns(RuntimeWarning, match="pure-PyTorch scan"):
+        assert _scan.kernel.__wrapped__() is None
+    monkeypatch.setenv("LEARNLAB_SCAN_KERNEL", "0")
+    assert _scan.kernel.__wrapped__() is None  # switched off: no build tried, no warning
+
+
+@pytest.mark.skipif(shutil.which("c++") is None or shutil.which("ninja") is None, reason="no c++ or ninja")
+def test_the_kernel_builds_where_there_is_a_compiler():
+    assert _scan.kernel() is not None
+
+
+def test_the_channels_last_causal_conv_is_the_depthwise_conv1d():
+    torch.manual_seed(6)
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3)
+    x = torch.randn(2, 11, 6, requires_grad=True)
+    ours = _causal_depthwise_conv(x, conv.weight, conv.bias)
+    theirs = conv(x.transpose(1, 2))[..., :11].transpose(1, 2)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    weights = torch.randn(2, 11, 6)
+    g_ours = torch.autograd.grad((ours * weights).sum(), (x, conv.weight, conv.bias))
+    g_theirs = torch.autograd.grad((theirs * weights).sum(), (x, conv.weight, conv.bias))
+    for a, b_ in zip(g_ours, g_theirs):
+        assert torch.allclose(a, b_, atol=1e-5)
 
 
 def test_one_block_matches_transformers_mamba_mixer_with_the_same_weights():
@@ -66,12 +183,15 @@ def test_the_hand_written_scan_backward_passes_gradcheck():
                                         (x, delta, A, B, C))
 
 
-def test_block_gradients_match_transformers_mamba_mixer():
+@pytest.mark.parametrize("scan", ["compiled", "sequential", "parallel"])
+def test_block_gradients_match_transformers_mamba_mixer(scan, request):
     transformers = pytest.importorskip("transformers")
     from transformers.models.mamba.modeling_mamba import MambaMixer
 
+    if scan == "compiled":
+        request.getfixturevalue("needs_kernel")
     torch.manual_seed(4)
-    cfg = MambaConfig(d_model=16, d_state=4, d_conv=4, expand=2, scan="sequential")
+    cfg = MambaConfig(d_model=16, d_state=4, d_conv=4, expand=2, scan=scan)
     ours = MambaBlock(cfg)
     hf_config = transformers.MambaConfig(hidden_size=16, state_size=4, conv_kernel=4, expand=2,
                                          time_step_rank=ours.rank, use_conv_bias=True, use_bias=False)

@@ -9,10 +9,14 @@ with softplus (Delta), A = -exp(``A_log``), the skip ``D``, the gate SiLU(z) and
 
     h_t = exp(Delta_t A) h_{t-1} + Delta_t B_t x_t,    y_t = C_t . h_t + D x_t
 
-``scan="sequential"`` runs it step by step (the reference, and the faster on a CPU);
-``scan="parallel"`` is a Hillis-Steele prefix scan of the linear recurrence: log2(T)
-whole-sequence steps instead of T, with decays multiplied (never divided), so nothing
-overflows; ``auto`` (the default) takes the first on a CPU and the second on a GPU.
+Three scans, one recurrence: ``scan="compiled"`` is a small C++ kernel (``_scan.py``, built
+once with the machine's compiler and cached; CPU only), about 20x the pure-PyTorch loop;
+``scan="sequential"`` runs it step by step in PyTorch (the reference, and the fallback where
+nothing can be compiled); ``scan="parallel"`` is a Hillis-Steele prefix scan of the linear
+recurrence: log2(T) whole-sequence steps instead of T, with decays multiplied (never
+divided), so nothing overflows: for accelerators, where a loop of T kernel launches is the
+cost. ``auto`` (the default) takes the compiled kernel on a CPU if it builds, else the
+sequential scan, and the parallel scan on any other device (untested on a GPU here).
 """
 
 from __future__ import annotations
@@ -26,21 +30,62 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from learnlab.config import Interval, param
+from learnlab.models import _scan
 from learnlab.models.layers import masked_cross_entropy
 
 __all__ = ["MambaConfig", "MambaBlock", "Mamba", "selective_scan"]
 
 
+ScanMethod = Literal["auto", "compiled", "sequential", "parallel"]
+
+
+def resolve_scan(method: ScanMethod, device: torch.device) -> Literal["compiled", "sequential", "parallel"]:
+    """The scan ``auto`` means on ``device``: the compiled kernel on a CPU when it builds (else the
+    sequential scan), the parallel scan elsewhere. Other methods are returned as they are."""
+    if method != "auto":
+        return method
+    if device.type != "cpu":
+        return "parallel"
+    return "compiled" if _scan.kernel() is not None else "sequential"
+
+
 def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-                   *, method: Literal["sequential", "parallel"] = "parallel", chunk: int | None = None) -> torch.Tensor:
-    """y (b, T, c) of the recurrence above for x, delta (b, T, c), A (c, n), B, C (b, T, n); no D term.
-    ``chunk``: time steps per cache-sized chunk of the sequential scan (None: about 2^20 state entries)."""
-    if method == "sequential":
-        time_major = (t.transpose(0, 1).contiguous() for t in (delta, delta * x, B, C))
-        delta_t, xd_t, B_t, C_t = time_major
-        if chunk is None:
-            chunk = max(1, (1 << 20) // (x.shape[0] * x.shape[2] * A.shape[1]))
-        return _SequentialScan.apply(delta_t, xd_t, A, B_t, C_t, chunk).transpose(0, 1)
+                   D: torch.Tensor | None = None, z: torch.Tensor | None = None, *,
+                   delta_bias: torch.Tensor | None = None, delta_softplus: bool = False,
+                   method: ScanMethod = "auto", chunk: int | None = None) -> torch.Tensor:
+    """(y + D x) SiLU(z), y (b, T, c) the recurrence above, for x, delta (b, T, c), A (c, n), B, C (b, T, n),
+    D (c,) and the gate z (b, T, c); mamba_ssm's ``selective_scan_fn`` arguments and order.
+
+    ``delta_bias`` (c,) is added to delta, then softplus taken if ``delta_softplus``; D, z and
+    delta_bias None: no such term. ``method``: see the module docstring; ``compiled`` raises
+    RuntimeError where the kernel did not build, or off the CPU (it fuses all the terms above into
+    one pass). ``chunk``: time steps per cache-sized chunk of the sequential scan (None: about 2^20
+    state entries)."""
+    method = resolve_scan(method, x.device)
+    if method == "compiled":
+        if x.device.type != "cpu" or _scan.kernel() is None:
+            raise RuntimeError(f"the compiled selective scan needs a CPU tensor and a built kernel (got {x.device}, "
+                               f"kernel {'built' if _scan.kernel() is not None else 'unavailable'})")
+        return _scan.compiled_selective_scan(x, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    if delta_bias is not None:
+        delta = delta + delta_bias
+    if delta_softplus:
+        delta = F.softplus(delta)
+    y = _sequential_scan(x, delta, A, B, C, chunk) if method == "sequential" else _parallel_scan(x, delta, A, B, C)
+    if D is not None:
+        y = y + x * D
+    return y if z is None else y * F.silu(z)
+
+
+def _sequential_scan(x, delta, A, B, C, chunk):
+    time_major = (t.transpose(0, 1).contiguous() for t in (delta, delta * x, B, C))
+    delta_t, xd_t, B_t, C_t = time_major
+    if chunk is None:
+        chunk = max(1, (1 << 20) // (x.shape[0] * x.shape[2] * A.shape[1]))
+    return _SequentialScan.apply(delta_t, xd_t, A, B_t, C_t, chunk).transpose(0, 1)
+
+
+def _parallel_scan(x, delta, A, B, C):
     length = x.shape[1]
     a = torch.exp(delta.unsqueeze(-1) * A)  # (b, T, c, n): the decay exp(Delta A), in (0, 1]
     u = (delta * x).unsqueeze(-1) * B.unsqueeze(2)  # (b, T, c, n): Delta B x
@@ -53,7 +98,7 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         u = a * u_before + u
         a = a * a_before
         shift *= 2
-    return (u * C.unsqueeze(2)).sum(-1)
+    return (u * C.unsqueeze(2)).sum(-1)  # (b, T, c)
 
 
 def _scan_chunk(delta, xd, A, B, h0):
@@ -131,6 +176,19 @@ class _SequentialScan(torch.autograd.Function):
         return d_delta, d_xd, d_A, d_B, d_C, None
 
 
+def _causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``conv1d`` (weight (c, 1, K), groups c, padding K - 1, first T outputs kept) on x (b, T, c), channels
+    last: out_t = bias + sum_k weight[:, k] x_{t - K + 1 + k}. K shifted multiply-adds; on a CPU the
+    backward is ~8x faster than the depthwise convolution's, and there are no transposes."""
+    length, width = x.shape[1], weight.shape[-1]
+    padded = F.pad(x, (0, 0, width - 1, 0))  # (b, T + K - 1, c): zeros before the start
+    w = weight[:, 0, :]  # (c, K)
+    out = padded[:, :length] * w[:, 0] if bias is None else torch.addcmul(bias, padded[:, :length], w[:, 0])
+    for k in range(1, width):
+        out = out.addcmul(padded[:, k:k + length], w[:, k])
+    return out
+
+
 @dataclass(frozen=True)
 class MambaConfig:
     d_model: int = param(128, Interval(1, None))
@@ -140,9 +198,11 @@ class MambaConfig:
     expand: int = param(2, Interval(1, None))
     dt_rank: int | None = param(None, Interval(1, None), help="None: ceil(d_model / 16)")
     vocab_size: int = param(30, Interval(1, None))
-    # On a CPU the step-by-step loop is faster (64 steps: 0.05 s vs 0.26 s forward at batch 16); the
-    # log-depth scan is for accelerators, where a Python loop of T kernel launches is the cost.
-    scan: Literal["auto", "parallel", "sequential"] = param("auto", help="auto: sequential on CPU, parallel on GPU")
+    # On a CPU the compiled loop is fastest, then the PyTorch step-by-step loop (64 steps: 0.05 s vs
+    # 0.26 s forward at batch 16); the log-depth scan is for accelerators, where a Python loop of T
+    # kernel launches is the cost.
+    scan: ScanMethod = param("auto", help="auto: the compiled kernel on CPU (sequential if it cannot be built), "
+                                          "parallel on GPU")
 
 
 class MambaBlock(nn.Module):
@@ -165,15 +225,14 @@ class MambaBlock(nn.Module):
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        length = hidden.shape[1]
         x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (b, T, inner) each
-        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :length].transpose(1, 2))  # causal depthwise conv
+        x = F.silu(_causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias))  # (b, T, inner)
         dt, B, C = self.x_proj(x).split([self.rank, self.cfg.d_state, self.cfg.d_state], dim=-1)
-        delta = F.softplus(self.dt_proj(dt))  # (b, T, inner)
+        delta = F.linear(dt, self.dt_proj.weight)  # (b, T, inner): its bias and softplus go in the scan
         A = -torch.exp(self.A_log.float())  # (inner, n)
-        method = self.cfg.scan if self.cfg.scan != "auto" else ("sequential" if x.device.type == "cpu" else "parallel")
-        y = selective_scan(x, delta, A, B, C, method=method) + x * self.D
-        return self.out_proj(y * F.silu(z))
+        y = selective_scan(x, delta, A, B, C, self.D, z, delta_bias=self.dt_proj.bias, delta_softplus=True,
+                           method=self.cfg.scan)  # (y + D x) SiLU(z)
+        return self.out_proj(y)
 
 
 class _Residual(nn.Module):
