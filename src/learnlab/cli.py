@@ -21,7 +21,10 @@ __all__ = ["main"]
 
 
 def _store(args) -> Store:
-    return Store(args.store)
+    """The command's store (one per command; ``main`` closes it, so SQLite removes its -wal / -shm files)."""
+    if getattr(args, "_opened_store", None) is None:
+        args._opened_store = Store(args.store)
+    return args._opened_store
 
 
 def _print_claims(rows: list[tuple[str, object]]) -> None:
@@ -589,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head`
         sys.stderr.close()
         return 0
+    finally:
+        if getattr(args, "_opened_store", None) is not None:
+            args._opened_store.close()
 
 
 if __name__ == "__main__":

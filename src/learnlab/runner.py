@@ -72,6 +72,9 @@ class Run:
         self._buffer: list[tuple[int, str, Any]] = []
         self._buffered_rows = 0
         self._checkpoint_recorded = False
+        # The store's metric mark when this process took the run up: rows at or below it were
+        # logged by an earlier process (a resumed run's scope without a checkpoint drops them).
+        self._start_mark = parent._start_mark if parent is not None else store.metric_mark() if ddp.is_main() else 0
 
     def scoped(self, scope: str) -> Run:
         """A handle for a second model trained in the same run (a control): its metrics are
@@ -202,9 +205,9 @@ class Run:
         self.flush()
         recorded = self.store.artifacts(self.id).get(self._checkpoint_name)
         main = ddp.is_main()  # every rank reads the checkpoint; rank 0 alone edits the store
-        if recorded is None:
+        if recorded is None:  # no checkpoint: the scope starts over; what earlier processes logged in it goes
             if main:
-                self.store.delete_metrics_after(self.id, -1, self.scope)
+                self.store.delete_metrics_until(self.id, self._start_mark, self.scope)
             return None
         state = read_checkpoint(recorded, self.id, self.device)
         if main:

@@ -390,9 +390,13 @@ class Store:
         return [self._record(dict(zip(names, row))) for row in cursor.fetchall()]
 
     def _record(self, row: dict[str, Any]) -> RunRecord:
-        return RunRecord(row["id"], row["experiment"], row["preset"], json.loads(row["config"]), row["config_hash"],
-                         row["seed"], row["status"], row["error"], row["git_commit"],
-                         json.loads(row["versions"] or "{}"), row["device"], row["started"], row["ended"], store=self)
+        try:
+            config, versions = json.loads(row["config"]), json.loads(row["versions"] or "{}")
+        except (TypeError, ValueError):
+            raise StoreError(f"run {row['id']} in {self.path} is damaged (its stored config is not JSON).") from None
+        return RunRecord(row["id"], row["experiment"], row["preset"], config, row["config_hash"], row["seed"],
+                         row["status"], row["error"], row["git_commit"], versions, row["device"], row["started"],
+                         row["ended"], store=self)
 
     # -- metrics ---------------------------------------------------------------------
 
@@ -424,16 +428,24 @@ class Store:
         A scope is a metric-name prefix ``scope/``; the empty scope is the names without one.
         Nested scopes (``scope/inner/...``) are left alone: they resume on their own.
         """
+        after, args = ("seq > ?", (mark,)) if mark is not None else ("step > ?", (step,))
+        self._delete_metrics(run_id, after, args, scope)
+
+    def delete_metrics_until(self, run_id: str, mark: int, scope: str = "") -> None:
+        """Drop metrics of ``scope`` written at or before ``mark`` (and rows from before marks
+        existed): what earlier processes logged in a scope that starts over."""
+        self._delete_metrics(run_id, "(seq IS NULL OR seq <= ?)", (mark,), scope)
+
+    def _delete_metrics(self, run_id: str, condition: str, args: tuple, scope: str) -> None:
         if not scope:
             pattern, scope_args = "instr(name, '/') = 0", ()
         else:
             prefix = scope + "/"
             pattern = "substr(name, 1, length(?)) = ? AND instr(substr(name, length(?) + 1), '/') = 0"
             scope_args = (prefix, prefix, prefix)
-        after, after_args = ("seq > ?", (mark,)) if mark is not None else ("step > ?", (step,))
         with _write(self.conn) as conn:
-            conn.execute(f"DELETE FROM metrics WHERE run_id = ? AND {after} AND {pattern}",
-                         (run_id, *after_args, *scope_args))
+            conn.execute(f"DELETE FROM metrics WHERE run_id = ? AND {condition} AND {pattern}",
+                         (run_id, *args, *scope_args))
 
     def metric_names(self, run_id: str) -> list[str]:
         rows = self._reader.execute("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name", (run_id,))
