@@ -10,6 +10,22 @@ output head, dropout 0.1, init N(0, 0.02) and N(0, 0.01) for the output head.
 Every parameter carries the replica index first, so S seeds train as one model with
 batched matmuls; replica s starts from the weights a single model seeded ``seeds[s]``
 would. ``forward(idx)`` takes (S, B, T) tokens and returns (S, B, T, k) logits.
+
+How it is fast (a training step is a handful of passes over the (B, T, T) attention
+tensors, which is where a CPU step spends its time):
+
+- attention tensors are laid out (B, R, T, T) with R = S x heads, batch first, so that
+  q . k_j (a matmul batched over (b, r)) and q_i . r_{i-j} (batched over (r, i), the
+  official gathered T x T x d_head encoding) both write the same buffer in place, and
+  the causal mask rides along as an extra column of that matmul (``_RelativeScores``);
+- softmax, attention dropout and the product with the values are one autograd function
+  with a hand-written backward (``_SoftmaxDropoutMix``): no masked-fill, no division of
+  the (T, T) scores, no separate dropout node;
+- layer 1 sees token embeddings only, so its scores are rows of a (k, T, T) table
+  picked by the current token plus a k x k term (``_scores_from_tokens``);
+- dropout masks come from the same random words as ``layers.fast_dropout`` (16 bits an
+  element, int16 arithmetic instead of slow boolean tensors), drawn in the same order
+  and the same element order as before, so a seed sees the same masks it always did.
 """
 
 from __future__ import annotations
@@ -17,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import torch
@@ -25,15 +42,206 @@ import torch.nn.functional as F
 
 from learnlab.config import Interval, param
 from learnlab.models.hooks import HookPoint
-from learnlab.models.layers import fast_dropout
 from learnlab.runtime import generator
 
 __all__ = ["ICLTransformerConfig", "ICLTransformer"]
+
+_LEVELS = 1 << 16  # dropout draws 16-bit uniforms, as layers.fast_dropout
+_MASKED = -1e30  # finite, so that 0 * mask = 0 inside the one-hot matmuls; exp() of it is 0
 
 
 def _normal(shape: tuple[int, ...], std: float, generators: Sequence[torch.Generator]) -> nn.Parameter:
     """One N(0, std^2) draw per replica from its own generator, stacked: (S, *shape)."""
     return nn.Parameter(torch.stack([torch.randn(shape, generator=g, device=g.device) * std for g in generators]))
+
+
+class _Workspace:
+    """Reusable buffers for one attention layer's (B, R, T, T) tensors.
+
+    A fresh multi-megabyte tensor per op costs a page fault per 4 kB page whenever the C
+    allocator has handed the memory back to the system between steps (glibc does, for
+    blocks this large): thousands of faults, a fifth of a 1-seed CPU step. A buffer is
+    handed out again only when nothing else holds it or a view of it (``_use_count() ==
+    1``): tensors saved by a graph not yet backpropagated, or captured by a hook, stay.
+    """
+
+    def __init__(self):
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        buffer = self._buffers.get(name)
+        if (buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype or buffer.device != device
+                or buffer._use_count() != 1):
+            buffer = self._buffers[name] = torch.empty(shape, dtype=dtype, device=device)
+        return buffer
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._buffers[name]
+
+
+def _keep_mask(shape: Sequence[int], p: float, device, dtype, workspace: _Workspace | None = None
+               ) -> tuple[torch.Tensor, float]:
+    """A 0/1 dropout keep mask of ``shape`` and the inverted-dropout scale.
+
+    The random words and the rule are those of ``layers.fast_dropout`` (one int64 draw of
+    the global generator per four elements, an element kept where its int16 is at least
+    ``threshold - 2^15``), so both draw the same masks. Built with int16 arithmetic: on a
+    CPU a comparison producing a bool tensor and a ``where`` over it cost ten times more.
+    With a ``workspace`` the mask is one of its buffers (use it before the next draw).
+    """
+    threshold = round(p * _LEVELS)
+    numel = math.prod(shape)
+    n_words = -(-numel // 4)
+    words = torch.empty(n_words, dtype=torch.int64, device=device) if workspace is None else \
+        workspace.get("random_words", (n_words,), torch.int64, device)
+    torch.randint(-(2**63), 2**63 - 1, (n_words,), dtype=torch.int64, device=device, out=words)
+    signed16 = words.view(torch.int16)[:numel].view(*shape)  # uniform on [-2^15, 2^15)
+    low = threshold - _LEVELS // 2  # keep where signed16 >= low: P(drop) = threshold / 2^16
+    if threshold == 0:
+        return torch.ones(shape, device=device, dtype=dtype), 1.0
+    if threshold >= _LEVELS:
+        return torch.zeros(shape, device=device, dtype=dtype), 0.0
+    if workspace is None:
+        keep = signed16.clamp(low - 1, low)
+        return keep.sub_(low - 1).to(dtype), _LEVELS / (_LEVELS - threshold)
+    keep = torch.clamp(signed16, low - 1, low, out=workspace.get("keep_int16", shape, torch.int16, device))
+    keep.sub_(low - 1)  # int16 0 (dropped) or 1 (kept)
+    return workspace.get("keep", shape, dtype, device).copy_(keep), _LEVELS / (_LEVELS - threshold)
+
+
+def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout with the masks of ``layers.fast_dropout`` (same draws, same values)."""
+    if not training or p == 0.0:
+        return x
+    keep, scale = _keep_mask(x.shape, p, x.device, x.dtype)
+    return x * keep.mul_(scale)
+
+
+def _mix_forward(scores: torch.Tensor, values: torch.Tensor, keep: torch.Tensor | None, scale: float,
+                 workspace: _Workspace):
+    """pattern = softmax(scores), kept = pattern * keep (dropped entries zeroed, unscaled) and
+    out = kept @ values * scale, for scores (N, Tq, T) and values (N, T, e). ``keep`` may be
+    any view the (N, Tq, T) pattern reshapes to (the masks are drawn in the (S, B, ...) order)."""
+    pattern = torch._softmax(scores, -1, False, out=workspace.get("pattern", scores.shape, scores.dtype, scores.device))
+    kept = pattern
+    if keep is not None:
+        kept = workspace.get("kept", scores.shape, scores.dtype, scores.device)
+        torch.mul(pattern.view(keep.shape), keep, out=kept.view(keep.shape))
+    out = torch.bmm(kept, values)  # (N, Tq, e)
+    if scale != 1.0:
+        out.mul_(scale)
+    return pattern, kept, out
+
+
+def _mix_backward(grad_out: torch.Tensor, pattern: torch.Tensor, kept: torch.Tensor, values: torch.Tensor,
+                  scale: float, workspace: _Workspace, need_values: bool):
+    """d scores (a workspace buffer) and d values of ``_mix_forward``: with g = d out @ values^T
+    * scale, d scores = kept * g - pattern * sum_j(kept * g) (the softmax backward, written
+    for the dropped-out product; dropped and masked entries get exactly 0)."""
+    if scale != 1.0:
+        grad_out = grad_out * scale
+    grad_values = torch.bmm(kept.transpose(1, 2), grad_out) if need_values else None
+    grad = torch.bmm(grad_out, values.transpose(1, 2), out=workspace.get("grad", pattern.shape, pattern.dtype,
+                                                                           pattern.device))  # d loss / d kept
+    grad.mul_(kept)  # = pattern * d loss / d pattern
+    grad.addcmul_(pattern, grad.sum(dim=-1, keepdim=True), value=-1.0)
+    return grad, grad_values
+
+
+@lru_cache(maxsize=16)
+def _causal_column(T: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(T, T, 1): 0 where key j <= query i, _MASKED after."""
+    return torch.full((T, T), _MASKED, device=device, dtype=dtype).triu(1).unsqueeze(-1)
+
+
+class _Attention(torch.autograd.Function):
+    """Causal attention with the gathered relative encoding, one autograd node:
+    out = dropout(softmax(q_i . (k_j + r_{i-j}))) @ v, and the softmax (for hooks).
+
+    q, k, v (B, R, T, hs), q already divided by sqrt(hs); ``table`` (R, T, T, hs) with
+    table[r, i, j] = r_{i-j} (after its dropout, zero for j > i). Two matmuls write one
+    (B, R, T, T) buffer: q_i . r_{i-j} batched over (r, i), with a ones column on q
+    meeting the causal mask as a column of the table, then q_i . k_j added in place,
+    batched over (b, r). Returns out (B*R, T, hs); the pattern (B*R, T, T) stays in the
+    workspace as ``"pattern"`` (for hooks: not an output, so that saving it keeps it alive).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, table, keep, scale: float, workspace: _Workspace):
+        B, R, T, hs = q.shape
+        q_aug = torch.cat([q, q.new_ones(B, R, T, 1)], dim=-1)  # (B, R, T, hs+1)
+        table_aug = torch.cat([table, _causal_column(T, q.device, q.dtype).expand(R, T, T, 1)], dim=-1)
+        scores = workspace.get("scores", (B, R, T, T), q.dtype, q.device)
+        torch.bmm(q_aug.view(B, R * T, hs + 1).transpose(0, 1),  # (R*T, B, hs+1)
+                  table_aug.view(R * T, T, hs + 1).transpose(1, 2),  # (R*T, hs+1, T)
+                  out=scores.view(B, R * T, T).transpose(0, 1))  # (R*T, B, T), a view of scores
+        scores = scores.view(B * R, T, T).baddbmm_(q.view(B * R, T, hs), k.view(B * R, T, hs).transpose(1, 2))
+        pattern, kept, out = _mix_forward(scores, v.view(B * R, T, hs), keep, scale, workspace)
+        ctx.save_for_backward(q, k, v, table, pattern, kept)
+        ctx.scale, ctx.workspace = scale, workspace
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, table, pattern, kept = ctx.saved_tensors
+        B, R, T, hs = q.shape
+        grad, grad_v = _mix_backward(grad_out, pattern, kept, v.view(B * R, T, hs), ctx.scale, ctx.workspace,
+                                     ctx.needs_input_grad[2])
+        grad_q = torch.bmm(grad, k.view(B * R, T, hs)).view(B, R, T, hs)  # sum_j g_ij k_j
+        grad_k = torch.bmm(grad.transpose(1, 2), q.view(B * R, T, hs)).view(B, R, T, hs)  # sum_i g_ij q_i
+        # The (r, i)-batched terms read the gradient as (R*T, B, T): one transposed copy, then batched matmuls.
+        by_row = ctx.workspace.get("grad_by_row", (R, T, B, T), grad.dtype, grad.device)
+        by_row.copy_(grad.view(B, R, T, T).permute(1, 2, 0, 3))
+        by_row = by_row.view(R * T, B, T)
+        grad_q += torch.bmm(by_row, table.reshape(R * T, T, hs)).view(R, T, B, hs).permute(2, 0, 1, 3)  # g . r_{i-j}
+        q_by_row = q.permute(1, 2, 0, 3).reshape(R * T, B, hs)
+        grad_table = torch.bmm(by_row.transpose(1, 2), q_by_row).view(R, T, T, hs)  # sum_b g_ij q_i
+        return grad_q, grad_k, None if grad_v is None else grad_v.view(B, R, T, hs), grad_table, None, None, None
+
+
+class _TokenAttention(torch.autograd.Function):
+    """Layer 1's attention when its input is the token embedding alone (k tokens), one node.
+
+    scores[b, r, i, j] = rows[(r, i, x_i), j] + pairs[(r, x_i), x_j]: ``rows`` (R*T*k, T)
+    holds q[a] . r_{i-j} (with the causal mask) for every token a, ``pairs`` (R*k, k) holds
+    q[a] . k[c]. The values v[x_j] take k values, so the pattern is summed per token:
+    out = dropout(softmax(scores)) @ one_hot (B*R, T, k), the pattern in the workspace as
+    ``"pattern"``. ``row_index`` and ``pair_index``
+    (B*R*T,) pick each query's row; ``one_hot`` (B*R, T, k) are the tokens.
+    """
+
+    @staticmethod
+    def forward(ctx, rows, pairs, row_index, pair_index, one_hot, keep, scale: float, workspace: _Workspace):
+        BR, T, k = one_hot.shape
+        scores = workspace.get("scores", (BR * T, T), rows.dtype, rows.device)
+        torch.index_select(rows, 0, row_index, out=scores)  # q[x_i] . r_{i-j}
+        query_rows = pairs.index_select(0, pair_index).view(BR, T, k)  # q[x_i] . k[c]
+        scores = scores.view(BR, T, T).baddbmm_(query_rows, one_hot.transpose(1, 2))  # + q[x_i] . k[x_j]
+        pattern, kept, out = _mix_forward(scores, one_hot, keep, scale, workspace)
+        ctx.save_for_backward(row_index, pair_index, one_hot, pattern, kept)
+        ctx.scale, ctx.workspace, ctx.n_rows = scale, workspace, rows.shape[0]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        row_index, pair_index, one_hot, pattern, kept = ctx.saved_tensors
+        BR, T, k = one_hot.shape
+        grad, _ = _mix_backward(grad_out, pattern, kept, one_hot, ctx.scale, ctx.workspace, False)  # (BR, T, T)
+        grad_pairs = None
+        if ctx.needs_input_grad[1]:
+            grad_query_rows = torch.bmm(grad, one_hot).view(BR * T, k)  # sum over keys of each token
+            grad_pairs = grad_query_rows.new_zeros(k * (ctx.n_rows // (T * k)), k).index_add_(0, pair_index,
+                                                                                             grad_query_rows)
+        grad_rows = None
+        if ctx.needs_input_grad[0]:  # row (r, i, a) collects the gradient of the queries with x_i = a
+            n_rows = ctx.n_rows
+            R = n_rows // (T * k)
+            B = BR // R
+            by_row = ctx.workspace.get("grad_by_row", (R, T, B, T), grad.dtype, grad.device)
+            by_row.copy_(grad.view(B, R, T, T).permute(1, 2, 0, 3))
+            tokens_by_row = one_hot.view(B, R, T, k).permute(1, 2, 3, 0).reshape(R * T, k, B)
+            grad_rows = torch.bmm(tokens_by_row, by_row.view(R * T, B, T)).view(n_rows, T)
+        return grad_rows, grad_pairs, None, None, None, None, None, None
 
 
 class StackedLayerNorm(nn.Module):
@@ -49,6 +257,36 @@ class StackedLayerNorm(nn.Module):
         return F.layer_norm(x, x.shape[-1:]) * self.weight.view(shape) + self.bias.view(shape)
 
 
+class _Toeplitz(torch.autograd.Function):
+    """(R, T, hs) r_0..r_{T-1}  ->  (R, T, T, hs) with [i, j] = r_{i-j}, zero for j > i.
+
+    Forward: one gather from [r_{T-1}, ..., r_0, 0, ..., 0]. Backward: each diagonal's sum,
+    by writing row i of the gradient T-1-i places into a zero row of length 2T-1 and
+    summing the rows (no scatter).
+    """
+
+    @staticmethod
+    def forward(ctx, rel):
+        R, T, hs = rel.shape
+        padded = torch.cat([rel.flip(1), rel.new_zeros(R, T - 1, hs)], dim=1)  # (R, 2T-1, hs)
+        return padded.index_select(1, _toeplitz_index(T, rel.device)).view(R, T, T, hs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        R, T, _, hs = grad.shape
+        skewed = grad.new_zeros(R, T, 2 * T - 1, hs)
+        # skewed[r, i, j - i + T - 1] = grad[r, i, j]: a strided view, every stride positive
+        skewed.as_strided((R, T, T, hs), (T * (2 * T - 1) * hs, (2 * T - 2) * hs, hs, 1), (T - 1) * hs).copy_(grad)
+        return skewed.sum(dim=1)[:, :T].flip(1)  # column T-1-m holds the sum over i - j = m
+
+
+@lru_cache(maxsize=16)
+def _toeplitz_index(T: int, device: torch.device) -> torch.Tensor:
+    """(T*T,) positions j - i + T - 1 into [r_{T-1}, ..., r_0, 0, ..., 0]."""
+    positions = torch.arange(T, device=device)
+    return (positions[None, :] - positions[:, None] + T - 1).reshape(-1)
+
+
 class RelativeAttention(nn.Module):
     """Causal multi-head attention with a learned relative positional encoding r_{i-j}."""
 
@@ -61,124 +299,92 @@ class RelativeAttention(nn.Module):
         self.w_out = _normal((d, d), 0.02, generators)  # (S, d, d)
         self.rel = _normal((n_heads, cfg.max_len, self.d_head), 0.02, generators)  # (S, nh, T_max, hs)
         self.hook_pattern = HookPoint()  # [S, B, head, query, key]
+        self._workspace = _Workspace()  # reusable (B, R, T, T) buffers; not state
 
-    def forward(self, x: torch.Tensor, last_query_only: bool = False, tokens: torch.Tensor | None = None,
+    def forward(self, x: torch.Tensor | None, last_query_only: bool = False, tokens: torch.Tensor | None = None,
                 token_table: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (S, B, T, d) normalised inputs. Layer 1 may pass ``tokens`` (S, B, T, k) one-hot
-        and ``token_table`` (S, k, d), the normalised embedding of each token, when x is a
-        function of the token alone (no absolute positions): then queries, keys and values
-        take only k values and the scores are built from k x k and k x T tables."""
+        """x: (S, B, T, d) normalised inputs; returns (S, B, Tq, d), Tq = 1 with ``last_query_only``.
+
+        Layer 1 may pass ``tokens`` (S, B, T) token ids and ``token_table`` (S, k, d), the
+        normalised embedding of each token, when x is a function of the token alone (no
+        absolute positions): then queries, keys and values take only k values, and the
+        scores are rows of a k x T x T table plus a k x k term."""
         if tokens is not None:
             return self._forward_from_tokens(tokens, token_table)
         S, B, T, d = x.shape
         nh, hs = self.n_heads, self.d_head
+        R = S * nh  # attention runs on (B, R, ...) tensors: batch first, replica-heads second
         qkv = torch.bmm(x.reshape(S, B * T, d), self.w_qkv)  # (S, B*T, 3d)
-        q, k, v = qkv.view(S, B, T, 3, nh, hs).permute(3, 0, 1, 4, 2, 5)  # each (S, B, nh, T, hs)
-        if last_query_only:  # evaluation of the last position: one query row
-            q = q[:, :, :, -1:]
-        scores = q @ k.transpose(-2, -1)  # (S, B, nh, Tq, T): q_i . k_j
-        scores = scores + self._relative_scores(q, T)  # + q_i . r_{i-j}
-        return self._attend(scores, v, T, last_query_only)
+        q, k, v = qkv.view(S, B, T, 3, nh, hs).permute(3, 1, 0, 4, 2, 5).contiguous().view(3, B, R, T, hs)  # (B, R, T, hs)
+        q = q * (1.0 / math.sqrt(hs))
+        table = self._gathered_table(T)  # (R, T, T, hs): r_{i-j}
+        if last_query_only:  # evaluation of the last position (i = T-1): it sees every key, no mask
+            scores = q[:, :, -1:] @ (k + table[:, -1]).transpose(-2, -1)  # (B, R, 1, T)
+            pattern = torch.softmax(scores, dim=-1)
+            self.hook_pattern(pattern.view(B, S, nh, 1, T).transpose(0, 1))  # [S, B, head, query, key]
+            keep, scale = self._pattern_keep(S, B, 1, T, q)
+            if keep is not None:
+                pattern = (pattern.view(keep.shape) * keep * scale).view(B, R, 1, T)
+            return self._project(pattern @ v, S)  # (B, R, 1, hs) -> (S, B, 1, d)
+        keep, scale = self._pattern_keep(S, B, T, T, q)
+        mixed = _Attention.apply(q, k, v, table, keep, scale, self._workspace)  # (B*R, T, hs)
+        self.hook_pattern(self._workspace["pattern"].view(B, S, nh, T, T).transpose(0, 1))
+        return self._project(mixed.view(B, R, T, hs), S)
 
     def _forward_from_tokens(self, tokens: torch.Tensor, token_table: torch.Tensor) -> torch.Tensor:
-        S, B, T, k_vocab = tokens.shape
+        S, B, T = tokens.shape
+        k_vocab = token_table.shape[1]
         nh, hs = self.n_heads, self.d_head
+        R = S * nh
         qkv = torch.bmm(token_table, self.w_qkv)  # (S, k, 3d)
-        q, k, v = qkv.view(S, k_vocab, 3, nh, hs).permute(2, 0, 3, 1, 4)  # each (S, nh, k, hs)
-        q = q / math.sqrt(hs)  # scale the k x hs table, not the (T, T) scores
-        one_hot = tokens.unsqueeze(2)  # (S, B, 1, T, k)
-        query_rows = one_hot @ (q @ k.transpose(-2, -1)).unsqueeze(1)  # (S, B, nh, T, k): A[x_i, :]
-        # scores = q_i . k_j + q_i . r_{i-j}, causal: one (T, T) pass for each term
-        scores = torch.baddbmm(self._relative_scores_from_tokens(q, one_hot, T).reshape(-1, T, T),
-                               query_rows.reshape(-1, T, k_vocab), one_hot.expand(S, B, nh, T, k_vocab)
-                               .reshape(-1, T, k_vocab).transpose(1, 2)).view(S, B, nh, T, T)
-        return self._attend(scores, None, T, False, scaled_and_masked=True, token_values=(one_hot, v))
+        q, k, v = qkv.view(S, k_vocab, 3, nh, hs).permute(2, 0, 3, 1, 4).reshape(3, R, k_vocab, hs)  # each (R, k, hs)
+        q = q * (1.0 / math.sqrt(hs))  # scale the k x hs table, not the (T, T) scores
+        table = self._gathered_table(T)  # (R, T, T, hs), drawn before the pattern's dropout as in the plain path
+        # q[a] . r_{i-j} for every token a, with the causal mask as an extra column: (R, T, T, k)
+        q_aug = torch.cat([q, q.new_ones(R, k_vocab, 1)], dim=-1)  # (R, k, hs+1)
+        table_aug = torch.cat([table, _causal_column(T, q.device, q.dtype).expand(R, T, T, 1)], dim=-1)
+        per_token = torch.bmm(table_aug.view(R, T * T, hs + 1), q_aug.transpose(1, 2))  # (R, T*T, k)
+        rows = per_token.view(R, T, T, k_vocab).transpose(2, 3).reshape(R * T * k_vocab, T)  # row (r, i, a)
+        pairs = (q @ k.transpose(1, 2)).reshape(R * k_vocab, k_vocab)  # row (r, a): q[a] . k[c]
+        ids = tokens.transpose(0, 1).unsqueeze(2).expand(B, S, nh, T).reshape(B, R, T).contiguous()  # (B, R, T)
+        replica = torch.arange(R, device=ids.device)[:, None]  # (R, 1)
+        row_index = ((replica * T + torch.arange(T, device=ids.device)) * k_vocab + ids).view(-1)  # (B*R*T,)
+        pair_index = (replica * k_vocab + ids).view(-1)
+        one_hot = F.one_hot(ids, k_vocab).to(q.dtype).view(B * R, T, k_vocab)
+        keep, scale = self._pattern_keep(S, B, T, T, q)
+        per_value = _TokenAttention.apply(rows, pairs, row_index, pair_index, one_hot, keep, scale, self._workspace)
+        self.hook_pattern(self._workspace["pattern"].view(B, S, nh, T, T).transpose(0, 1))
+        # v_j = v[x_j]: the pattern was summed per token first (k << hs)
+        return self._project(per_value.view(B, R, T, k_vocab) @ v, S)  # (B, R, T, hs) -> (S, B, T, d)
 
-    def _attend(self, scores: torch.Tensor, v: torch.Tensor | None, T: int, last_query_only: bool,
-                scaled_and_masked: bool = False, token_values=None) -> torch.Tensor:
-        S, B, nh = scores.shape[:3]
-        d = nh * self.d_head
-        if not scaled_and_masked:
-            scores = scores / math.sqrt(self.d_head) + _causal_bias(T, last_query_only, scores.device)
-        pattern = self.hook_pattern(torch.softmax(scores, dim=-1))  # (S, B, nh, Tq, T)
-        pattern = fast_dropout(pattern, self.dropout, self.training)
-        if token_values is not None:  # v_j = v[x_j]: sum the pattern per token first (k << hs)
-            one_hot, v_table = token_values  # (S, B, 1, T, k), (S, nh, k, hs)
-            mixed = (pattern @ one_hot) @ v_table.unsqueeze(1)  # (S, B, nh, Tq, hs)
-        else:
-            mixed = pattern @ v  # (S, B, nh, Tq, hs)
-        out = mixed.permute(0, 1, 3, 2, 4).reshape(S, -1, d)  # (S, B*Tq, d)
-        out = torch.bmm(out, self.w_out).view(S, B, -1, d)  # (S, B, Tq, d)
-        return fast_dropout(out, self.dropout, self.training)
+    def _pattern_keep(self, S: int, B: int, Tq: int, T: int, like: torch.Tensor):
+        """The attention dropout's keep mask as a (B, S, nh, Tq, T) view and its scale, drawn in
+        the (S, B, nh, Tq, T) order of the hook's view (as always); (None, 1.0) when off."""
+        if not (self.training and self.dropout > 0):
+            return None, 1.0
+        keep, scale = _keep_mask((S, B, self.n_heads, Tq, T), self.dropout, like.device, like.dtype, self._workspace)
+        return keep.transpose(0, 1), scale
 
-    def _relative_scores_from_tokens(self, q: torch.Tensor, one_hot: torch.Tensor, T: int) -> torch.Tensor:
-        """q_i . r_{i-j} when q_i = q[x_i] takes k values, with a large negative value for
-        j > i (the causal mask): q (S, nh, k, hs) -> (S, B, nh, T, T)."""
-        S, nh, k_vocab, hs = q.shape
-        B = one_hot.shape[1]
-        rel = self.rel[:, :, :T]  # (S, nh, T, hs)
-        if self.training and self.dropout > 0 and self.rel_dropout == "gathered":
-            offsets = torch.arange(T, device=q.device)[:, None] - torch.arange(T, device=q.device)
-            gathered = fast_dropout(_toeplitz(rel), self.dropout, True)  # (S, nh, T, T, hs)
-            per_token = torch.einsum("shad,shijd->shaij", q, gathered)  # (S, nh, k, T, T)
-            per_token = per_token.masked_fill(offsets < 0, _MASKED)
-            return torch.einsum("sbia,shaij->sbhij", one_hot.squeeze(2), per_token)
-        if self.training and self.dropout > 0:
-            rel = fast_dropout(rel, self.dropout, True)
-        # Columns m = 0 .. 2T-2 stand for offsets i - j = T-1-m; negative offsets are masked.
-        per_token = q @ rel.flip(2).transpose(-2, -1)  # (S, nh, k, T): offsets T-1 .. 0
-        per_token = torch.cat([per_token, per_token.new_full((S, nh, k_vocab, T - 1), _MASKED)], dim=-1)
-        table = (one_hot @ per_token.unsqueeze(1)).contiguous()  # (S, B, nh, T, 2T-1)
-        # out[i, j] = table[i, j - i + T - 1]: a strided view, rows advancing 2T-2 elements.
-        return table.as_strided((S, B, nh, T, T), (B * nh * T * (2 * T - 1), nh * T * (2 * T - 1),
-                                                   T * (2 * T - 1), 2 * T - 2, 1), T - 1)
+    def _gathered_table(self, T: int) -> torch.Tensor:
+        """(R, T, T, hs): r_{i-j}, zero for j > i; in training, with dropout on the gathered
+        tensor as the official code ("gathered") or on each r_m ("per_row", cheaper)."""
+        S, nh, _, hs = self.rel.shape
+        rel = self.rel[:, :, :T].reshape(S * nh, T, hs)
+        dropping = self.training and self.dropout > 0
+        if dropping and self.rel_dropout == "per_row":
+            rel = _dropout(rel, self.dropout, True)
+        table = _Toeplitz.apply(rel)  # (R, T, T, hs)
+        if dropping and self.rel_dropout == "gathered":
+            table = _dropout(table, self.dropout, True)
+        return table
 
-
-    def _relative_scores(self, q: torch.Tensor, T: int) -> torch.Tensor:
-        """q_i . r_{i-j} for every query i and key j: (S, B, nh, Tq, T); anything for j > i."""
-        S, B, nh, Tq, hs = q.shape
-        rel = self.rel[:, :, :T]  # (S, nh, T, hs): r_0 .. r_{T-1}
-        if self.training and self.dropout > 0 and self.rel_dropout == "gathered":
-            # As the official code: dropout on the gathered (T, T, hs) tensor of r_{i-j}.
-            gathered = fast_dropout(_toeplitz(rel), self.dropout, True)  # (S, nh, T, T, hs)
-            return torch.einsum("sbhid,shijd->sbhij", q, gathered)
-        if self.training and self.dropout > 0:  # "per_row": one mask per r_m, far cheaper
-            rel = fast_dropout(rel, self.dropout, True)
-        # table[i, m] = q_i . r_{T-1-m}; the relative shift of Transformer-XL (Dai et al.
-        # 2019, appendix B) turns it into q_i . r_{i-j} with a pad and two views, no gather.
-        table = q @ rel.flip(2).unsqueeze(1).transpose(-2, -1)  # (S, B, nh, Tq, T)
-        if Tq == 1:  # the last query (i = T-1): table[T-1, m] = q . r_{T-1-m} = q . r_{i-j} at j = m
-            return table
-        return _relative_shift(table)
-
-
-def _toeplitz(rel: torch.Tensor) -> torch.Tensor:
-    """(S, nh, T, hs) r_0..r_{T-1}  ->  (S, nh, T, T, hs) with [i, j] = r_{i-j} (zero for j > i).
-
-    A strided view of [r_{T-1}, ..., r_0, 0, ..., 0]: row i starts T-1-i entries in, so
-    its backward is a sum over views, not the scatter an index would need.
-    """
-    S, nh, T, hs = rel.shape
-    padded = torch.cat([rel.flip(2), rel.new_zeros(S, nh, T - 1, hs)], dim=2).contiguous()  # (S, nh, 2T-1, hs)
-    # window i covers padded[T-1-i : 2T-1-i]; element j of it is r_{T-1-(T-1-i+j)} = r_{i-j}
-    windows = padded.unfold(2, T, 1)  # (S, nh, T, hs, T): window w = padded[w : w + T]
-    return windows.flip(2).permute(0, 1, 2, 4, 3)  # row i = window T-1-i
-
-
-def _relative_shift(table: torch.Tensor) -> torch.Tensor:
-    """(.., T, T) with table[i, m] = q_i . r_{T-1-m}  ->  out[i, j] = q_i . r_{i-j} for j <= i."""
-    *lead, T, _ = table.shape
-    padded = torch.cat([table.new_zeros(*lead, T, 1), table], dim=-1)  # (.., T, T+1)
-    return padded.view(*lead, T + 1, T)[..., 1:, :].reshape(*lead, T, T)
-
-
-_MASKED = -1e30  # finite, so that 0 * mask = 0 inside the one-hot matmuls; exp() of it is 0
-
-
-def _causal_bias(T: int, last_query_only: bool, device) -> torch.Tensor:
-    """0 where key j <= query i, -inf after: (Tq, T)."""
-    bias = torch.full((T, T), float("-inf"), device=device).triu(1)
-    return bias[-1:] if last_query_only else bias
+    def _project(self, mixed: torch.Tensor, S: int) -> torch.Tensor:
+        """(B, R, Tq, hs) head outputs -> output projection and dropout: (S, B, Tq, d)."""
+        B, _, Tq, hs = mixed.shape
+        nh = self.n_heads
+        out = mixed.view(B, S, nh, Tq, hs).permute(1, 0, 3, 2, 4).reshape(S, B * Tq, nh * hs)  # (S, B*Tq, d)
+        out = torch.bmm(out, self.w_out).view(S, B, Tq, nh * hs)  # (S, B, Tq, d)
+        return _dropout(out, self.dropout, self.training)
 
 
 class MLP(nn.Module):
@@ -191,7 +397,7 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         S, B, T, d = x.shape
         h = F.gelu(torch.bmm(x.reshape(S, B * T, d), self.w_in))  # (S, B*T, 4d)
-        return fast_dropout(torch.bmm(h, self.w_out).view(S, B, T, d), self.dropout, self.training)
+        return _dropout(torch.bmm(h, self.w_out).view(S, B, T, d), self.dropout, self.training)
 
 
 class Block(nn.Module):
@@ -206,7 +412,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, last_query_only: bool = False, tokens: torch.Tensor | None = None,
                 embedding: torch.Tensor | None = None) -> torch.Tensor:
         if tokens is not None:  # the first layer: its input is the token embedding alone
-            attended = self.attn(x, tokens=tokens, token_table=self.ln_attn(embedding.unsqueeze(1)).squeeze(1))
+            attended = self.attn(None, tokens=tokens, token_table=self.ln_attn(embedding.unsqueeze(1)).squeeze(1))
         else:
             attended = self.attn(self.ln_attn(x), last_query_only)
         x = (x[:, :, -1:] if last_query_only else x) + attended
@@ -256,11 +462,10 @@ class ICLTransformer(nn.Module):
         # A one-hot matmul, not an index: its backward is a matmul, not a scatter.
         one_hot = F.one_hot(idx.reshape(S, B * T), self.vocab_size).to(self.wte.dtype)  # (S, B*T, k)
         x = torch.bmm(one_hot, self.wte).view(S, B, T, self.cfg.d_model)  # (S, B, T, d)
-        one_hot = one_hot.view(S, B, T, self.vocab_size)
         for i, layer in enumerate(self.layers):
             last = last_position_only and i == len(self.layers) - 1
-            # Layer 1 sees only token embeddings: it runs on k x k and k x T tables (exact, cheaper).
-            x = layer(x, last, tokens=one_hot if i == 0 and self.token_tables and not last else None,
+            # Layer 1 sees only token embeddings: it runs on k x k and k x T x T tables (exact, cheaper).
+            x = layer(x, last, tokens=idx if i == 0 and self.token_tables and not last else None,
                       embedding=self.wte)
         x = self.ln_final(x)
         return torch.bmm(x.reshape(S, -1, self.cfg.d_model), self.head).view(S, B, -1, self.vocab_size)
