@@ -37,7 +37,8 @@ class SqVsPacConfig:
     k: int = param(3, Interval(1, "n_bits"), help="parity / majority degree")
     model: MLPConfig = MLPConfig(width=128)
     lr: float = param(0.1, Interval(0.0, None, closed="neither"))
-    steps: int = param(2000, Interval(1, None), help="exact gradients learn the (16, 3) parity by ~1,500 steps at b >= 16")
+    steps: int = param(2000, Interval(1, None),
+                       help="exact gradients learn the (16, 3) parity by ~1,500 steps at b >= 16")
     scale: float = param(10.0, Interval(0.0, None, closed="neither"),
                          help="s, applied before clipping: our choice (first-layer coordinates get RMS ~0.7 at "
                               "initialisation); the paper's scaling could not be read")
@@ -48,6 +49,9 @@ class SqVsPacConfig:
     modes: tuple[str, ...] = param(("nearest", "stochastic"),
                                    help="phase-diagram roundings of the parity; exact always runs")
     majority_modes: tuple[str, ...] = param(("nearest",), help="phase-diagram roundings of the majority")
+    control_batches: tuple[int, ...] = param((256,), Interval(1, None),
+                                             help="batch sizes where the roundings other than nearest and the majority "
+                                                  "run (the SQ side of the grid); empty: every batch size")
     disagreement_batches: tuple[int, ...] = param((4, 8, 16, 32, 64, 128, 256, 512, 1024), Interval(1, None))
     disagreement_rho: float = param(0.3, Interval(0.0, None, closed="neither"))
     disagreement_pairs: int = param(20, Interval(1, None))
@@ -75,8 +79,10 @@ Config = SqVsPacConfig
 def presets() -> dict[str, Config]:
     quick = Config()
     paper = replace(quick, n_seeds=16, steps=4000, batch_sizes=(4, 16, 64, 256, 1024), rhos=(0.01, 0.03, 0.1, 0.3, 1.0),
-                    modes=("nearest", "trunc", "stochastic"), majority_modes=("nearest", "stochastic"))
+                    modes=("nearest", "trunc", "stochastic"), majority_modes=("nearest", "stochastic"),
+                    control_batches=())
     smoke = replace(quick, n_seeds=2, n_bits=8, model=MLPConfig(width=16), steps=40, n_test=512, batch_sizes=(4, 32),
+                    control_batches=(),
                     rhos=(0.1, 0.3), disagreement_batches=(4, 64), disagreement_pairs=3, gd_samples=64, gd_steps=20,
                     channel=replace(quick.channel, n_bits=16, n_blocks=512, batch_sizes=(4, 32, 512), n_test=256,
                                     gd_samples=32))

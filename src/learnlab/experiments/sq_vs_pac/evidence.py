@@ -110,13 +110,15 @@ def claims(cfg: Config) -> list[Reproduction | Sanity]:
     # The majority of k bits correlates C(k-1, (k-1)/2) / 2^(k-1) with each of its bits (1/2 at k = 3):
     # SQ-learnable where the tolerance rho is below that correlation.
     correlation = math.comb(k - 1, (k - 1) // 2) / 2 ** (k - 1)
-    sq_learnable_cells = _cells(cfg, low=SQ_SIDE, max_rho=correlation * 0.999)
+    sq_learnable_cells = [(b, rho) for b, rho in _cells(cfg, low=SQ_SIDE, max_rho=correlation * 0.999)
+                          if not cfg.control_batches or b in cfg.control_batches]
     queries = math.comb(n, k)
     out: list[Reproduction | Sanity] = [
         Reproduction(
             "exact-gradients", f"SGD with exact gradients (b = {b_top}) learns the ({n}, {k}) parity, an SQ-learnable "
             f"class ({queries} parities): the reference the rounded runs are compared with.",
-            source="Abstract: SGD can always simulate SQ learning", statistic=f"fraction of seeds with accuracy >= {LEARNED}",
+            source="Abstract: SGD can always simulate SQ learning",
+            statistic=f"fraction of seeds with accuracy >= {LEARNED}",
             threshold=RATE, side=">=", threshold_source=RATE_SOURCE, unit="seeds", interval="wilson",
             measure=lambda run: _rate(cell_accuracy(run, "parity", "exact", b_top) >= LEARNED)),
         Reproduction(
@@ -138,7 +140,8 @@ def claims(cfg: Config) -> list[Reproduction | Sanity]:
                                                          lambda a: a >= LEARNED)),
         Reproduction(
             "gd-fine-learns", f"Full-batch GD on m = {cfg.gd_samples} samples with rho <= 1/m learns as with exact "
-            "gradients.", source="Abstract: with fine enough precision relative to m, GD simulates sample-based learning",
+            "gradients.",
+            source="Abstract: with fine enough precision relative to m, GD simulates sample-based learning",
             statistic=f"fraction of seeds with accuracy >= {LEARNED} (seeds whose exact GD learned)",
             threshold=RATE, side=">=", threshold_source=RATE_SOURCE, unit="seeds", interval="wilson",
             measure=lambda run: _gd_rate(run, cfg, fine=True)),
@@ -152,8 +155,8 @@ def claims(cfg: Config) -> list[Reproduction | Sanity]:
     ]
     if "majority" in cfg.targets and "nearest" in cfg.majority_modes:
         out.append(Reproduction(
-            "majority-survives", f"The majority of {k} bits (each bit correlates {correlation:g} with it: SQ-learnable at "
-            "tolerance rho below that) is learned on the SQ side with the same deterministic rounding.",
+            "majority-survives", f"The majority of {k} bits (each bit correlates {correlation:g} with it: "
+            "SQ-learnable at tolerance rho below that) is learned on the SQ side with the same deterministic rounding.",
             source="Abstract: SGD can always simulate SQ learning",
             statistic=f"fraction of runs (cells b rho^2 >= {SQ_SIDE:g}, rho < {correlation:g}, x seeds) with accuracy "
                       f">= {LEARNED}", threshold=RATE, side=">=", threshold_source=RATE_SOURCE, unit="runs",
@@ -163,7 +166,8 @@ def claims(cfg: Config) -> list[Reproduction | Sanity]:
         out.append(Reproduction(
             "stochastic-control", "Unbiased stochastic rounding on the SQ side learns the parity: the failure comes "
             "from answers that may err in one direction, which the SQ simulation needs.",
-            source="Abstract: the SQ equivalence is for an oracle whose error within rho is not averaged out",
+            source="Abstract: the SQ side is an oracle known only up to rho; unbiased rounding is our control, its "
+                   "errors average out over steps",
             statistic=f"fraction of runs (cells b rho^2 >= {SQ_SIDE:g}, rho < {correlation:g}, x seeds) with accuracy "
                       f">= {LEARNED}", threshold=RATE, side=">=",
             threshold_source=RATE_SOURCE + "; unbiased errors average over T steps (tolerance ~ rho / sqrt(T))",
@@ -198,7 +202,8 @@ def _sanity(cfg: Config) -> list[Sanity]:
               if (mode == "nearest" and 1 / b < rho / 2) or (mode == "adv_zero" and 1 / b <= 3 * rho / 4)
               or (mode not in ("nearest", "adv_zero") and b * rho**2 >= SQ_SIDE)]
     gd_reads = [i for i, r in enumerate(part.gd_rhos) if r <= 1 / (2 * part.gd_samples)]
-    gd_silent = [(names.channel_prefix("gd"), i) for i, r in enumerate(part.gd_rhos) if part.gd_samples * r**2 >= SQ_SIDE]
+    gd_silent = [(names.channel_prefix("gd"), i) for i, r in enumerate(part.gd_rhos)
+                 if part.gd_samples * r**2 >= SQ_SIDE]
     d_rho = cfg.disagreement_rho
     noisy_b = [b for b in cfg.disagreement_batches if b * d_rho**2 <= 1.5]
     quiet_b = [b for b in cfg.disagreement_batches if b * d_rho**2 >= 20]
@@ -207,27 +212,29 @@ def _sanity(cfg: Config) -> list[Sanity]:
                f"the rounded gradient and Gaussian elimination over GF(2) solves the full parity on {part.n_bits} bits "
                f"(SQ-hard: (2^{part.n_bits} rho^2 - 1) / 2 queries of tolerance rho are needed). Arithmetic of the "
                "hand-built sample channel.", statistic="fraction of examples read back (0 unless solved exactly)",
-               threshold=0.99, side=">=", measure=lambda run: _read_back(run, names.channel_prefix("sgd", "nearest"), reads)),
-        Sanity("channel-silent", "Once 1/b falls inside a rounding's dead zone (nearest: rho / 2; adversarial: 3 rho / 4; "
-               f"any rounding at b rho^2 >= {SQ_SIDE:g}) nothing is read back: the full parity stays unlearned.",
+               threshold=0.99, side=">=",
+               measure=lambda run: _read_back(run, names.channel_prefix("sgd", "nearest"), reads)),
+        Sanity("channel-silent", "Once 1/b falls inside a rounding's dead zone (nearest: rho / 2; adversarial: "
+               f"3 rho / 4; any rounding at b rho^2 >= {SQ_SIDE:g}) nothing is read back: the full parity stays unlearned.",
                statistic="fraction of examples read back", threshold=0.0, side="<=",
                measure=lambda run: _leaked(run, silent)),
-        Sanity("gd-channel-reads", f"Full-batch GD on m = {part.gd_samples} samples with rho <= 1/(2m) reads every sample "
-               "and solves the full parity.", statistic="fraction of samples read back (0 unless solved exactly)",
+        Sanity("gd-channel-reads", f"Full-batch GD on m = {part.gd_samples} samples with rho <= 1/(2m) reads "
+               "every sample and solves the full parity.", statistic="fraction of samples read back (0 unless solved exactly)",
                threshold=0.99, side=">=", measure=lambda run: _read_back(run, names.channel_prefix("gd"), gd_reads)),
         Sanity("gd-channel-silent", f"Full-batch GD with m rho^2 >= {SQ_SIDE:g} reads nothing back.",
                statistic="fraction of samples read back", threshold=0.0, side="<=",
                measure=lambda run: _leaked(run, gd_silent)),
     ]
     if noisy_b:
-        out.append(Sanity("noise-disagrees", f"At initialisation with b rho^2 <= 1.5 (b = {noisy_b[-1]}, rho = {d_rho:g}) "
-                          "two independent batches' rounded gradients differ on many coordinates: the batch noise "
+        out.append(Sanity("noise-disagrees", f"At initialisation with b rho^2 <= 1.5 (b = {noisy_b[-1]}, "
+                          f"rho = {d_rho:g}) two independent batches' rounded gradients differ on many coordinates: the batch noise "
                           "crosses rounding boundaries.", statistic="fraction of coordinates that differ",
                           threshold=0.2, side=">=", measure=lambda run: _disagreement(run, noisy_b[-1])))
     if quiet_b:
-        out.append(Sanity("sq-collapse", f"At initialisation with b rho^2 >= 20 (b = {quiet_b[0]}, rho = {d_rho:g}) two "
-                          "independent batches' rounded gradients agree almost everywhere: the answer is a function of "
-                          "the population, as a statistical query's is.", statistic="fraction of coordinates that differ",
+        out.append(Sanity("sq-collapse", f"At initialisation with b rho^2 >= 20 (b = {quiet_b[0]}, "
+                          f"rho = {d_rho:g}) two independent batches' rounded gradients agree almost everywhere: the answer is a function of "
+                          "the population, as a statistical query's is.",
+                          statistic="fraction of coordinates that differ",
                           threshold=0.01, side="<=", measure=lambda run: _disagreement(run, quiet_b[0])))
     return out
 
@@ -267,7 +274,8 @@ def figures(run) -> dict[str, Figure]:
     fig.colorbar(image, ax=axes, shrink=0.8, label="test accuracy (mean over seeds)")
     out["phase_diagram"] = Figure(
         f"Final test accuracy over batch size b and precision rho, mean over {cfg.n_seeds} seeds, for the "
-        f"({cfg.n_bits}, {cfg.k}) parity and the majority; red lines: b rho = 1, b rho^2 = 1 and b rho^2 = {SQ_SIDE:g}.",
+        f"({cfg.n_bits}, {cfg.k}) parity and the majority; red lines: b rho = 1, b rho^2 = 1 and "
+        f"b rho^2 = {SQ_SIDE:g}.",
         fig)
 
     sq_cells = _cells(cfg, low=SQ_SIDE, max_rho=0.49)

@@ -31,9 +31,13 @@ def run(cfg: Config, run: Run) -> None:
         *(replica_seeds(s, 5) for s in replica_seeds(cfg.seed, cfg.n_seeds)))
     seeds = _Seeds(support_seeds, data_seeds, init_seeds, test_seeds)
     for target in cfg.targets:
-        modes = cfg.modes if target == "parity" else cfg.majority_modes
         for b in cfg.batch_sizes:
-            for mode in ("exact", *modes):
+            control = not cfg.control_batches or b in cfg.control_batches
+            if target == "parity":
+                modes = ["exact", *(mode for mode in cfg.modes if mode == "nearest" or control)]
+            else:
+                modes = ["exact", *cfg.majority_modes] if control else []
+            for mode in modes:
                 _phase_row(cfg, target, mode, b, seeds, run.scoped(names.phase_scope(target, mode, b)))
     _disagreement(cfg, seeds, run.scoped(names.DISAGREEMENT_SCOPE))
     for mode in ("exact", "nearest"):
