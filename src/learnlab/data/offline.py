@@ -57,7 +57,7 @@ def _marker(group: int) -> str:
 def _task_key(source: ShardedDataset, group: int, blocks: list[int], seed: int, pass_index: int,
               row_group_size: int | None) -> str:
     """What one group's output depends on: its marker is reused only by the same task."""
-    task = {"source": source.index_sha256, "group": group, "blocks": [int(b) for b in blocks], "seed": seed,
+    task = {"source": source.digest, "group": group, "blocks": [int(b) for b in blocks], "seed": seed,
             "pass": pass_index, "row_group_size": row_group_size}
     return hashlib.sha256(json.dumps(task, sort_keys=True).encode()).hexdigest()
 
@@ -138,7 +138,7 @@ def _one_pass(src: str, dst: str, n_blocks: int, seed: int, pass_index: int, wor
               row_group_size: int | None, progress, executor: str = "local") -> tuple[dict, dict[str, Any]]:
     source = ShardedDataset(src)
     out = Storage(dst)
-    manifest = {"source_index_sha256": source.index_sha256, "seed": seed, "n_blocks": n_blocks,
+    manifest = {"source_index_sha256": source.digest, "seed": seed, "n_blocks": n_blocks,
                 "pass": pass_index + 1, "row_group_size": row_group_size}
     if out.exists(INDEX):  # an intermediate pass finished before an interruption: reused only if it is this pass
         index = out.read_json(INDEX)

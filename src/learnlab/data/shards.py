@@ -199,8 +199,16 @@ def _entry(name: str, data: bytes) -> dict:
 
 
 def make_index(entries: list[dict], schema: dict, extra: Mapping | None = None) -> dict:
-    return {"format": FORMAT, "records": int(sum(e["records"] for e in entries)), "schema": schema,
-            "shards": list(entries), **(dict(extra) if extra else {})}
+    """The index of ``entries``, sealed with the SHA-256 of its own content (``index_sha256``)."""
+    index = {"format": FORMAT, "records": int(sum(e["records"] for e in entries)), "schema": schema,
+             "shards": list(entries), **(dict(extra) if extra else {})}
+    index["index_sha256"] = _index_digest(index)
+    return index
+
+
+def _index_digest(index: Mapping) -> str:
+    content = {key: value for key, value in index.items() if key != "index_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 _STORABLE = "biufSOU"  # numpy kinds a shard holds: bool, ints, floats, bytes, str
@@ -301,18 +309,24 @@ class ShardedDataset:
     def __init__(self, url: str | Storage, *, verify: bool = True, latency: float = 0.0):
         self.storage = url if isinstance(url, Storage) else Storage(url, latency=latency)
         self.index = self.storage.read_json(INDEX)
-        if self.index.get("format") != FORMAT:
+        if not isinstance(self.index, dict) or self.index.get("format") != FORMAT:
             raise DataError(f"{self.storage.url}/{INDEX} is not a learnlab shard index")
-        self.entries = self.index["shards"]
-        self.schema = self.index["schema"]
-        self.shard_sizes = np.array([e["records"] for e in self.entries], dtype=np.int64)
+        sealed = self.index.get("index_sha256")  # absent: an index written before indexes were sealed
+        if sealed is not None and sealed != _index_digest(self.index):
+            raise DataError(f"{self.storage.url}/{INDEX} is corrupt: its content does not match its checksum")
+        try:
+            self.entries = list(self.index["shards"])
+            self.schema = dict(self.index["schema"])
+            self.shard_sizes = np.array([int(e["records"]) for e in self.entries], dtype=np.int64)
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(f"{self.storage.url}/{INDEX} is corrupt ({type(error).__name__}: {error})") from None
         # Shards laid end to end in index order: a read is contiguous if it starts where the last one ended.
         starts = np.concatenate([[0], np.cumsum([e["bytes"] for e in self.entries])[:-1]])
         self.storage.layout.update({e["name"]: int(s) for e, s in zip(self.entries, starts)})
         self.verify = verify
         self._footers: dict[int, object] = {}
         # What this dataset is, for work that depends on it (the offline pass's task markers).
-        self.index_sha256 = hashlib.sha256(json.dumps(self.index, sort_keys=True).encode()).hexdigest()
+        self.digest = hashlib.sha256(json.dumps(self.index, sort_keys=True).encode()).hexdigest()
 
     @property
     def n_records(self) -> int:

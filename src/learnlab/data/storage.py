@@ -116,6 +116,8 @@ class Storage:
             raise DataError(f"{self.url} has no {name} (not a dataset, or a write that never finished)") from None
         except json.JSONDecodeError as error:
             raise DataError(f"{self.url}/{name} is corrupt ({error.msg})") from None
+        except ValueError as error:  # not UTF-8
+            raise DataError(f"{self.url}/{name} is corrupt ({type(error).__name__})") from None
 
     def write_json(self, name: str, obj: Any) -> None:
         self.write(name, json.dumps(obj, indent=1).encode())
