@@ -24,8 +24,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests
 
+# The bench extra (other loaders) depends on torch: pin the installed torch so pip keeps it.
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/torch-pin.txt
+	$(BIN)/python -m pip install --quiet -e ".[bench]" -c $(VENV)/torch-pin.txt
 	$(BIN)/python benchmarks/all.py
 
 clean:
