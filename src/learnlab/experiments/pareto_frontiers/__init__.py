@@ -26,7 +26,7 @@ scikit-learn (or a CSV/ARFF file of your own), each downsampled to a grid of fra
 
 Presets
 -------
-``quick``     n=40, k=3, m in {250, 500, 1000, 2000}, widths 10, 30 and 100, dense vs
+``quick``     n=40, k=3, m in {250, 500, 1000}, widths 10, 30 and 150, dense vs
               sparse, 16 trials each, T = 10^4; plus the tabular comparison on breast
               cancer, wine and a generated set: ``learnlab run pareto-frontiers --preset quick``.
 ``frontier``  the (r, m) heat map: widths 10-300 x 7 sample sizes x 16 runs.
