@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -78,3 +80,63 @@ def test_minimal_model_is_causal_and_counts_transitions():
     # current token 0; followers of earlier 0s: 1, 0, 1; and position 0, which can only
     # attend to itself (h_0 = e_{x_0} = e_0), adds one count of token 0.
     assert torch.allclose(logits, torch.tensor([2.0, 2.0]), atol=1e-3)
+
+
+def _reference_logits(model: ICLTransformer, idx: torch.Tensor) -> torch.Tensor:
+    """The official code's attention written plainly: q . k_j + q . r_{i-j} over the gathered
+    (T, T, d_head) encoding, -inf above the diagonal, softmax, @ v (no dropout)."""
+    S, B, T = idx.shape
+    x = model.wte[torch.arange(S)[:, None, None], idx]  # (S, B, T, d)
+    offsets = torch.arange(T)[:, None] - torch.arange(T)[None, :]  # i - j
+    for layer in model.layers:
+        attention = layer.attn
+        nh, hs = attention.n_heads, attention.d_head
+        d = nh * hs
+        q, k, v = (layer.ln_attn(x) @ attention.w_qkv.unsqueeze(1)).split(d, dim=-1)
+        q, k, v = (t.reshape(S, B, T, nh, hs).transpose(2, 3) for t in (q, k, v))  # (S, B, nh, T, hs)
+        gathered = attention.rel[:, :, offsets.clamp_min(0)] * (offsets >= 0)[None, None, :, :, None]  # (S, nh, T, T, hs)
+        scores = (q @ k.transpose(-2, -1) + torch.einsum("sbhid,shijd->sbhij", q, gathered)) / math.sqrt(hs)
+        pattern = torch.softmax(scores.masked_fill(offsets < 0, float("-inf")), dim=-1)
+        mixed = (pattern @ v).transpose(2, 3).reshape(S, B, T, d)
+        x = x + mixed @ attention.w_out.unsqueeze(1)
+        if layer.mlp is not None:
+            x = x + layer.mlp(layer.ln_mlp(x))
+    return model.ln_final(x) @ model.head.unsqueeze(1)
+
+
+@pytest.mark.parametrize("cfg", [ICLTransformerConfig(max_len=40), ICLTransformerConfig(heads=(2, 1), d_model=32, max_len=40),
+                                 ICLTransformerConfig(n_layers=1, heads=(1,), mlp=True, max_len=40)])
+def test_logits_and_gradients_equal_the_plain_official_computation(cfg):
+    # The fused attention (hand-written backward, batch-first buffers) against autograd
+    # through the plain formula, for two seeds stacked; no dropout (eval mode).
+    model = ICLTransformer(3, cfg, seeds=[0, 1]).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(20.0 if p.dim() >= 3 else 1.0)  # sharper attention than at init
+    idx = torch.randint(0, 3, (2, 4, 40))
+    weights = torch.randn(2, 4, 40, 3)
+    for token_tables in (True, False):
+        model.token_tables = token_tables
+        fast = model(idx)
+        (fast * weights).sum().backward()
+        fast_grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        plain = _reference_logits(model, idx)
+        (plain * weights).sum().backward()
+        assert torch.allclose(fast, plain, atol=1e-4, rtol=1e-4)
+        for p, fast_grad in zip(model.parameters(), fast_grads):
+            assert torch.allclose(fast_grad, p.grad, atol=1e-4, rtol=1e-3)
+        model.zero_grad()
+
+
+def test_a_captured_pattern_is_not_overwritten_by_the_next_forward():
+    # Attention buffers are reused across steps, but never one a hook may still hold.
+    model = ICLTransformer(2, ICLTransformerConfig(), seeds=[0])
+    for training in (True, False):
+        model.train(training)
+        with capture(model, ["layers.0.attn.hook_pattern", "layers.1.attn.hook_pattern"]) as seen:
+            model(torch.randint(0, 2, (1, 3, 100)))
+            kept = {name: (tensor, tensor.clone()) for name, tensor in seen.items()}
+            model(torch.randint(0, 2, (1, 3, 100)))
+        for tensor, copy in kept.values():
+            assert torch.equal(tensor, copy)

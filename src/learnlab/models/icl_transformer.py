@@ -67,6 +67,7 @@ class _Workspace:
 
     def __init__(self):
         self._buffers: dict[str, torch.Tensor] = {}
+        self.pattern: torch.Tensor | None = None  # the last attention pattern, for the hook
 
     def get(self, name: str, shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         buffer = self._buffers.get(name)
@@ -74,9 +75,6 @@ class _Workspace:
                 or buffer._use_count() != 1):
             buffer = self._buffers[name] = torch.empty(shape, dtype=dtype, device=device)
         return buffer
-
-    def __getitem__(self, name: str) -> torch.Tensor:
-        return self._buffers[name]
 
 
 def _keep_mask(shape: Sequence[int], p: float, device, dtype, workspace: _Workspace | None = None
@@ -118,11 +116,15 @@ def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 
 def _mix_forward(scores: torch.Tensor, values: torch.Tensor, keep: torch.Tensor | None, scale: float,
-                 workspace: _Workspace):
+                 workspace: _Workspace, hooked: bool):
     """pattern = softmax(scores), kept = pattern * keep (dropped entries zeroed, unscaled) and
     out = kept @ values * scale, for scores (N, Tq, T) and values (N, T, e). ``keep`` may be
-    any view the (N, Tq, T) pattern reshapes to (the masks are drawn in the (S, B, ...) order)."""
-    pattern = torch._softmax(scores, -1, False, out=workspace.get("pattern", scores.shape, scores.dtype, scores.device))
+    any view the (N, Tq, T) pattern reshapes to (the masks are drawn in the (S, B, ...) order).
+    The pattern goes to ``workspace.pattern``: a fresh tensor when ``hooked`` (a hook may keep
+    it; ``capture`` detaches, which hides it from the buffer's use count), else a buffer."""
+    pattern = torch.softmax(scores, -1) if hooked else \
+        torch._softmax(scores, -1, False, out=workspace.get("pattern", scores.shape, scores.dtype, scores.device))
+    workspace.pattern = pattern
     kept = pattern
     if keep is not None:
         kept = workspace.get("kept", scores.shape, scores.dtype, scores.device)
@@ -162,12 +164,12 @@ class _Attention(torch.autograd.Function):
     table[r, i, j] = r_{i-j} (after its dropout, zero for j > i). Two matmuls write one
     (B, R, T, T) buffer: q_i . r_{i-j} batched over (r, i), with a ones column on q
     meeting the causal mask as a column of the table, then q_i . k_j added in place,
-    batched over (b, r). Returns out (B*R, T, hs); the pattern (B*R, T, T) stays in the
-    workspace as ``"pattern"`` (for hooks: not an output, so that saving it keeps it alive).
+    batched over (b, r). Returns out (B*R, T, hs); the pattern (B*R, T, T) is left in
+    ``workspace.pattern`` for the hook (not an output: saved as an input, it keeps its use count).
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, table, keep, scale: float, workspace: _Workspace):
+    def forward(ctx, q, k, v, table, keep, scale: float, workspace: _Workspace, hooked: bool):
         B, R, T, hs = q.shape
         q_aug = torch.cat([q, q.new_ones(B, R, T, 1)], dim=-1)  # (B, R, T, hs+1)
         table_aug = torch.cat([table, _causal_column(T, q.device, q.dtype).expand(R, T, T, 1)], dim=-1)
@@ -176,7 +178,7 @@ class _Attention(torch.autograd.Function):
                   table_aug.view(R * T, T, hs + 1).transpose(1, 2),  # (R*T, hs+1, T)
                   out=scores.view(B, R * T, T).transpose(0, 1))  # (R*T, B, T), a view of scores
         scores = scores.view(B * R, T, T).baddbmm_(q.view(B * R, T, hs), k.view(B * R, T, hs).transpose(1, 2))
-        pattern, kept, out = _mix_forward(scores, v.view(B * R, T, hs), keep, scale, workspace)
+        pattern, kept, out = _mix_forward(scores, v.view(B * R, T, hs), keep, scale, workspace, hooked)
         ctx.save_for_backward(q, k, v, table, pattern, kept)
         ctx.scale, ctx.workspace = scale, workspace
         return out
@@ -196,7 +198,7 @@ class _Attention(torch.autograd.Function):
         grad_q += torch.bmm(by_row, table.reshape(R * T, T, hs)).view(R, T, B, hs).permute(2, 0, 1, 3)  # g . r_{i-j}
         q_by_row = q.permute(1, 2, 0, 3).reshape(R * T, B, hs)
         grad_table = torch.bmm(by_row.transpose(1, 2), q_by_row).view(R, T, T, hs)  # sum_b g_ij q_i
-        return grad_q, grad_k, None if grad_v is None else grad_v.view(B, R, T, hs), grad_table, None, None, None
+        return grad_q, grad_k, None if grad_v is None else grad_v.view(B, R, T, hs), grad_table, None, None, None, None
 
 
 class _TokenAttention(torch.autograd.Function):
@@ -205,19 +207,20 @@ class _TokenAttention(torch.autograd.Function):
     scores[b, r, i, j] = rows[(r, i, x_i), j] + pairs[(r, x_i), x_j]: ``rows`` (R*T*k, T)
     holds q[a] . r_{i-j} (with the causal mask) for every token a, ``pairs`` (R*k, k) holds
     q[a] . k[c]. The values v[x_j] take k values, so the pattern is summed per token:
-    out = dropout(softmax(scores)) @ one_hot (B*R, T, k), the pattern in the workspace as
-    ``"pattern"``. ``row_index`` and ``pair_index``
+    out = dropout(softmax(scores)) @ one_hot (B*R, T, k), the pattern in ``workspace.pattern``.
+    ``row_index`` and ``pair_index``
     (B*R*T,) pick each query's row; ``one_hot`` (B*R, T, k) are the tokens.
     """
 
     @staticmethod
-    def forward(ctx, rows, pairs, row_index, pair_index, one_hot, keep, scale: float, workspace: _Workspace):
+    def forward(ctx, rows, pairs, row_index, pair_index, one_hot, keep, scale: float, workspace: _Workspace,
+                hooked: bool):
         BR, T, k = one_hot.shape
         scores = workspace.get("scores", (BR * T, T), rows.dtype, rows.device)
         torch.index_select(rows, 0, row_index, out=scores)  # q[x_i] . r_{i-j}
         query_rows = pairs.index_select(0, pair_index).view(BR, T, k)  # q[x_i] . k[c]
         scores = scores.view(BR, T, T).baddbmm_(query_rows, one_hot.transpose(1, 2))  # + q[x_i] . k[x_j]
-        pattern, kept, out = _mix_forward(scores, one_hot, keep, scale, workspace)
+        pattern, kept, out = _mix_forward(scores, one_hot, keep, scale, workspace, hooked)
         ctx.save_for_backward(row_index, pair_index, one_hot, pattern, kept)
         ctx.scale, ctx.workspace, ctx.n_rows = scale, workspace, rows.shape[0]
         return out
@@ -241,7 +244,7 @@ class _TokenAttention(torch.autograd.Function):
             by_row.copy_(grad.view(B, R, T, T).permute(1, 2, 0, 3))
             tokens_by_row = one_hot.view(B, R, T, k).permute(1, 2, 3, 0).reshape(R * T, k, B)
             grad_rows = torch.bmm(tokens_by_row, by_row.view(R * T, B, T)).view(n_rows, T)
-        return grad_rows, grad_pairs, None, None, None, None, None, None
+        return grad_rows, grad_pairs, None, None, None, None, None, None, None
 
 
 class StackedLayerNorm(nn.Module):
@@ -313,23 +316,34 @@ class RelativeAttention(nn.Module):
             return self._forward_from_tokens(tokens, token_table)
         S, B, T, d = x.shape
         nh, hs = self.n_heads, self.d_head
+        if last_query_only:
+            return self._forward_last_query(x)
         R = S * nh  # attention runs on (B, R, ...) tensors: batch first, replica-heads second
         qkv = torch.bmm(x.reshape(S, B * T, d), self.w_qkv)  # (S, B*T, 3d)
         q, k, v = qkv.view(S, B, T, 3, nh, hs).permute(3, 1, 0, 4, 2, 5).contiguous().view(3, B, R, T, hs)  # (B, R, T, hs)
         q = q * (1.0 / math.sqrt(hs))
         table = self._gathered_table(T)  # (R, T, T, hs): r_{i-j}
-        if last_query_only:  # evaluation of the last position (i = T-1): it sees every key, no mask
-            scores = q[:, :, -1:] @ (k + table[:, -1]).transpose(-2, -1)  # (B, R, 1, T)
-            pattern = torch.softmax(scores, dim=-1)
-            self.hook_pattern(pattern.view(B, S, nh, 1, T).transpose(0, 1))  # [S, B, head, query, key]
-            keep, scale = self._pattern_keep(S, B, 1, T, q)
-            if keep is not None:
-                pattern = (pattern.view(keep.shape) * keep * scale).view(B, R, 1, T)
-            return self._project(pattern @ v, S)  # (B, R, 1, hs) -> (S, B, 1, d)
         keep, scale = self._pattern_keep(S, B, T, T, q)
-        mixed = _Attention.apply(q, k, v, table, keep, scale, self._workspace)  # (B*R, T, hs)
-        self.hook_pattern(self._workspace["pattern"].view(B, S, nh, T, T).transpose(0, 1))
+        mixed = _Attention.apply(q, k, v, table, keep, scale, self._workspace, self._hooked())  # (B*R, T, hs)
+        self.hook_pattern(self._workspace.pattern.view(B, S, nh, T, T).transpose(0, 1))
         return self._project(mixed.view(B, R, T, hs), S)
+
+    def _forward_last_query(self, x: torch.Tensor) -> torch.Tensor:
+        """The last query (i = T-1) alone, for evaluation: it sees every key, so no mask, and
+        only the keys and values are needed at every position. x (S, B, T, d) -> (S, B, 1, d)."""
+        S, B, T, d = x.shape
+        nh, hs = self.n_heads, self.d_head
+        kv = torch.bmm(x.reshape(S, B * T, d), self.w_qkv[:, :, d:]).view(S, B, T, 2, nh, hs)  # keys and values
+        q = torch.bmm(x[:, :, -1], self.w_qkv[:, :, :d]).view(S, B, nh, hs) * (1.0 / math.sqrt(hs))  # (S, B, nh, hs)
+        relative = self._gathered_table(T)[:, -1].view(S, nh, T, hs)  # r_{T-1-j}
+        scores = torch.einsum("sbhd,sbthd->sbht", q, kv[:, :, :, 0]) + torch.einsum("sbhd,shtd->sbht", q, relative)
+        pattern = torch.softmax(scores, dim=-1).unsqueeze(3)  # (S, B, nh, 1, T)
+        self.hook_pattern(pattern)  # [S, B, head, query, key]
+        if self.training and self.dropout > 0:
+            keep, scale = _keep_mask(pattern.shape, self.dropout, x.device, x.dtype)
+            pattern = pattern * keep.mul_(scale)
+        mixed = torch.einsum("sbht,sbthd->sbhd", pattern.squeeze(3), kv[:, :, :, 1]).reshape(S, B, d)
+        return _dropout(torch.bmm(mixed, self.w_out).view(S, B, 1, d), self.dropout, self.training)
 
     def _forward_from_tokens(self, tokens: torch.Tensor, token_table: torch.Tensor) -> torch.Tensor:
         S, B, T = tokens.shape
@@ -352,10 +366,16 @@ class RelativeAttention(nn.Module):
         pair_index = (replica * k_vocab + ids).view(-1)
         one_hot = F.one_hot(ids, k_vocab).to(q.dtype).view(B * R, T, k_vocab)
         keep, scale = self._pattern_keep(S, B, T, T, q)
-        per_value = _TokenAttention.apply(rows, pairs, row_index, pair_index, one_hot, keep, scale, self._workspace)
-        self.hook_pattern(self._workspace["pattern"].view(B, S, nh, T, T).transpose(0, 1))
+        per_value = _TokenAttention.apply(rows, pairs, row_index, pair_index, one_hot, keep, scale, self._workspace,
+                                          self._hooked())
+        self.hook_pattern(self._workspace.pattern.view(B, S, nh, T, T).transpose(0, 1))
         # v_j = v[x_j]: the pattern was summed per token first (k << hs)
         return self._project(per_value.view(B, R, T, k_vocab) @ v, S)  # (B, R, T, hs) -> (S, B, T, d)
+
+    def _hooked(self) -> bool:
+        """Whether a hook may keep the pattern (then it must not be a reused buffer)."""
+        return bool(self.hook_pattern._forward_hooks or self.hook_pattern._forward_pre_hooks
+                    or nn.modules.module._global_forward_hooks)
 
     def _pattern_keep(self, S: int, B: int, Tq: int, T: int, like: torch.Tensor):
         """The attention dropout's keep mask as a (B, S, nh, Tq, T) view and its scale, drawn in

@@ -11,12 +11,14 @@ from tokens 0..t; every function returns (B, T, k).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from learnlab.tasks.markov import context_index
 
-__all__ = ["ngram_strategy", "strategy_distributions", "kl_divergence", "count_only_floor"]
+__all__ = ["ngram_strategy", "strategy_distributions", "kl_divergence", "count_only_floor", "transformer_last_position"]
 
 
 def ngram_strategy(tokens: torch.Tensor, *, k: int, order: int, alpha: float = 1.0) -> torch.Tensor:
@@ -81,3 +83,197 @@ def count_only_floor(*, k: int, length: int, alpha: float = 1.0, n_samples: int 
     estimate = torch.where(seen[:, None], sums[group_of[half:]] / counts[group_of[half:]].clamp_min(1)[:, None],
                            fallback[half:])
     return float(kl_divergence(truth[half:], torch.log(estimate.clamp_min(1e-12))).mean())
+
+
+@torch.no_grad()
+def transformer_last_position(model: torch.nn.Module, tokens: torch.Tensor, follows: torch.Tensor | None = None, *,
+                              rows_per_pass: int = 1000) -> dict[str, torch.Tensor]:
+    """Last-position logits and the induction-head probes of an ``ICLTransformer``, in eval mode.
+
+    The numbers ``model(tokens, last_position_only=True)`` and hooks on its attention
+    patterns give (up to float rounding), without forming any (N, T, T) or (N, T, d) tensor:
+
+    - layer 1 sees token embeddings only, so its scores are q[x_i] . r_{i-j} + q[x_i] . k[x_j]
+      = P[x_i, i, j] + A[x_i, x_j]; without dropout exp() of the sum is a product, and the
+      attention a query with token a pays to the keys holding token c is exp(A[a, c]) times
+      (exp(P[a]) @ one_hot)[i, c]: one (k T, T) x (T, N k) matmul for all sequences;
+    - so the residual stream after layer 1 is x_i = sum_m g_im u_m over m = k (1 + heads)
+      fixed vectors u (the token embeddings and each head's value of each token through
+      the output projection), and in a two-layer model LayerNorm, keys, values and the
+      last query of layer 2 act on the coordinates g: (N, T, m) tensors instead of (N, T, d).
+
+    Other models (more layers, an MLP in layer 1) run layers 2.. as the model does.
+
+    Parameters
+    ----------
+    model : an ``ICLTransformer`` (S replicas); evaluated in eval mode
+    tokens : (N, T) test sequences shared by every replica, or (S, N, T)
+    follows : (N, T) (or (S, N, T)) weights of the layer-2 probe, e.g. 1 where the previous
+        context equals the current one; None skips the probe
+    rows_per_pass : sequences x replicas per pass (bounds memory)
+
+    Returns
+    -------
+    ``logits`` (S, N, k); for two or more layers also ``l1_prev_attention`` (S,), the mean
+    over sequences of the best layer-1 head's mean attention to the previous token,
+    ``l2_induction_mass`` (S,), the mean over sequences of the last query's last-layer
+    attention weighted by ``follows`` (averaged over heads), and head 0's patterns of
+    sequence 0: ``layer1_first`` (S, T, T) and ``layer2_first`` (S, T).
+
+    Example
+    -------
+    >>> out = transformer_last_position(model, test_tokens, follows)  # doctest: +SKIP
+    >>> kl = kl_divergence(truth, torch.log_softmax(out["logits"], -1)).mean(1)  # doctest: +SKIP
+    """
+    from learnlab.probes.hooks import capture
+
+    S = model.n_replicas
+    tokens = tokens.expand(S, -1, -1) if tokens.dim() == 2 else tokens
+    if follows is not None and follows.dim() == 2:
+        follows = follows.expand(S, -1, -1)
+    N = tokens.shape[1]
+    chunk = max(1, rows_per_pass // S)
+    was_training = model.training
+    model.eval()
+    try:
+        if len(model.layers) == 1:
+            logits = torch.cat([model(tokens[:, i : i + chunk], last_position_only=True)[:, :, -1]
+                                for i in range(0, N, chunk)], dim=1)
+            return {"logits": logits}
+        low_rank = len(model.layers) == 2 and model.layers[0].mlp is None
+        last_hook = f"layers.{len(model.layers) - 1}.attn.hook_pattern"
+        out: dict[str, list[torch.Tensor]] = {"logits": [], "l1_prev_attention": [], "l2_induction_mass": []}
+        for start in range(0, N, chunk):
+            part = tokens[:, start : start + chunk]
+            coords, basis, previous, first = _factored_first_layer(model, part, with_first=start == 0)
+            if low_rank:
+                x, last = _low_rank_last_layer(model, coords, basis)  # (S, c, d), (S, c, nh, T)
+            else:
+                x = coords @ basis.unsqueeze(1)  # (S, c, T, d)
+                if model.layers[0].mlp is not None:
+                    x = x + model.layers[0].mlp(model.layers[0].ln_mlp(x))
+                with capture(model, [last_hook]) as seen:
+                    for i, layer in enumerate(model.layers[1:], start=1):
+                        x = layer(x, i == len(model.layers) - 1)
+                x, last = x[:, :, -1], seen[last_hook][:, :, :, -1]
+            x = model.ln_final(x)
+            out["logits"].append(torch.bmm(x, model.head))  # (S, c, k)
+            out["l1_prev_attention"].append(previous.sum(dim=1))
+            if follows is not None:
+                weights = follows[:, start : start + chunk, None].to(last.dtype)  # (S, c, 1, T)
+                out["l2_induction_mass"].append((last * weights).sum(-1).mean(dim=2).sum(dim=1))
+            if first is not None:
+                layer1_first, layer2_first = first, last[:, 0, 0]
+    finally:
+        model.train(was_training)
+    result = {"logits": torch.cat(out["logits"], dim=1),
+              "l1_prev_attention": torch.stack(out["l1_prev_attention"]).sum(0) / N,
+              "layer1_first": layer1_first, "layer2_first": layer2_first}
+    if follows is not None:
+        result["l2_induction_mass"] = torch.stack(out["l2_induction_mass"]).sum(0) / N
+    return result
+
+
+def _factored_first_layer(model, tokens: torch.Tensor, with_first: bool):
+    """Layer 1 of an ``ICLTransformer`` in eval mode, without an (N, T, T) tensor.
+
+    tokens (S, N, T) -> (coordinates g (S, N, T, m) and basis u (S, m, d) of the residual
+    stream after layer 1's attention, x = g @ u, m = k (1 + heads): the token's one-hot,
+    then each head's attention mass on each token; per sequence the best head's mean
+    attention to the previous token (S, N); head 0's pattern of sequence 0 (S, T, T) when
+    ``with_first``, else None)."""
+    S, N, T = tokens.shape
+    layer = model.layers[0]
+    attention = layer.attn
+    nh, hs, k = attention.n_heads, attention.d_head, model.vocab_size
+    R = S * nh
+    device = tokens.device
+    table = layer.ln_attn(model.wte.unsqueeze(1)).squeeze(1)  # (S, k, d): the normalised embedding of each token
+    qkv = torch.bmm(table, attention.w_qkv)  # (S, k, 3d)
+    q, key, v = qkv.view(S, k, 3, nh, hs).permute(2, 0, 3, 1, 4).reshape(3, R, k, hs)  # each (R, k, hs)
+    q = q / math.sqrt(hs)
+    relative = attention._gathered_table(T)  # (R, T, T, hs): r_{i-j}, zero for j > i (eval: no dropout)
+    positional = torch.einsum("rad,rijd->raij", q, relative)  # (R, k, T, T): P[a, i, j] = q[a] . r_{i-j}
+    causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    positional = positional.masked_fill(~causal, float("-inf"))
+    exp_positional = torch.exp(positional - positional.amax(dim=-1, keepdim=True))  # (R, k, T, T), 0 above the diagonal
+    pair = q @ key.transpose(1, 2)  # (R, k, k): A[a, c] = q[a] . k[c]
+    exp_pair = torch.exp(pair - pair.amax(dim=-1, keepdim=True))  # (R, k, k)
+    ids = tokens.unsqueeze(1).expand(S, nh, N, T).reshape(R, N, T)
+    one_hot = F.one_hot(ids, k).to(q.dtype)  # (R, N, T, k)
+    # counts[r, a, i, n, c] = sum_{j <= i, x_j = c} exp(P[a, i, j]): one matmul per replica-head
+    counts = torch.bmm(exp_positional.reshape(R, k * T, T), one_hot.permute(0, 2, 1, 3).reshape(R, T, N * k))
+    own = ids.transpose(1, 2)  # (R, T, N): the query's own token a = x_i
+    counts = counts.view(R, k, T, N, k).gather(1, own[:, None, :, :, None].expand(R, 1, T, N, k)).squeeze(1)
+    replica = torch.arange(R, device=device)
+    weights = counts * exp_pair[replica[:, None, None], own]  # (R, T, N, k): attention mass on each token
+    total = weights.sum(dim=-1, keepdim=True)  # (R, T, N, 1)
+    if not bool((total > 1e-30).all()):  # exp() of the split maxima underflowed: scores spread beyond ~70
+        return _exact_first_layer(model, tokens, with_first)
+    mass = (weights / total).view(S, nh, T, N, k).permute(0, 3, 2, 1, 4).reshape(S, N, T, nh * k)
+    coords = torch.cat([F.one_hot(tokens, k).to(q.dtype), mass], dim=-1)  # (S, N, T, k (1 + nh))
+    # u: the token embeddings, then head h's value of token c through its block of the output projection
+    head_values = torch.einsum("shcd,shde->shce", v.view(S, nh, k, hs), attention.w_out.view(S, nh, hs, -1))
+    basis = torch.cat([model.wte, head_values.reshape(S, nh * k, -1)], dim=1)  # (S, m, d)
+    # pattern[i, i-1] = exp(P[x_i, i, i-1]) exp(A[x_i, x_{i-1}]) / total[i], for i >= 1
+    position = torch.arange(1, T, device=device)
+    previous = (exp_positional[replica[:, None, None], ids[:, :, 1:], position, position - 1]
+                * exp_pair[replica[:, None, None], ids[:, :, 1:], ids[:, :, :-1]]
+                / total[:, 1:, :, 0].transpose(1, 2))  # (R, N, T-1)
+    previous = previous.mean(dim=-1).view(S, nh, N).amax(dim=1)  # (S, N): the best head
+    first = None
+    if with_first:  # head 0 of sequence 0
+        heads = torch.arange(S, device=device) * nh
+        own0 = ids[heads, 0]  # (S, T)
+        first = (exp_positional[heads[:, None], own0, torch.arange(T, device=device)]
+                 * exp_pair[heads[:, None, None], own0[:, :, None], own0[:, None, :]] / total[heads, :, 0])  # (S, T, T)
+    return coords, basis, previous, first
+
+
+def _low_rank_last_layer(model, coords: torch.Tensor, basis: torch.Tensor):
+    """Layer 2 of a two-layer ``ICLTransformer`` at the last query, on the coordinates of
+    ``_factored_first_layer`` (x = coords @ basis). LayerNorm(x) = (g / sigma) @ ((u -
+    mean u) * w) + b, with sigma^2 = g^T C g for the (m, m) Gram matrix C of the centred
+    basis: keys, values and the query are (m, d) maps of g / sigma. Returns the residual
+    stream at the last position (S, N, d) and the last query's pattern (S, N, nh, T)."""
+    S, N, T, m = coords.shape
+    layer = model.layers[1]
+    attention, norm = layer.attn, layer.ln_attn
+    nh, hs = attention.n_heads, attention.d_head
+    d = basis.shape[-1]
+    centred = basis - basis.mean(dim=-1, keepdim=True)  # (S, m, d)
+    gram = centred @ centred.transpose(1, 2) / d  # (S, m, m)
+    variance = ((coords @ gram.unsqueeze(1)) * coords).sum(dim=-1, keepdim=True)  # (S, N, T, 1)
+    g = coords * torch.rsqrt(variance + 1e-5)  # F.layer_norm's eps
+    maps = (centred * norm.weight.unsqueeze(1)) @ attention.w_qkv  # (S, m, 3d)
+    shifts = (norm.bias.unsqueeze(1) @ attention.w_qkv).squeeze(1)  # (S, 3d)
+    q = (g[:, :, -1] @ maps[..., :d] + shifts[:, None, :d]).view(S, N, nh, hs) / math.sqrt(hs)
+    key_maps = maps[..., d : 2 * d].reshape(S, m, nh, hs)
+    scores = torch.einsum("sntm,snhm->snht", g, torch.einsum("smhd,snhd->snhm", key_maps, q))  # q . k_j
+    scores = scores + (q * shifts[:, None, d : 2 * d].view(S, 1, nh, hs)).sum(-1, keepdim=True)
+    relative = attention._gathered_table(T)[:, -1].view(S, nh, T, hs)  # r_{T-1-j}
+    scores = scores + torch.einsum("snhd,shtd->snht", q, relative)
+    pattern = torch.softmax(scores, dim=-1)  # (S, N, nh, T)
+    mixed = torch.einsum("snhm,smhd->snhd", torch.einsum("snht,sntm->snhm", pattern, g),
+                         maps[..., 2 * d :].reshape(S, m, nh, hs)) + shifts[:, None, 2 * d :].view(S, 1, nh, hs)
+    x = coords[:, :, -1] @ basis + torch.bmm(mixed.reshape(S, N, d), attention.w_out)  # (S, N, d)
+    if layer.mlp is not None:
+        x = x + layer.mlp(layer.ln_mlp(x.unsqueeze(2))).squeeze(2)
+    return x, pattern
+
+
+def _exact_first_layer(model, tokens: torch.Tensor, with_first: bool):
+    """The same quantities through the model's own layer 1 (the (N, T, T) pattern formed);
+    the coordinates are then the stream itself (basis: the identity)."""
+    from learnlab.probes.hooks import capture
+
+    S, N, T = tokens.shape
+    k = model.vocab_size
+    x = torch.bmm(F.one_hot(tokens.reshape(S, N * T), k).to(model.wte.dtype), model.wte).view(S, N, T, -1)
+    layer = model.layers[0]
+    with capture(model, ["layers.0.attn.hook_pattern"]) as seen:
+        x = x + layer.attn(None, tokens=tokens, token_table=layer.ln_attn(model.wte.unsqueeze(1)).squeeze(1))
+    pattern = seen["layers.0.attn.hook_pattern"]  # (S, N, nh, T, T)
+    previous = pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=3).amax(dim=2)  # (S, N)
+    basis = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device).expand(S, -1, -1)
+    return x, basis, previous, pattern[:, 0, 0].clone() if with_first else None
