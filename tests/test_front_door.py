@@ -106,3 +106,13 @@ def test_python_api(tmp_path, toy_run):
     with pytest.raises(ConfigError, match="did you mean"):
         learnlab.run("sq-vs-pac", preset="smoke", store=str(tmp_path / "x.sqlite"), n_bit=3)
     assert set(learnlab.__all__) >= {"run", "load", "experiments"}
+
+
+def test_user_file_flags_follow_the_experiments_declaration(capsys, tmp_path):
+    """The CLI knows no experiment's keys: --data maps to what the experiment declares."""
+    code, _, err = _cli(capsys, "config", "sq-vs-pac", "--preset", "smoke")
+    assert code == 0
+    code, _, err = _cli(capsys, "run", "sq-vs-pac", "--preset", "smoke", "--data", str(tmp_path / "x.npz"),
+                        "--store", str(tmp_path / "s.sqlite"))
+    assert code == 2 and "takes no --data" in err and "sampler-distillation" in err
+    assert not (tmp_path / "s.sqlite").exists()

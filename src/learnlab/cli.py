@@ -80,13 +80,23 @@ def _config_for(args):
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    if getattr(args, "data", None) is not None:  # the experiment's own data (its config's data_path)
-        overrides.append(f"data_path={args.data}")
-    if getattr(args, "weights", None) is not None:  # pretrained weights you provide (its config's weights_path)
-        overrides.append(f"weights_path={args.weights}")
-    if getattr(args, "model", None) is not None:  # a local Hugging Face causal LM (copying's pretrained part)
-        overrides.append(f"pretrained.model_path={args.model}")
+    declared = getattr(module, "USER_FILES", {})  # which config fields name your files: the experiment says
+    for flag in ("data", "weights", "model"):
+        path = getattr(args, flag, None)
+        if path is None:
+            continue
+        if flag not in declared:
+            takes = [name for name, _ in _experiments_taking(flag)]
+            raise LearnlabError(f"{module.NAME} takes no --{flag}" + (f" (experiments that do: {', '.join(takes)})"
+                                                                     if takes else "") + ".")
+        overrides.append(f"{declared[flag]}={path}")
     return module, config_lib.apply_overrides(resolve_preset(module, args.preset), overrides)
+
+
+def _experiments_taking(flag: str):
+    from learnlab.experiments import EXPERIMENTS, get_experiment
+
+    return [(name, get_experiment(name)) for name in EXPERIMENTS if flag in getattr(get_experiment(name), "USER_FILES", {})]
 
 
 def cmd_run(args) -> int:
@@ -456,10 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", default="quick", help="a preset of the experiment (default quick; listed below)")
     run.add_argument("--seed", type=int)
     run.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last checkpoint")
-    run.add_argument("--data", metavar="PATH", help="your own data for experiments that take it (sets data_path)")
-    run.add_argument("--weights", metavar="PATH", help="pretrained weights for experiments that take them (weights_path)")
+    run.add_argument("--data", metavar="PATH", help="your own data, for experiments that declare a data file")
+    run.add_argument("--weights", metavar="PATH", help="pretrained weights, for experiments that declare them")
     run.add_argument("--model", metavar="PATH",
-                     help="a local Hugging Face causal LM for experiments that test one (pretrained.model_path)")
+                     help="a local Hugging Face causal LM, for experiments that test one")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. model.width=512")
     run.set_defaults(func=cmd_run)
 

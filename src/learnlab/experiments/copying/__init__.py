@@ -62,6 +62,8 @@ from learnlab.experiments.copying.parts import CountingStream, build_model, eval
 
 NAME = "copying"
 DESCRIPTION = "Jelassi et al. 2024: transformers copy and look up strings that state-space models cannot"
+# Config fields that name your files: the CLI maps --model (a local Hugging Face causal LM) onto them.
+USER_FILES = {"model": "pretrained.model_path"}
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "CopyingConfig", "presets", "run", "claims", "figures", "MODELS",
            "TRANSFORMERS", "PARTS", "CountingStream", "build_model", "evaluate_examples", "packed_sampler"]

@@ -76,6 +76,8 @@ if TYPE_CHECKING:
 
 NAME = "sampler-distillation"
 DESCRIPTION = "Kaplun et al. 2022: interpolating teachers are samplers; distilled students approach Bayes"
+# Config fields that name your files: the CLI maps --data onto them.
+USER_FILES = {"data": "data_path"}
 
 MODES = m.MODES
 

@@ -64,6 +64,8 @@ NAME = "subtuning"
 DESCRIPTION = "Kaplun et al. 2023: SubTuning -- finetuning profiles, greedy block selection, shared multi-task trunks"
 
 USER_INPUT_PRESETS = ("paper",)  # needs --weights and --data: it refuses to start without them
+# Config fields that name your files: the CLI maps --weights and --data onto them.
+USER_FILES = {"weights": "weights_path", "data": "data_path"}
 
 # ----------------------------------------------------------------------------- config
 
