@@ -20,16 +20,22 @@ Parts (``parts=...``):
   ``pydoc_data`` topics, a synthetic story corpus with a known grammar), perplexity
   against unigram and add-k bigram baselines on the same split; samples at temperature
   0.5 and the fraction of sampled story sentences the grammar parses.
-- ``length``: length complexity. The shallow MLP variant on a parity of 16 of 32 bits
-  with chains in which each step adds the parity of k more bits (accuracy vs chain length
-  ceil(16 / k)); and, as the theorem is about the linear predictor, the linear model on a
-  parity of 15 of 32 bits with the binary-count chain cut to its last L bits: the full
-  ceil(log2(16)) = 4 tokens are linear thresholds, shorter chains are not.
+- ``length``: length complexity. The shallow MLP variant on a parity of |A| bits with
+  chains in which each step adds the parity of k more bits (accuracy vs chain length
+  ceil(|A| / k)); and, as the theorem is about the linear predictor, the linear model on a
+  parity of |A| = 2^m - 1 bits with the binary-count chain cut to its last L bits: the
+  full m tokens are linear thresholds of the input and the earlier tokens, a shorter
+  chain starts with a bit of the count that is not (quick: |A| = 8 and 7 of 16 bits;
+  ``full``: 16 and 15 of 32).
 
 Presets
 -------
-``quick``  all four parts at CPU scale: ``learnlab run ar-learners --preset quick``
-           (about 7 minutes on 2 cores: an estimate from its parts' timings).
+``quick``  parity (n = 16 and 32, 300 steps), text (800 steps) and length complexity on
+           8 of 16 bits (MLP: k = 1, 2, 8; linear: |A| = 7, count chains of 1-3 tokens):
+           ``learnlab run ar-learners --preset quick``. Multiplication is left to its own
+           preset: 2 x 2 products take minutes of training on their own.
+``full``   all four parts at the defaults (n = 32 length part; about 7 minutes).
+``multiplication`` 2 x 2-digit multiplication, 10,000 steps (about 20 minutes on 2 cores).
 ``paper``  4 x 4-digit multiplication at the paper's scale (T = 307, d = 128, AdamW lr
            1e-3, wd 0.1, batch 2048; a GPU job) and n = 32 parity.
 ``smoke``  seconds; used by the tests.

@@ -84,23 +84,31 @@ Config = ARLearnersConfig
 
 
 def presets() -> dict[str, Config]:
-    quick = Config()
-    # 2 x 2 multiplication trained longer than quick's 3,000 steps (CPU, ~12 minutes).
-    multiplication = replace(quick, parts=("multiplication",), multiplication=replace(
-        quick.multiplication, train=replace(quick.multiplication.train, max_steps=10_000, eval_every=2000)))
-    paper = replace(quick, parts=("parity", "multiplication"),
-                    multiplication=replace(quick.multiplication, digits=4, d=128, groups=8, n_test=2000, train=replace(
-                        quick.multiplication.train, batch_size=2048, max_steps=50_000, eval_every=5000)))
+    full = Config()  # all four parts at the defaults (about 7 minutes on 2 cores)
+    # quick: parity (the chain is learned by step 200), text, and length complexity on 8 of
+    # 16 bits (|A| = 7 = 2^3 - 1 for the linear model); multiplication has its own preset.
+    quick = replace(
+        full, parts=("parity", "text", "length"),
+        parity=replace(full.parity, train=replace(full.parity.train, max_steps=300, eval_every=100)),
+        text=replace(full.text, train=replace(full.text.train, max_steps=800, eval_every=400)),
+        length=replace(full.length, n_bits=16, subset_size=8, chunk_sizes=(1, 2, 8), linear_subset_size=7,
+                       linear_lengths=(1, 2, 3), train=replace(full.length.train, max_steps=600, eval_every=200)))
+    # 2 x 2 multiplication, CPU (~12 minutes).
+    multiplication = replace(full, parts=("multiplication",), multiplication=replace(
+        full.multiplication, train=replace(full.multiplication.train, max_steps=10_000, eval_every=2000)))
+    paper = replace(full, parts=("parity", "multiplication"),
+                    multiplication=replace(full.multiplication, digits=4, d=128, groups=8, n_test=2000, train=replace(
+                        full.multiplication.train, batch_size=2048, max_steps=50_000, eval_every=5000)))
     smoke = Config(
         parity=ParityPartConfig(n_bits=(6,), n_train=256, n_test=128, d=8,
-                                train=replace(quick.parity.train, max_steps=60, eval_every=30, batch_size=64)),
+                                train=replace(full.parity.train, max_steps=60, eval_every=30, batch_size=64)),
         multiplication=MultiplicationPartConfig(d=8, n_test=32, train=replace(
-            quick.multiplication.train, max_steps=20, eval_every=20, batch_size=32)),
+            full.multiplication.train, max_steps=20, eval_every=20, batch_size=32)),
         text=TextPartConfig(corpora=("stories",), context=8, d=8, vocab_size=200, n_samples=10,
-                            train=replace(quick.text.train, max_steps=20, eval_every=20)),
+                            train=replace(full.text.train, max_steps=20, eval_every=20)),
         length=LengthPartConfig(n_bits=6, subset_size=4, chunk_sizes=(2, 4), linear_subset_size=3,
                                 linear_lengths=(1, 2), n_train=256, n_test=128, d=8,
-                                train=replace(quick.length.train, max_steps=30, eval_every=30, batch_size=64)))
-    return {"smoke": smoke, "quick": quick, "multiplication": multiplication, "paper": paper}
+                                train=replace(full.length.train, max_steps=30, eval_every=30, batch_size=64)))
+    return {"smoke": smoke, "quick": quick, "full": full, "multiplication": multiplication, "paper": paper}
 
 
