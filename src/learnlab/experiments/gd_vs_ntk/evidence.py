@@ -147,12 +147,14 @@ def claims(cfg: Config) -> list[Reproduction | Sanity]:
     target, k = cfg.target_accuracy, cfg.k
     binding = _binding_cells(cfg)
     where = ", ".join(f"(alpha={a:g}, n={n}, k={kk})" for _, a, n, kk in binding) or "none"
-    uniform = [(i, a, n, kk) for i, (a, n, kk) in enumerate(cfg.cells) if a == 0 and n ** (kk - 1) >= 100 * cfg.online.max_steps]
+    uniform = [(i, a, n, kk) for i, (a, n, kk) in enumerate(cfg.cells)
+               if a == 0 and n ** (kk - 1) >= 100 * cfg.online.max_steps]
+    uniform_names = ", ".join(f"({n}, {kk})" for _, _, n, kk in uniform) or "none"
     small = [(cfg.sanity[0], k, cfg.sanity[1]), cfg.agreement]
     out: list[Reproduction | Sanity] = [
         Reproduction(
-            "network-learns", f"Where the kernel bound binds (n^k >= {BINDS:g} N, N = {cfg.cell_kernel_samples}: {where}), "
-            "SGD on the network learns the parity under the biased distribution D_alpha.",
+            "network-learns", f"Where the kernel bound binds (n^k >= {BINDS:g} N, N = {cfg.cell_kernel_samples}: "
+            f"{where}), SGD on the network learns the parity under the biased distribution D_alpha.",
             source="Sec. 5, Fig. 2: GD on a two-layer ReLU net learns the parity under D_alpha (n = 128, k = 7)",
             statistic=f"fraction of runs (cells x seeds) with accuracy >= {target}", threshold=RATE, side=">=",
             threshold_source=RATE_SOURCE, unit="runs", interval="wilson",
@@ -165,8 +167,8 @@ def claims(cfg: Config) -> list[Reproduction | Sanity]:
             threshold_source="paper Fig. 2: near 0.5 (chance); 0.6 = chance + 0.1", unit="runs",
             measure=lambda run: _cells_measure(run, binding, "kernel", _identity)),
         Reproduction(
-            "uniform-within-budget", f"Under the uniform distribution the same-size parities {[(n, kk) for _, _, n, kk in uniform]} "
-            f"are learned within {cfg.online.max_steps:,} steps by at most a minority of seeds, against the biased case.",
+            "uniform-within-budget", f"Under the uniform distribution the {uniform_names} parity is learned within "
+            f"{cfg.online.max_steps:,} steps by at most a minority of seeds, against the biased case.",
             source="Sec. 5, Fig. 2: without the bias GD does not learn the parity in the same budget",
             statistic=f"fraction of seeds with accuracy >= {target}", threshold=RATE, side="<=",
             threshold_source="theory: SGD needs ~n^(k-1) steps on a uniform k-parity (>= 100x the budget here); a "
