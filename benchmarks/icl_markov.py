@@ -1,53 +1,166 @@
-"""icl-markov speed: ``python benchmarks/icl_markov.py [--device cpu] [--full]``.
+"""icl-markov speed: ``python benchmarks/icl_markov.py [--rounds 5] [--device cpu]``.
 
-Prints in one table:
-- ICL-MC sampling throughput (k=2, 101 tokens) of the parallel-scan sampler against a
-  step-by-step loop over positions (what a straightforward sampler does);
-- seconds per training step of the paper's transformer (batch 64, 100 tokens) for 1, 5
-  and 10 seeds stacked into one model, with the official gathered dropout on the
-  relative encodings and with the cheaper per-row variant;
-- seconds per evaluation (2,000 test sequences, last-position metrics and probes);
-- the implied wall time of the paper configuration (2,000 steps + 201 evaluations) and
-  of 10 seeds batched; ``--full`` also runs the paper preset end to end and times it.
+Rows (``BENCH``, see ``benchmarks/_table.py``), every path measured in this run, the paths
+taking turns a round at a time so load from other processes falls on all of them; each
+row is the median:
+
+- a training step of the paper model (batch 64 x 100 tokens, AdamW, a fresh batch drawn
+  each step, as ``fit`` runs it) for 1 seed, against a straightforward PyTorch port of the
+  official code (``OfficialModel`` below: ``nn.Linear`` Q/K/V, the gathered relative
+  embedding with dropout, masked-fill, softmax, dropout, all through autograd). Target
+  (issue 20): <= 10 ms on 2 CPU cores, about 8x the port;
+- 10 seeds stacked into one model, against 10 x one seed's step (target: <= 3x one
+  seed's step, i.e. a ratio >= 3.3), and the cheaper per-row relative dropout;
+- an evaluation on the paper's 2,000 test sequences (last-position KLs, strategy KLs,
+  cross-entropy, attention probes): ``probes.markov.transformer_last_position`` (what
+  ``evaluate`` below does) against the experiment's ``MarkovEvaluator`` (the model's
+  last-position forward with hooks). Target: <= 50 ms. The two give the same numbers
+  (checked here);
+- ICL-MC sampling, the parallel scan against a loop over positions (information).
+
+Where a 1-seed training step spends its time (torch.profiler, 1 thread, self CPU,
+before -> after this version; the machine was shared, so shares, not milliseconds):
+TODO
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
+import math
+import statistics
 import sys
-import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
-import torch  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _table import row  # noqa: E402
 
 from learnlab.experiments import get_experiment, resolve_preset  # noqa: E402
 from learnlab.experiments.icl_markov import MarkovEvaluator, markov_stream, next_token_loss  # noqa: E402
 from learnlab.models.icl_transformer import ICLTransformer  # noqa: E402
+from learnlab.probes.markov import kl_divergence, transformer_last_position  # noqa: E402
 from learnlab.runtime import generator  # noqa: E402
 from learnlab.tasks.markov import sample_icl_markov, sample_transitions, stationary_distribution  # noqa: E402
 from learnlab.train.optim import make_optimizer  # noqa: E402
 
 EXPERIMENT = get_experiment("icl-markov")
+OFFICIAL = "official code, straightforward PyTorch port"
+STEP_TARGET_MS, STEP_TARGET_RATIO, STACK_TARGET, EVAL_TARGET_MS = 10.0, 8.0, 3.0, 50.0
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+class OfficialAttention(nn.Module):
+    """One layer of the official model (``mingpt/model_new.py``, ``Attention``), written plainly:
+    pre-LayerNorm, bias-free Q, K, V and output, a relative embedding table whose extra row
+    (index T, all zeros) stands for j > i, gathered to (T, T, d) and dropped out, masked
+    softmax, attention dropout, residual dropout."""
+
+    def __init__(self, d: int, n_head: int, block_size: int, p: float):
+        super().__init__()
+        self.n_head = n_head
+        self.ln = nn.LayerNorm(d)
+        self.query, self.key, self.value, self.proj = (nn.Linear(d, d, bias=False) for _ in range(4))
+        self.relative = nn.Embedding(block_size + 1, d, padding_idx=block_size)
+        self.attn_drop, self.resid_drop, self.rel_drop = nn.Dropout(p), nn.Dropout(p), nn.Dropout(p)
+        position = torch.arange(block_size)
+        offsets = position[:, None] - position[None, :]
+        self.register_buffer("offsets", torch.where(offsets < 0, block_size, offsets))
+        self.register_buffer("causal", offsets >= 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+        h = self.ln(x)
+        q, k, v = (f(h).view(B, T, nh, hs).transpose(1, 2) for f in (self.query, self.key, self.value))  # (B, nh, T, hs)
+        rel = self.rel_drop(self.relative(self.offsets[:T, :T])).view(T, T, nh, hs)
+        att = (q @ k.transpose(-2, -1) + torch.einsum("ijhd,bhid->bhij", rel, q)) / math.sqrt(hs)
+        att = torch.softmax(att.masked_fill(~self.causal[:T, :T], float("-inf")), dim=-1)
+        y = (self.attn_drop(att) @ v).transpose(1, 2).reshape(B, T, C)
+        return x + self.resid_drop(self.proj(y))
 
 
-def timed(fn, repeats: int, device) -> float:
-    fn()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - start) / repeats
+class OfficialModel(nn.Module):
+    """The official ``Attention_Only_Transformer``: embedding (with dropout), attention
+    layers, final LayerNorm, bias-free head; N(0, 0.02) init."""
+
+    def __init__(self, vocab_size: int, d: int = 16, n_layer: int = 2, n_head: int = 1, block_size: int = 100,
+                 p: float = 0.1):
+        super().__init__()
+        self.wte, self.drop = nn.Embedding(vocab_size, d), nn.Dropout(p)
+        self.layers = nn.ModuleList(OfficialAttention(d, n_head, block_size, p) for _ in range(n_layer))
+        self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocab_size, bias=False)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.drop(self.wte(idx))
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.ln_f(x))
+
+
+class Stepper:
+    """A model, its optimizer and its data stream; ``step()`` records one training step."""
+
+    def __init__(self, cfg, seeds: int, device: torch.device, official: bool = False, rel_dropout: str | None = None):
+        self.stream = markov_stream(cfg, list(range(seeds)), device)
+        if official:
+            model = OfficialModel(cfg.task.k, d=cfg.transformer.d_model, block_size=cfg.task.length).to(device)
+            decay = [p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() == 2
+                     and "relative" not in n and "wte" not in n]
+        else:
+            model_cfg = cfg.transformer if rel_dropout is None else \
+                type(cfg.transformer)(**{**cfg.transformer.__dict__, "rel_dropout": rel_dropout})
+            model = ICLTransformer(cfg.task.k, model_cfg, list(range(seeds)), device)
+            decay = model.decay_parameters()  # as the experiment's train_one
+        decay_ids = {id(p) for p in decay}
+        groups = [{"params": [p for p in model.parameters() if id(p) in decay_ids]},
+                  {"params": [p for p in model.parameters() if id(p) not in decay_ids], "weight_decay": 0.0}]
+        self.model, self.official = model.train(), official
+        self.optimizer = make_optimizer(groups, cfg.train)
+        self.device, self.times = device, []
+        for _ in range(2):
+            self.step(record=False)  # warm-up
+
+    def step(self, record: bool = True) -> None:
+        _sync(self.device)
+        start = time.perf_counter()
+        inputs, targets = self.stream.next_batch()  # (S, B, T)
+        if self.official:
+            logits = self.model(inputs[0])
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets[0].reshape(-1))
+        else:
+            loss = next_token_loss(self.model(inputs), targets).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        _sync(self.device)
+        if record:
+            self.times.append(time.perf_counter() - start)
+
+
+@torch.no_grad()
+def evaluate(evaluator: MarkovEvaluator, model: ICLTransformer, step: int) -> dict[str, torch.Tensor]:
+    """``MarkovEvaluator.__call__``'s last-position metrics for an ``ICLTransformer`` of two or
+    more layers, through ``probes.markov.transformer_last_position`` (what the evaluator
+    can call instead of its chunked forward with hooks); the all-position KL aside."""
+    S = model.n_replicas
+    out = transformer_last_position(model, evaluator.inputs, evaluator.follows_current)
+    log_model = F.log_softmax(out["logits"].float(), dim=-1)  # (S, N, k)
+    metrics = {"l1_prev_attention": out["l1_prev_attention"], "l2_induction_mass": out["l2_induction_mass"]}
+    metrics.update(evaluator._relative_scores(model))
+    metrics["kl"] = kl_divergence(evaluator.truth, log_model).mean(dim=1)
+    for name, dist in evaluator.strategies.items():
+        metrics[f"kl_{name}"] = kl_divergence(dist, log_model).mean(dim=1)
+    metrics["cross_entropy"] = -log_model.gather(2, evaluator.next_token.expand(S, -1)[:, :, None]).mean(dim=(1, 2))
+    evaluator._snapshot(step, {"layer1": out["layer1_first"][:, :40, :40], "layer2": out["layer2_first"]})
+    return metrics
 
 
 def loop_sampler(batch: int, length: int, g: torch.Generator):
@@ -61,63 +174,83 @@ def loop_sampler(batch: int, length: int, g: torch.Generator):
     return torch.stack(tokens, 1)
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(fn, device: torch.device, repeats: int = 1) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=30, help="timed training steps per setting")
-    parser.add_argument("--full", action="store_true", help="also run the paper preset end to end")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; each row is the median")
+    parser.add_argument("--steps", type=int, default=4, help="1-seed training steps a round")
     args = parser.parse_args()
     device = torch.device(args.device)
-    g = generator(0, device)
-
-    print(f"icl-markov on {device} ({torch.get_num_threads()} threads)")
-    print(f"{'sampling (k=2, 101 tokens)':<52} {'tokens/s':>12}")
-    for batch in (64, 2048):
-        scan = timed(lambda: sample_icl_markov(batch, k=2, length=101, generator=g), 20, device)
-        loop = timed(lambda: loop_sampler(batch, 101, g), 5, device)
-        print(f"{f'  parallel scan, batch {batch}':<52} {batch * 101 / scan:>12,.0f}")
-        print(f"{f'  loop over positions, batch {batch}':<52} {batch * 101 / loop:>12,.0f}")
-
     cfg = resolve_preset(EXPERIMENT, "paper")
-    print(f"{'training step (batch 64, T=100)':<52} {'s/step':>12}")
-    step_seconds = {}
-    for rel_dropout in ("gathered", "per_row"):
-        for seeds in (1, 5, 10):
-            model_cfg = replace(cfg.transformer, rel_dropout=rel_dropout)
-            model = ICLTransformer(2, model_cfg, list(range(seeds)), device)
-            optimizer = make_optimizer(model.parameters(), cfg.train)
-            stream = markov_stream(cfg, list(range(seeds)), device)
+    print(f"icl-markov on {device}, {torch.get_num_threads()} threads, {args.rounds} interleaved rounds (medians)")
 
-            def step():
-                inputs, targets = stream.next_batch()
-                loss = next_token_loss(model(inputs), targets).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+    # Training steps: each path takes its turn every round.
+    steppers = {OFFICIAL: (Stepper(cfg, 1, device, official=True), 1),
+                "learnlab, 1 seed": (Stepper(cfg, 1, device), args.steps),
+                "learnlab, 1 seed, per-row dropout": (Stepper(cfg, 1, device, rel_dropout="per_row"), args.steps),
+                "learnlab, 10 seeds stacked": (Stepper(cfg, 10, device), 1)}
+    for _ in range(args.rounds):
+        for stepper, n in steppers.values():
+            for _ in range(n):
+                stepper.step()
+    step = {name: statistics.median(stepper.times) for name, (stepper, _) in steppers.items()}
+    one, official = step["learnlab, 1 seed"], step[OFFICIAL]
+    print(f"training step (batch 64 x 100 tokens, AdamW)        {'seconds':>10}  {'ratio':>8}")
+    for name, seconds in step.items():
+        print(f"  {name:<50} {seconds * 1e3:7.1f} ms  {official / seconds:7.1f}x")
+    row("training step, 1 seed", one, baseline=OFFICIAL, baseline_seconds=official,
+        target=f"<= {STEP_TARGET_MS:.0f} ms, ~{STEP_TARGET_RATIO:.0f}x the port")
+    row("training step, 1 seed, per-row dropout", step["learnlab, 1 seed, per-row dropout"], baseline=OFFICIAL,
+        baseline_seconds=official)
+    row("training step, 10 seeds stacked", step["learnlab, 10 seeds stacked"], baseline="10 x the 1-seed step",
+        baseline_seconds=10 * one, target=f"<= {STACK_TARGET:.0f}x one seed's step (ratio >= {10 / STACK_TARGET:.1f})")
+    print(f"  10 seeds stacked = {step['learnlab, 10 seeds stacked'] / one:.1f} x one seed's step "
+          f"(target <= {STACK_TARGET:.0f}x)")
 
-            seconds = timed(step, args.steps, device)
-            step_seconds[rel_dropout, seeds] = seconds
-            print(f"{f'  {seeds} seed(s), {rel_dropout} dropout':<52} {seconds:>12.4f}")
-
+    # Evaluation on the paper's 2,000 test sequences.
     evaluator = MarkovEvaluator(cfg, device, 1)
-    eval_seconds = {}
     for seeds in (1, 10):
-        model = ICLTransformer(2, cfg.transformer, list(range(seeds)), device).eval()
+        model = ICLTransformer(cfg.task.k, cfg.transformer, list(range(seeds)), device).eval()
         with torch.no_grad():
-            eval_seconds[seeds] = timed(lambda: evaluator(model, 1), 3, device)
-        print(f"{f'evaluation, 2,000 sequences, {seeds} seed(s)':<52} {eval_seconds[seeds]:>11.3f}s")
+            expected = evaluator(model, 1)
+        got = evaluate(evaluator, model, 1)
+        worst = max(float((got[name] - expected[name]).abs().max()) for name in got)
+        times = {"hooks": [], "factored": []}
+        for _ in range(args.rounds):
+            with torch.no_grad():
+                times["hooks"].append(_timed(lambda: evaluator(model, 1), device))
+            times["factored"].append(_timed(lambda: evaluate(evaluator, model, 1), device))
+        hooks, factored = statistics.median(times["hooks"]), statistics.median(times["factored"])
+        print(f"evaluation, {cfg.eval.n_test:,} sequences, {seeds} seed(s): factored {factored * 1e3:.1f} ms, "
+              f"model with hooks {hooks * 1e3:.1f} ms ({hooks / factored:.1f}x); largest difference {worst:.1e}")
+        row(f"evaluation, {cfg.eval.n_test} sequences, {seeds} seed(s)", factored,
+            baseline="experiment's MarkovEvaluator (model with hooks)", baseline_seconds=hooks,
+            target=f"<= {EVAL_TARGET_MS:.0f} ms" if seeds == 1 else "")
+        evaluator.snapshots.clear()
 
-    for seeds in (1, 10):
-        estimate = 2000 * step_seconds["gathered", seeds] + 201 * eval_seconds[seeds]
-        print(f"{f'implied paper run, {seeds} seed(s), 2,000 steps + 201 evals':<52} {estimate:>11.0f}s")
-    if args.full:
-        with tempfile.TemporaryDirectory() as folder:
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "learnlab.cli", "run", "icl-markov", "--preset", "paper", "--quiet",
-                            "--device", args.device, "--store", str(Path(folder) / "bench.sqlite")], check=True,
-                           stdout=subprocess.DEVNULL, env={**__import__("os").environ,
-                                                           "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
-            print(f"{'measured paper run end to end (incl. start-up)':<52} {time.perf_counter() - start:>11.0f}s")
+    # Sampling (information).
+    g = generator(0, device)
+    for batch in (64, 2048):
+        scan = statistics.median(_timed(lambda: sample_icl_markov(batch, k=2, length=101, generator=g), device, 5)
+                                 for _ in range(args.rounds))
+        loop = statistics.median(_timed(lambda: loop_sampler(batch, 101, g), device) for _ in range(args.rounds))
+        print(f"sampling, batch {batch} x 101 tokens: parallel scan {batch * 101 / scan:,.0f} tokens/s, "
+              f"loop over positions {batch * 101 / loop:,.0f} tokens/s")
+        row(f"ICL-MC sampling, batch {batch}", scan, baseline="loop over positions", baseline_seconds=loop)
 
 
 if __name__ == "__main__":
