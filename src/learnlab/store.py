@@ -10,9 +10,10 @@ losing rows or failing on a locked database.
 A learnlab store is marked as one (``PRAGMA application_id``) and carries its schema
 version (``PRAGMA user_version``). Any other file is refused unchanged: the header is
 read before SQLite opens it, and nothing is written to a file that is not a learnlab
-store. A new store is built under a temporary name and linked into place complete. A
-store on read-only media is read without side files and refuses writes; a path without
-a store reads as empty and is never created by a read.
+store. A new store's schema is built under SQLite's write lock (processes creating one
+at once share one); until it is committed the file is empty, and an empty file is no
+store. A store on read-only media is read without side files and refuses writes; a path
+without a store reads as empty and is never created by a read.
 
 A run being trained holds a lease: its owner process, host and a heartbeat time, in the
 ``runs`` row. ``acquire_lease`` refuses a live lease and takes over a stale one (its owner
@@ -188,7 +189,8 @@ class Store:
         if not self.exists():
             if self._empty is None:
                 self._empty = sqlite3.connect(":memory:", isolation_level=None)
-                _create_schema(self._empty)
+                with _write(self._empty):
+                    _create_schema(self._empty)
             return self._empty
         self._conn = self._open(create=False)
         return self._conn
@@ -237,37 +239,31 @@ class Store:
             raise StoreError(f"{self.path} is not a readable learnlab run store ({error}).") from None
 
     def _create(self) -> None:
-        """Build a new store under a temporary name and link it into place complete, so a
-        reader never sees half a store and two processes creating one at once share one."""
+        """Make the store file and its schema, under SQLite's write lock: of processes creating
+        one at once, the first builds it and the others find it built. A reader sees no store
+        until the schema is committed (the file stays empty until then)."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o666))  # never truncates
+            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
         except OSError as error:
             raise StoreError(f"cannot create a run store at {self.path} ({error.strerror}).") from None
-        temporary = self.root / f".{self.path.name}.{os.getpid()}.{time.monotonic_ns()}.new"
         try:
-            conn = sqlite3.connect(temporary, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                _create_schema(conn)
-                conn.execute("PRAGMA journal_mode = WAL")
-            finally:
-                conn.close()
-            if self.path.exists():  # an empty file stands there: replace it
-                os.replace(temporary, self.path)
-            else:
-                try:
-                    os.link(temporary, self.path)  # fails if another process linked its store first
-                except FileExistsError:
-                    pass
-                except OSError:  # a file system without hard links
-                    if not self.exists():
-                        os.replace(temporary, self.path)
-        except (OSError, sqlite3.DatabaseError) as error:
-            message = getattr(error, "strerror", None) or str(error)
-            raise StoreError(f"cannot create a run store at {self.path} ({message}).") from None
+                empty = not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if empty and conn.execute("PRAGMA application_id").fetchone()[0] == 0:
+                    _create_schema(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"cannot create a run store at {self.path} ({error}).") from None
         finally:
-            for leftover in (temporary, Path(f"{temporary}-journal")):
-                if leftover.exists():
-                    leftover.unlink()
+            conn.close()
 
     def close(self) -> None:
         for beat in self._heartbeats.values():
@@ -626,13 +622,12 @@ def _learnlab_version(conn: sqlite3.Connection, path: Path) -> int:
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
-    conn.execute("BEGIN")
+    """The tables and marks of a new store (inside the caller's transaction)."""
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
     conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
     conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-    conn.execute("COMMIT")
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

@@ -11,14 +11,9 @@ holds as completed (by config hash), so an interrupted sweep resumes where it st
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import os
-import signal
-import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -27,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from learnlab import config as config_lib
+from learnlab._lifecycle import die_with_parent
 from learnlab.errors import ConfigError
 from learnlab.experiments import get_experiment, resolve_preset
 from learnlab.runner import RunOutcome, check_seed, config_hash, execute
@@ -90,30 +86,9 @@ def _run_point(point: SweepPoint, store_path: str, device: str, quiet: bool, thr
         store.close()
 
 
-def _die_with_driver(driver: int) -> None:
-    """A pool worker's initializer: exit when the driver process dies, however it dies
-    (``kill -9`` included), instead of running on and then idling forever. Linux asks the
-    kernel for SIGKILL on the parent's death; everywhere a watchdog thread checks the parent."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != driver:  # reparented: the driver is gone
-                os._exit(1)
-            time.sleep(0.5)
-
-    if os.getppid() != driver:  # it died before the hook was set
-        os._exit(1)
-    threading.Thread(target=watch, name="learnlab-driver-watch", daemon=True).start()
-
-
 class LocalPoolExecutor:
     """A pool of ``jobs`` local processes (``spawn``, so each worker starts clean); the
-    workers exit when the driver does (``_die_with_driver``)."""
+    workers exit when the driver does, however it dies (``_lifecycle.die_with_parent``)."""
 
     def __init__(self, jobs: int = 1):
         if jobs < 1:
@@ -127,7 +102,7 @@ class LocalPoolExecutor:
             return
         # Split the cores between workers so they do not oversubscribe each other.
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
-        with ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=_die_with_driver,
+        with ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_run_point, p, str(store_path), device, True, threads): p for p in points}
             for future in as_completed(futures):

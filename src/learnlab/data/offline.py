@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from learnlab._lifecycle import die_with_parent
 from learnlab.data.shards import (INDEX, LINEAGE_ROW, LINEAGE_SHARD, ShardedDataset, ShardWriter, make_index,
                                   refuse_existing)
 from learnlab.data.storage import DataError, IOStats, Storage
@@ -162,7 +163,7 @@ def _one_pass(src: str, dst: str, n_blocks: int, seed: int, pass_index: int, wor
     if executor == "ray":
         results = _ray_groups(arguments, options, progress)
     elif workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(shuffle_group, *a, **options) for a in arguments]
             for done, future in enumerate(futures, 1):
                 results.append(future.result())
