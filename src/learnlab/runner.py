@@ -261,21 +261,16 @@ def execute(
             raise StoreError(f"Run {record.id} belongs to experiment '{record.experiment}', not '{experiment.NAME}'.")
         if record.status == "completed":
             raise StoreError(f"Run {record.id} already completed; nothing to resume.")
+        if not any(name.startswith("checkpoint") for name in store.artifacts(record.id)):
+            raise StoreError(f"Run {record.id} has no checkpoint to resume from (it stopped before its first one); "
+                             f"start it again: learnlab run {record.experiment} --preset {record.preset}.")
         run_id, preset = record.id, record.preset
-        holder = store.lease_holder(run_id)
-        if holder is not None:  # a second process would train it too, and log every row twice
-            raise StoreError(f"Run {run_id} is still running ({holder}); resume it once that process has stopped.")
         cfg = config_lib.from_dict(experiment.Config, record.config)
         handle = Run(store, run_id, cfg, device=torch_device, quiet=quiet)
-        for name, path in store.artifacts(run_id).items():  # every checkpoint verified now, before any write
-            if name == "checkpoint" or name.startswith("checkpoint/"):
-                read_checkpoint(path, run_id, load=False)
-        if handle.checkpoint_path.exists() and "checkpoint" not in store.artifacts(run_id):
-            read_checkpoint(handle.checkpoint_path, run_id, load=False)
         refused = None
-        if main:  # take the lease (atomic: of two resumes at once, one wins)
+        if main:  # rank 0 decides for every rank (the others would see its lease as live)
             try:
-                store.acquire_lease(run_id)
+                _take_over(store, handle)
             except StoreError as error:
                 refused = str(error)
         refused = ddp.broadcast_object(refused)
@@ -402,6 +397,22 @@ def read_checkpoint(path: Path, run_id: str, device: torch.device | str = "cpu",
     except Exception as error:  # a truncated or foreign file
         raise StoreError(f"Checkpoint {path} of run {run_id} is corrupt ({type(error).__name__}).") from None
     return state
+
+
+def _take_over(store: Store, handle: Run) -> None:
+    """Before a resume writes anything: refuse a run another process is training, verify
+    every checkpoint of the run, then take its lease (atomically: of two resumes, one wins)."""
+    run_id = handle.id
+    holder = store.lease_holder(run_id)
+    if holder is not None:  # a second process would train it too, and log every row twice
+        raise StoreError(f"Run {run_id} is still running ({holder}); resume it once that process has stopped.")
+    artifacts = store.artifacts(run_id)
+    for name, path in artifacts.items():
+        if name == "checkpoint" or name.startswith("checkpoint/"):
+            read_checkpoint(path, run_id, load=False)
+    if handle.checkpoint_path.exists() and "checkpoint" not in artifacts:
+        read_checkpoint(handle.checkpoint_path, run_id, load=False)
+    store.acquire_lease(run_id)
 
 
 MAX_SEED = 2**63 - 1  # seeds are stored as SQLite integers

@@ -16,6 +16,7 @@ ends when the evaluator says every replica is done.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ import torch
 from learnlab.errors import DivergenceError
 from learnlab.train import distributed as ddp
 from learnlab.train.data import BatchStream
+from learnlab.train.ensemble import fused_gradient
 from learnlab.train.optim import TrainConfig, clip_grad_norm_per_replica_, lr_schedule, make_optimizer
 
 __all__ = ["Evaluator", "Measure", "RunLog", "fit"]
@@ -112,6 +114,8 @@ def fit(
         forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     if cfg.compile:
         forward = torch.compile(forward)
+    if gradient is None and forward is model and cfg.precision == "fp32":
+        gradient = fused_gradient(model, loss_fn)  # hand-derived, where the model has one (train.ensemble)
     device_type = next(model.parameters()).device.type
     autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     n_replicas = getattr(model, "n_replicas", None)
@@ -131,6 +135,7 @@ def fit(
             torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
         step, window_sum, window_steps = saved["step"], saved["window_sum"], saved["window_steps"]
     resumed_at = step if saved is not None else None
+    last_checkpoint = time.monotonic()
 
     frozen = _frozen_replicas(model)  # only evaluations change it: read it there, not every step
     model.train()
@@ -154,7 +159,11 @@ def fit(
                         break
                 if step == cfg.max_steps:
                     break
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step > 0:
+                due = bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
+                # By time too: a run longer than a minute can be resumed without asking for it.
+                due |= cfg.checkpoint_seconds is not None and time.monotonic() - last_checkpoint >= cfg.checkpoint_seconds
+                if due and step > 0:
+                    last_checkpoint = time.monotonic()
                     run.save_checkpoint(step, {
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "batches": batches.state_dict(),

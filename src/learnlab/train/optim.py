@@ -34,7 +34,11 @@ class TrainConfig:
                                     help="max gradient norm, per replica; None: no clipping")
     log_every: int = param(10, Interval(1, None))
     eval_every: int = param(10, Interval(1, None))
-    checkpoint_every: int | None = param(None, Interval(1, None), help="None: no checkpoints")
+    checkpoint_every: int | None = param(None, Interval(1, None), help="checkpoint every N steps; None: by time only")
+    checkpoint_seconds: float | None = param(
+        60.0, Interval(0.0, None, closed="neither"),
+        help="also checkpoint when this many seconds passed since the last one (runs over a minute resume); "
+             "None: by steps only")
     precision: Literal["fp32", "bf16"] = param("fp32", help="bf16: autocast the forward pass (a GPU switch)")
     compile: bool = param(False, help="torch.compile the model (a GPU switch; off by default)")
 
