@@ -48,7 +48,9 @@ def make_optimizer(params: Iterable[torch.nn.Parameter] | list[dict], cfg: Train
     stacked in one tensor are optimised independently.
 
     ``params`` may be parameter groups (dicts); a group's ``lr_scale`` multiplies the
-    scheduled learning rate for it (``fit`` applies it every step).
+    scheduled learning rate for it (``fit`` applies it every step). The multi-tensor
+    (``foreach``) implementations everywhere: the same numbers, bit for bit, as the
+    per-parameter loop PyTorch picks on a CPU, in a few calls instead of ~8 per parameter.
     """
     params = list(params)
     # The multiplicative shrink is applied by ``fit`` before each step, not by the optimiser.
@@ -56,11 +58,12 @@ def make_optimizer(params: Iterable[torch.nn.Parameter] | list[dict], cfg: Train
     if cfg.weight_decay_style == "multiplicative":
         params = [{**group, "weight_decay": 0.0} if isinstance(group, dict) else group for group in params]
     if cfg.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=decay)
+        optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=decay, foreach=True)
     elif cfg.optimizer == "adam":
-        optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=decay)
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=decay, foreach=True)
     else:
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=decay)
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=decay,
+                                      foreach=True)
     for group in optimizer.param_groups:
         group.setdefault("lr_scale", 1.0)
     return optimizer
