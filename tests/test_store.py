@@ -90,3 +90,33 @@ def test_a_logged_view_of_a_parameter_keeps_the_value_it_had(store):
     run.log(1, w=weight[:1])
     run.flush()
     assert store.series("r1", "w").values.tolist() == [[0.0], [1.0]]
+
+
+def test_a_checkpoint_mark_drops_exactly_the_rows_written_after_it(store):
+    # A resume drops what was logged after the checkpoint's mark, whatever the steps: rows
+    # logged after a training loop at step 0 too; a scope starting over drops only what
+    # earlier processes logged in it.
+    _make_run(store)
+    store.add_metrics([("r1", 0, "width", None, 8.0), ("r1", 5, "loss", None, 1.0)])
+    mark = store.metric_mark()
+    store.add_metrics([("r1", 10, "loss", None, 0.5), ("r1", 0, "width", None, 8.0), ("r1", 3, "c/loss", None, 2.0)])
+    store.delete_metrics_after("r1", 5, mark=mark)
+    assert store.all_metrics("r1") == [(3, "c/loss", None, 2.0), (5, "loss", None, 1.0), (0, "width", None, 8.0)]
+    start = store.metric_mark()  # a new process takes the run up
+    store.add_metrics([("r1", 1, "c/loss", None, 3.0)])
+    store.delete_metrics_until("r1", start, "c")
+    assert store.series("r1", "c/loss").values.tolist() == [3.0]
+
+
+def test_a_new_store_is_marked_and_a_missing_one_is_not_created_by_reads(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "runs" / "learnlab.sqlite"
+    store = Store(path)
+    assert store.list_runs() == [] and store.completed_config_hashes() == set() and store.metric_mark() == 0
+    assert not path.parent.exists()
+    _make_run(store)
+    store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x6C6C6162
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

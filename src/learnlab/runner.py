@@ -261,7 +261,8 @@ def execute(
             raise StoreError(f"Run {record.id} belongs to experiment '{record.experiment}', not '{experiment.NAME}'.")
         if record.status == "completed":
             raise StoreError(f"Run {record.id} already completed; nothing to resume.")
-        if not any(name.startswith("checkpoint") for name in store.artifacts(record.id)):
+        if not any(name.startswith("checkpoint") for name in store.artifacts(record.id)) \
+                and store.lease_holder(record.id) is None:  # a live run: _take_over says it is running
             raise StoreError(f"Run {record.id} has no checkpoint to resume from (it stopped before its first one); "
                              f"start it again: learnlab run {record.experiment} --preset {record.preset}.")
         run_id, preset = record.id, record.preset
