@@ -304,7 +304,8 @@ def execute(
     except KeyboardInterrupt as interrupt:
         handle.flush()
         if main:
-            store.set_status(run_id, "interrupted", "SIGTERM" if isinstance(interrupt, Terminated) else "KeyboardInterrupt")
+            reason = "SIGTERM" if isinstance(interrupt, Terminated) else "KeyboardInterrupt"
+            store.set_status(run_id, "interrupted", reason)
         interrupt.run_id, interrupt.experiment = run_id, experiment.NAME  # the CLI prints how to resume
         raise
     except Exception as error:  # a failed run is a result, not a crash of the sweep
@@ -370,7 +371,8 @@ _CHECKPOINT_MAGIC = b"learnlab-checkpoint/2\n"  # then the payload's SHA-256 (32
 _MARK = "_metrics_mark"
 
 
-def read_checkpoint(path: Path, run_id: str, device: torch.device | str = "cpu", *, load: bool = True) -> dict[str, Any]:
+def read_checkpoint(path: Path, run_id: str, device: torch.device | str = "cpu", *,
+                    load: bool = True) -> dict[str, Any]:
     """A checkpoint's state, its checksum verified first; one clear ``StoreError`` naming the
     file for a missing, truncated, damaged or foreign one. ``load=False`` only verifies."""
     try:
@@ -423,7 +425,8 @@ def check_seed(cfg: Any) -> None:
     """A run's seed must fit the store (a 64-bit signed integer) and be non-negative."""
     seed = getattr(cfg, "seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"The 'seed' parameter of {type(cfg).__name__} must be an int in [0, {MAX_SEED}]. Got {seed}.")
+        raise ConfigError(f"The 'seed' parameter of {type(cfg).__name__} must be an int in [0, {MAX_SEED}]. "
+                          f"Got {seed}.")
 
 
 @contextlib.contextmanager

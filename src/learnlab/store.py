@@ -218,7 +218,8 @@ class Store:
                 conn.readonly, conn.path = True, self.path
                 version = _learnlab_version(conn, self.path)
                 if version > _SCHEMA_VERSION:
-                    raise StoreError(f"{self.path} has store schema {version}; this learnlab reads up to {_SCHEMA_VERSION}.")
+                    raise StoreError(f"{self.path} has store schema {version}; this learnlab reads up to "
+                                     f"{_SCHEMA_VERSION}.")
                 return conn
             conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, factory=_Connection)
             conn.path = self.path
@@ -226,7 +227,8 @@ class Store:
                 conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
                 version = _learnlab_version(conn, self.path)  # reads only: a foreign file is left as it was
                 if version > _SCHEMA_VERSION:
-                    raise StoreError(f"{self.path} has store schema {version}; this learnlab reads up to {_SCHEMA_VERSION}.")
+                    raise StoreError(f"{self.path} has store schema {version}; this learnlab reads up to "
+                                     f"{_SCHEMA_VERSION}.")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
                 if version < _SCHEMA_VERSION:
@@ -316,7 +318,8 @@ class Store:
                 conn.execute("UPDATE runs SET status = ?, error = ?, ended = ?, owner_pid = NULL, owner_host = NULL,"
                              " heartbeat = NULL WHERE id = ?", (status, error, time.time(), run_id))
             else:
-                conn.execute("UPDATE runs SET status = ?, error = ?, ended = NULL WHERE id = ?", (status, error, run_id))
+                conn.execute("UPDATE runs SET status = ?, error = ?, ended = NULL WHERE id = ?",
+                             (status, error, run_id))
 
     def lease_holder(self, run_id: str) -> str | None:
         """Who holds a live lease on the run (a description), or ``None`` if nobody does."""
@@ -335,8 +338,8 @@ class Store:
             holder = _lease_holder(*row, time.time())
             if holder is not None:
                 raise StoreError(f"Run {run_id} is still running ({holder}); resume it once that process has stopped.")
-            conn.execute("UPDATE runs SET status = 'running', error = NULL, ended = NULL, owner_pid = ?, owner_host = ?,"
-                         " heartbeat = ? WHERE id = ?", (pid, host, time.time(), run_id))
+            conn.execute("UPDATE runs SET status = 'running', error = NULL, ended = NULL, owner_pid = ?,"
+                         " owner_host = ?, heartbeat = ? WHERE id = ?", (pid, host, time.time(), run_id))
         self._hold(run_id)
 
     def _hold(self, run_id: str) -> None:
@@ -408,8 +411,8 @@ class Store:
                         raise LeaseLost(f"Run {run_id} was taken over by process {owner[0]} on {owner[1]} "
                                         f"(this one looked stalled); this process stops writing it.")
                 batch = _next_batch(conn)
-                conn.executemany("INSERT INTO metrics (run_id, step, name, replica, value, seq) VALUES (?, ?, ?, ?, ?, ?)",
-                                 [(*row, batch) for row in rows])
+                conn.executemany("INSERT INTO metrics (run_id, step, name, replica, value, seq)"
+                                 " VALUES (?, ?, ?, ?, ?, ?)", [(*row, batch) for row in rows])
 
     def metric_mark(self) -> int:
         """The last metric write batch so far: every row written later has a higher ``seq``."""

@@ -248,10 +248,12 @@ def test_a_truncated_npz_is_one_error_line(tmp_path, capsys):
 def test_negative_labels_are_classes_like_any_other(tmp_path, capsys):
     rng = np.random.default_rng(0)
     y = np.sort(rng.integers(-3, 2, 500))
-    np.savez(tmp_path / "n.npz", x=rng.normal(size=(500, 2)), y=y)
-    assert _cli(capsys, "data", "write", str(tmp_path / "n.npz"), str(tmp_path / "neg"), "--records-per-shard", "50")[0] == 0
-    np.savez(tmp_path / "p.npz", x=rng.normal(size=(500, 2)), y=y + 3)  # the same classes, renamed
-    assert _cli(capsys, "data", "write", str(tmp_path / "p.npz"), str(tmp_path / "pos"), "--records-per-shard", "50")[0] == 0
+    x = rng.normal(size=(500, 2))
+    for name, labels in (("neg", y), ("pos", y + 3)):  # the same classes, renamed
+        np.savez(tmp_path / f"{name}.npz", x=x, y=labels)
+        code, _, err = _cli(capsys, "data", "write", str(tmp_path / f"{name}.npz"), str(tmp_path / name),
+                            "--records-per-shard", "50")
+        assert code == 0, err
     outputs = []
     for name in ("neg", "pos"):
         code, out, err = _cli(capsys, "data", "inspect", str(tmp_path / name))

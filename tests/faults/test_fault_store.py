@@ -4,7 +4,6 @@ is one ``learnlab: error:`` line and exit 2, and leaves every file as it was."""
 
 import hashlib
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys

@@ -150,7 +150,8 @@ def _one_pass(src: str, dst: str, n_blocks: int, seed: int, pass_index: int, wor
     if out.exists(_MANIFEST):  # an interrupted pass: continued only with the same arguments
         previous = out.read_json(_MANIFEST)
         if previous != manifest:
-            differ = ", ".join(f"{k} {previous.get(k)!r} (now {v!r})" for k, v in manifest.items() if previous.get(k) != v)
+            differ = ", ".join(f"{k} {previous.get(k)!r} (now {v!r})" for k, v in manifest.items()
+                               if previous.get(k) != v)
             raise DataError(f"{dst} holds an unfinished offline pass with other arguments: {differ}; rerun it with "
                             f"those arguments, or remove {dst}")
     else:

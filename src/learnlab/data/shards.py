@@ -223,14 +223,15 @@ def check_columns(arrays: Mapping[str, np.ndarray], source: str = "the arrays") 
         raise DataError(f"{source} holds no arrays")
     for name, values in columns.items():
         if values.ndim == 0:
-            raise DataError(f"{source}: column {name!r} is a 0-d array (one value); every column needs one row a record")
+            raise DataError(f"{source}: column {name!r} is a 0-d array (one value); every column needs one row "
+                            f"a record")
         if values.dtype.kind not in _STORABLE:
             raise DataError(f"{source}: column {name!r} has dtype {values.dtype}, which a shard cannot store "
                             f"(numbers, booleans, strings or bytes)")
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) != 1:
-        raise DataError(f"{source}: columns have different numbers of rows "
-                        f"({', '.join(f'{name} {n:,}' for name, n in lengths.items())}); every record needs every column")
+        counts = ", ".join(f"{name} {n:,}" for name, n in lengths.items())
+        raise DataError(f"{source}: columns have different numbers of rows ({counts}); every record needs every column")
     if not next(iter(lengths.values())):
         raise DataError(f"{source} has no records (0 rows)")
     return columns
@@ -368,7 +369,8 @@ class ShardedDataset:
         if shard not in self._footers:
             size = entry["bytes"]
             tail = self.storage.read(entry["name"], max(0, size - 65_536), size)
-            self._footers[shard] = _footer(tail, size, entry["name"], entry.get("footer_sha256") if self.verify else None)
+            checksum = entry.get("footer_sha256") if self.verify else None
+            self._footers[shard] = _footer(tail, size, entry["name"], checksum)
         first = 0
         for group, (start, end, rows) in enumerate(entry["row_groups"]):
             if row < first + rows:
