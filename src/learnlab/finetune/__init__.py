@@ -9,9 +9,11 @@ serves many tasks from one trunk; ``add_lora`` is the LoRA baseline.
 
 from learnlab.finetune.blocks import BlockwiseModel, from_hf_encoder, from_resnet, from_vit
 from learnlab.finetune.multitask import MultiTaskSubTuned, flops
-from learnlab.finetune.selection import cross_validated_score, finetuning_profile, greedy_subtuning
+from learnlab.finetune.selection import (cross_validated_score, cross_validated_scores, finetuning_profile,
+                                        greedy_many, greedy_subtuning)
+from learnlab.finetune.stack import Prefixes, Replica, SubTunedStack, fit_many
 from learnlab.finetune.subtune import FitConfig, LoRALinear, SubTuned, accuracy, add_lora, fit, subtune
 
 __all__ = ["BlockwiseModel", "FitConfig", "LoRALinear", "MultiTaskSubTuned", "SubTuned", "accuracy", "add_lora",
-           "cross_validated_score", "finetuning_profile", "fit", "flops", "from_hf_encoder", "from_resnet", "from_vit",
-           "greedy_subtuning", "subtune"]
+           "cross_validated_score", "cross_validated_scores", "finetuning_profile", "fit", "fit_many", "flops", "from_hf_encoder", "from_resnet", "from_vit",
+           "greedy_many", "greedy_subtuning", "Prefixes", "Replica", "SubTunedStack", "subtune"]

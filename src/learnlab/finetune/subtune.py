@@ -11,7 +11,6 @@ per example and trains on the cached activations.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from learnlab.finetune.blocks import BlockwiseModel
+from learnlab.train.loop import fit as train_fit
+from learnlab.train.optim import make_optimizer
 
 __all__ = ["SubTuned", "subtune", "FitConfig", "fit", "accuracy", "LoRALinear", "add_lora"]
 
@@ -117,36 +118,57 @@ class FitConfig:
 
 def fit(model: SubTuned, x: torch.Tensor, y: torch.Tensor, cfg: FitConfig, *, seed: int = 0,
         augment=None) -> SubTuned:
-    """Train the tuned blocks and the head with AdamW on (x, y); returns ``model``.
+    """Train the tuned blocks and the head with AdamW on (x, y) through ``learnlab.train.fit``;
+    returns ``model``. Each epoch reshuffles with a generator seeded ``seed``.
 
-    With ``cfg.cache`` and no ``augment``, the frozen prefix runs once over x.
+    With ``cfg.cache`` and no ``augment``, the frozen prefix runs once over x and the loop
+    trains ``model.suffix`` on the cached activations.
     """
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    from learnlab.finetune.stack import EpochStream, QuietRun, train_config
+
+    torch.manual_seed(seed)  # dropout in tuned blocks
     use_cache = cfg.cache and augment is None
     model.train()
     inputs = model.prefix(x) if use_cache else x
-    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n = len(y)
-    total = cfg.epochs * math.ceil(n / cfg.batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0))) if cfg.cosine else 1.0)
-    for _ in range(cfg.epochs):
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, cfg.batch_size):
-            index = order[start:start + cfg.batch_size]
-            if use_cache:
-                logits = model.suffix(inputs[index])
-            else:
-                batch = inputs[index] if augment is None else augment(inputs[index], generator)
-                logits = model(batch)
-            loss = F.cross_entropy(logits, y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+    loop_cfg = train_config(cfg, len(y))
+    batches = _Batches(inputs, y, EpochStream(len(y), cfg.batch_size, [seed]), augment)
+    optimizer = make_optimizer(model.trainable_parameters(), loop_cfg)
+    train_fit(_Suffix(model) if use_cache else model, batches, F.cross_entropy, loop_cfg, QuietRun(),
+              optimizer=optimizer)
     model.eval()
     return model
+
+
+class _Suffix(nn.Module):
+    """``model.suffix``: the model from its cached prefix activations to the logits."""
+
+    def __init__(self, model: SubTuned):
+        super().__init__()
+        self.model = model
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.model.suffix(h)
+
+
+class _Batches:
+    """One model's batches of (inputs, targets) from an ``EpochStream`` (optionally augmented,
+    with the stream's generator)."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, epochs, augment=None):
+        self.inputs, self.targets, self.epochs, self.augment = inputs, targets, epochs, augment
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self.epochs.next_batch()[0]
+        batch = self.inputs[index]
+        if self.augment is not None:
+            batch = self.augment(batch, self.epochs.generators[0])
+        return batch, self.targets[index]
+
+    def state_dict(self) -> dict:
+        return self.epochs.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epochs.load_state_dict(state)
 
 
 @torch.no_grad()

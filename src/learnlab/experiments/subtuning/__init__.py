@@ -40,17 +40,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from learnlab.config import Interval, npz_problem, param
 from learnlab.experiments.subtuning import schema as m
-from learnlab.experiments.subtuning.data import TARGETS, per_class, target
+from learnlab.experiments.subtuning.data import TARGETS, per_class_index, target
 from learnlab.experiments.subtuning.evidence import claims, figures
 from learnlab.experiments.subtuning.external import arch_name, minilm, pretrained, user_images
-from learnlab.finetune import (FitConfig, MultiTaskSubTuned, SubTuned, accuracy, cross_validated_score, fit, flops,
-                               greedy_subtuning)
+from learnlab.finetune import (FitConfig, MultiTaskSubTuned, Prefixes, Replica, SubTuned, accuracy,
+                               cross_validated_scores, fit, fit_many, flops, greedy_many)
 from learnlab.models.resnet1d import resnet1d
 from learnlab.runtime import replica_seeds
 from learnlab.tasks.mnist1d import sample_mnist1d
@@ -167,45 +166,61 @@ def run(cfg: Config, run: Run) -> None:
         pool_x, pool_y = target(name, max(cfg.sizes + (cfg.profile_size,) + cfg.greedy_sizes) * 10 * 2,
                                 seed=cfg.seed + 11)
         x_test, y_test = target(name, cfg.n_test, seed=cfg.seed + 12)
-        _sizes(cfg, backbone, (pool_x, pool_y), (x_test, y_test), 10, seeds, run.scoped(name))
         # The multi-task model: this target SubTuned at the last block (profile size, first seed).
-        x, y = per_class(pool_x, pool_y, cfg.profile_size, seeds[0])
-        multitask[name] = fit(SubTuned(backbone, [len(backbone) - 1], 10, example=x), x, y,
-                              _fit_config(cfg, len(y)), seed=seeds[0])
+        multitask[name] = _sizes(cfg, backbone, (pool_x, pool_y), (x_test, y_test), 10, seeds, run.scoped(name))
         probe = x_test[:256] if probe is None else probe
     _multitask(backbone, [multitask[t] for t in cfg.targets], probe, run.scoped(m.MULTITASK))
 
 
-def _sizes(cfg: Config, backbone, pool, test, n_classes: int, seeds, scope: Run) -> None:
-    """LP, FT, the profile and greedy SubTuning at every data size, paired over seeds."""
+def _sizes(cfg: Config, backbone, pool, test, n_classes: int, seeds, scope: Run):
+    """LP, FT, the profile and greedy SubTuning at every data size, paired over seeds.
+
+    Every finetuning run of one size trains at once as stacked replicas over cached
+    prefix activations (``finetune.fit_many``); so does every round of greedy selection,
+    all seeds in lockstep (``finetune.greedy_many``: folds x candidate sets x seeds).
+    Returns the last block SubTuned at the profile size for the first seed."""
     (pool_x, pool_y), (x_test, y_test) = pool, test
     blocks = len(backbone)
+    train, held = (Prefixes(backbone, pool_x), pool_y), (Prefixes(backbone, x_test), y_test)
     scope.log(0, **{m.N_BLOCKS: float(blocks)})
+    last_block = None
     for size in sorted(set(cfg.sizes) | {cfg.profile_size} | set(cfg.greedy_sizes)):
-        rows = {m.LP: [], m.FT: [], m.GREEDY: [], m.GREEDY_BLOCKS: [], m.GREEDY_CAPPED: []}
-        profile = np.full((cfg.n_seeds, blocks), np.nan)
+        samples = [per_class_index(pool_y, size, seed) for seed in seeds]
+        n = len(samples[0])
+        chosen = [None] * len(seeds)
+        if size in cfg.greedy_sizes:
+            cv_cfg = _fit_config(cfg, n * (cfg.greedy_folds - 1) // cfg.greedy_folds)
+            chosen = greedy_many(
+                lambda requests: cross_validated_scores(backbone, train, [(samples[p], b, seeds[p]) for p, b in requests],
+                                                        n_classes, folds=cfg.greedy_folds, cfg=cv_cfg),
+                len(seeds), blocks, epsilon=cfg.epsilon, max_blocks=cfg.greedy_max_blocks)
+        replicas, where = [], {}
         for s, seed in enumerate(seeds):
-            x, y = per_class(pool_x, pool_y, size, seed)
-            fit_cfg = _fit_config(cfg, len(y))
-            score_of = lambda b, stem=False: _score(backbone, b, x, y, x_test, y_test, fit_cfg, seed,  # noqa: E731
-                                                    tune_stem=stem, classes=n_classes)
-            rows[m.LP].append(score_of([]))
-            rows[m.FT].append(score_of(range(blocks), True))
+            runs = [(m.LP, (), False), (m.FT, tuple(range(blocks)), True)]
             if size == cfg.profile_size:
-                profile[s] = [score_of([b]) for b in range(blocks)]
-            if size in cfg.greedy_sizes:
-                score = cross_validated_score(backbone, x, y, n_classes, folds=cfg.greedy_folds, seed=seed,
-                                              cfg=_fit_config(cfg, len(y) * (cfg.greedy_folds - 1) // cfg.greedy_folds))
-                chosen = greedy_subtuning(score, blocks, epsilon=cfg.epsilon, max_blocks=cfg.greedy_max_blocks)
-                rows[m.GREEDY].append(score_of(chosen["blocks"]))
-                rows[m.GREEDY_BLOCKS].append(float(len(chosen["blocks"])))
-                # The cap bound when greedy stopped at it with blocks left to add.
-                rows[m.GREEDY_CAPPED].append(float(len(chosen["blocks"]) == cfg.greedy_max_blocks < blocks))
-                scope.log(size, **{m.greedy_choice(s): torch.tensor([float(b in chosen["blocks"]) for b in range(blocks)]),
-                                   m.greedy_calls(s): float(chosen["calls"])})
+                runs += [(b, (b,), False) for b in range(blocks)]
+            if chosen[s] is not None:
+                runs.append((m.GREEDY, chosen[s]["blocks"], False))
+            for key, tuned, stem in runs:
+                where[s, key] = len(replicas)
+                replicas.append(Replica(tuned, samples[s], seed, tune_stem=stem))
+        keep = [where[0, blocks - 1]] if size == cfg.profile_size else []
+        accuracies, kept = fit_many(backbone, train, held, replicas, n_classes, _fit_config(cfg, n), keep=keep)
+        last_block = kept[keep[0]] if keep else last_block
+        rows = {name: [accuracies[where[s, name]] for s in range(len(seeds)) if (s, name) in where]
+                for name in (m.LP, m.FT, m.GREEDY)}
+        if size in cfg.greedy_sizes:
+            rows[m.GREEDY_BLOCKS] = [float(len(c["blocks"])) for c in chosen]
+            # The cap bound when greedy stopped at it with blocks left to add.
+            rows[m.GREEDY_CAPPED] = [float(len(c["blocks"]) == cfg.greedy_max_blocks < blocks) for c in chosen]
+            for s, c in enumerate(chosen):
+                scope.log(size, **{m.greedy_choice(s): torch.tensor([float(b in c["blocks"]) for b in range(blocks)]),
+                                   m.greedy_calls(s): float(c["calls"])})
         scope.log(size, **{name: torch.tensor(values) for name, values in rows.items() if values})
         if size == cfg.profile_size:
-            scope.log(size, **{m.profile_block(b): torch.tensor(profile[:, b]) for b in range(blocks)})
+            scope.log(size, **{m.profile_block(b): torch.tensor([accuracies[where[s, b]] for s in range(len(seeds))])
+                               for b in range(blocks)})
+    return last_block
 
 
 def _fit_config(cfg: Config, n: int) -> FitConfig:

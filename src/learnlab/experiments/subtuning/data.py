@@ -18,9 +18,14 @@ def target(name: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return sample_mnist1d(n, seed=seed, templates=new_templates(NEW_CLASS_TEMPLATES_SEED))
 
 
-def per_class(x: torch.Tensor, y: torch.Tensor, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``size`` examples of every class, drawn by ``seed`` (paired across methods)."""
+def per_class_index(y: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+    """Indices of ``size`` examples of every class, drawn by ``seed`` (paired across methods)."""
     g = torch.Generator().manual_seed(seed)
     picks = [torch.nonzero(y == c).flatten() for c in range(int(y.max()) + 1)]
-    index = torch.cat([p[torch.randperm(len(p), generator=g)[:size]] for p in picks])
+    return torch.cat([p[torch.randperm(len(p), generator=g)[:size]] for p in picks])
+
+
+def per_class(x: torch.Tensor, y: torch.Tensor, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``size`` examples of every class, drawn by ``seed`` (paired across methods)."""
+    index = per_class_index(y, size, seed)
     return x[index], y[index]
