@@ -33,7 +33,7 @@ REGISTRY = {
     "ar-learners": ExperimentEntry(
         "learnlab.experiments.ar_learners", "Malach 2023, arXiv 2309.06979",
         "Malach 2023: linear next-token predictors learn parity and multiplication with a chain of thought",
-        ("smoke", "quick", "multiplication", "paper")),
+        ("smoke", "quick", "full", "multiplication", "paper")),
     "sampler-distillation": ExperimentEntry(
         "learnlab.experiments.sampler_distillation", "Kaplun et al. 2022, arXiv 2203.14649",
         "Kaplun et al. 2022: interpolating teachers are samplers; distilled students approach Bayes",
@@ -45,19 +45,19 @@ REGISTRY = {
     "gd-vs-ntk": ExperimentEntry(
         "learnlab.experiments.gd_vs_ntk", "Malach et al. 2021, arXiv 2103.01210",
         "Malach et al. 2021: trained networks vs their tangent kernels on sparse parities",
-        ("smoke", "quick", "paper")),
+        ("smoke", "quick", "scaling", "paper")),
     "corgi2": ExperimentEntry(
         "learnlab.experiments.corgi2", "Livne et al. 2023, arXiv 2309.01640",
         "Livne et al.: Corgi^2 = offline block shuffle + CorgiPile, near-i.i.d. batches at block I/O cost",
-        ("smoke", "quick", "blocky", "paper")),
+        ("smoke", "quick", "small-blocks", "paper")),
     "subtuning": ExperimentEntry(
         "learnlab.experiments.subtuning", "Kaplun et al. 2023, arXiv 2302.06354",
         "Kaplun et al. 2023: SubTuning -- finetuning profiles, greedy block selection, shared multi-task trunks",
-        ("smoke", "quick", "five_seeds", "minilm", "paper")),
+        ("smoke", "quick", "both_targets", "minilm", "paper")),
     "copying": ExperimentEntry(
         "learnlab.experiments.copying", "Jelassi et al. 2024, arXiv 2402.01032",
         "Jelassi et al. 2024: transformers copy and look up strings that state-space models cannot",
-        ("smoke", "quick", "paper")),
+        ("smoke", "quick", "cpu", "paper")),
 }
 EXPERIMENT_MODULES = {name: entry.module for name, entry in REGISTRY.items()}
 EXPERIMENTS = tuple(REGISTRY)
