@@ -191,3 +191,48 @@ def test_vit_adapter_matches_the_model_and_counts_torchvision_parameters():
     assert sum(p.numel() for p in VisionTransformer().parameters()) == 86_567_656
     assert sum(p.numel() for p in ResNet50().parameters()) == 25_557_032
     assert len(from_resnet(ResNet50())) == 16
+
+
+def test_stacked_replicas_train_exactly_as_separate_fits():
+    """Replica s of a SubTunedStack (entering at its own first tuned block from cached prefix
+    activations) ends where fit(SubTuned(...)) ends on its own: parameters, BatchNorm buffers, outputs."""
+    from learnlab.finetune import Prefixes, Replica, SubTunedStack, fit_many
+    from learnlab.runtime import seed_everything
+
+    backbone = _pretrained()
+    x, y = _data(n=60)
+    g = torch.Generator().manual_seed(2)
+    cfg = FitConfig(epochs=3, batch_size=16)
+    specs = [((5, 7), False, 3), ((), False, 4), (tuple(range(8)), True, 5), ((2,), False, 6), ((7,), False, 7)]
+    replicas = [Replica(blocks, torch.randperm(60, generator=g)[:40], seed, tune_stem=stem)
+                for blocks, stem, seed in specs]
+    pool = (Prefixes(backbone, x), y)
+    accuracies, kept = fit_many(backbone, pool, pool, replicas, 4, cfg, max_replicas=3, keep=range(5))
+    for r, replica in enumerate(replicas):
+        seed_everything(replica.seed)  # the stack builds replica s's head after seeding s
+        alone = fit(SubTuned(backbone, replica.blocks, 4, example=x, tune_stem=replica.tune_stem),
+                    x[replica.train], y[replica.train], cfg, seed=replica.seed)
+        if replica.tune_stem:  # full finetuning: AdamW turns rounding-level gradients into lr-sized steps
+            assert torch.allclose(alone(x), kept[r](x), atol=0.05)
+            continue
+        for (name, a), b in zip(alone.state_dict().items(), kept[r].state_dict().values()):
+            assert torch.allclose(a.float(), b.float(), atol=1e-5), (r, name)
+        assert accuracies[r] == accuracy(alone, x, y)
+    stack = SubTunedStack(backbone, [[7], []], 4, seeds=[0, 1], example=x)
+    assert stack((pool[0], torch.arange(6).expand(2, 6))).shape == (2, 6, 4)
+
+
+def test_greedy_in_lockstep_equals_greedy_one_at_a_time():
+    from learnlab.finetune import greedy_many
+
+    oracles = [_oracle([0.0, 0.001, 0.02, 0.0, 0.05, 0.003, 0.08, 0.0]), _oracle([0.03, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1], 0.002)]
+    batches = []
+
+    def score_many(requests):
+        batches.append(len(requests))
+        return [oracles[p](blocks) for p, blocks in requests]
+
+    together = greedy_many(score_many, 2, 8, epsilon=0.005)
+    for oracle, result in zip(oracles, together):
+        assert result == greedy_subtuning(oracle, 8, epsilon=0.005)
+    assert len(batches) == max(len(r["history"]) for r in together)  # one batched call a round
