@@ -22,6 +22,7 @@ is dead, or its heartbeat is older than ``LEASE_STALE_S``).
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import socket
@@ -209,7 +210,22 @@ class Store:
             if not create:
                 raise StoreError(f"No run store at {self.path}.")
             self._create()
-        _check_header(self.path)
+        key = str(self.path.resolve())
+        with _OPEN_LOCK:
+            # Closing any descriptor of the file drops every POSIX lock this process holds on it,
+            # SQLite's included (sqlite.org/howtocorrupt.html, 2.2): read the header with a plain
+            # open() only while no connection of this process has the store open.
+            if not _OPEN_CONNECTIONS[key]:
+                _check_header(self.path)
+            _OPEN_CONNECTIONS[key] += 1
+        try:
+            return self._connect()
+        except BaseException:
+            with _OPEN_LOCK:
+                _OPEN_CONNECTIONS[key] -= 1
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
         writable = os.access(self.path, os.W_OK) and os.access(self.root, os.W_OK)
         try:
             if not writable:  # read-only media: no -wal / -shm files, no writes
@@ -271,9 +287,12 @@ class Store:
         for beat in self._heartbeats.values():
             beat.stop()
         self._heartbeats.clear()
-        for conn in (self._conn, self._empty):
-            if conn is not None:
-                conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            with _OPEN_LOCK:
+                _OPEN_CONNECTIONS[str(self.path.resolve())] -= 1
+        if self._empty is not None:
+            self._empty.close()
         self._conn = self._empty = None
 
     def __getstate__(self):  # a Store can be sent to a worker process; it reconnects there
@@ -593,6 +612,10 @@ class _write:
 # -- identifying, creating and migrating stores -------------------------------------------
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+_OPEN_LOCK = threading.Lock()
+_OPEN_CONNECTIONS: collections.Counter[str] = collections.Counter()  # store path -> this process's open connections
 
 
 def _check_header(path: Path) -> None:
