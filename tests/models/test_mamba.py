@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from learnlab.models import _scan
 from learnlab.models.mamba import Mamba, MambaBlock, MambaConfig, _causal_depthwise_conv, resolve_scan, selective_scan
@@ -127,17 +128,31 @@ def test_the_kernel_builds_where_there_is_a_compiler():
 
 
 def test_the_channels_last_causal_conv_is_the_depthwise_conv1d():
+    """SiLU(conv) both ways (pure PyTorch; the compiled kernel, which fuses the SiLU) equals nn.Conv1d's."""
     torch.manual_seed(6)
-    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3)
-    x = torch.randn(2, 11, 6, requires_grad=True)
-    ours = _causal_depthwise_conv(x, conv.weight, conv.bias)
-    theirs = conv(x.transpose(1, 2))[..., :11].transpose(1, 2)
-    assert torch.allclose(ours, theirs, atol=1e-6)
-    weights = torch.randn(2, 11, 6)
-    g_ours = torch.autograd.grad((ours * weights).sum(), (x, conv.weight, conv.bias))
-    g_theirs = torch.autograd.grad((theirs * weights).sum(), (x, conv.weight, conv.bias))
-    for a, b_ in zip(g_ours, g_theirs):
-        assert torch.allclose(a, b_, atol=1e-5)
+    conv = torch.nn.Conv1d(70, 70, 4, groups=70, padding=3)  # 70 channels: two kernel blocks
+    xz = torch.randn(2, 11, 140, requires_grad=True)
+    x = xz[..., :70]  # the x half of in_proj's output, a strided view, as in the block
+    weights = torch.randn(2, 11, 70)
+    paths = {"pure-PyTorch": lambda: F.silu(_causal_depthwise_conv(x, conv.weight, conv.bias))}
+    if _scan.kernel() is not None:
+        paths["compiled"] = lambda: _scan.compiled_conv_silu(x, conv.weight, conv.bias)
+    reference = F.silu(conv(x.transpose(1, 2))[..., :11].transpose(1, 2))
+    g_reference = torch.autograd.grad((reference * weights).sum(), (xz, conv.weight, conv.bias))
+    for name, path in paths.items():
+        ours = path()
+        assert torch.allclose(ours, reference, atol=1e-5), name
+        g_ours = torch.autograd.grad((ours * weights).sum(), (xz, conv.weight, conv.bias))
+        for a, b_ in zip(g_ours, g_reference):
+            assert torch.allclose(a, b_, atol=1e-5), name
+
+
+def test_the_compiled_conv_passes_gradcheck(needs_kernel):
+    torch.manual_seed(7)
+    xz = torch.randn(2, 6, 10, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, 1, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, w, b_: _scan.compiled_conv_silu(a[..., :5], w, b_), (xz, weight, bias))
 
 
 def test_one_block_matches_transformers_mamba_mixer_with_the_same_weights():

@@ -23,13 +23,14 @@ scan.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import warnings
 
 import torch
 
-__all__ = ["kernel", "compiled_selective_scan"]
+__all__ = ["kernel", "compiled_selective_scan", "compiled_conv_silu"]
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -37,53 +38,103 @@ _SOURCE = r"""
 #include <cmath>
 #include <vector>
 
+// Vectorise the loop that follows (-fopenmp-simd semantics; _Pragma works inside macro arguments).
+#define SIMD _Pragma("omp simd")
+
 namespace {
 
-constexpr int64_t kBlock = 64;  // channels a work item owns: its state, 64 x n, stays in L1
+// A work item is one batch row and a block of up to kBlock channels. Every inner loop runs over
+// the block's channels (contiguous in x, delta, z and in the transposed A), so all of it is
+// vector code, the transcendental functions included (glibc's vectorised expf / log1pf), and
+// the only horizontal sums are dB_t and dC_t, one per state index and step.
+constexpr int64_t kBlock = 64;
 
 template <typename T>
-inline T sigmoid(T v) {  // exp of a non-positive number only
-  if (v >= T(0)) return T(1) / (T(1) + std::exp(-v));
-  const T e = std::exp(v);
-  return e / (T(1) + e);
+inline T sigmoid(T v) {  // 1 / (1 + inf) = 0 for v < -88: no branch, so the loops vectorise
+  return T(1) / (T(1) + std::exp(-v));
 }
 
-// The inputs, whole tensors (all contiguous, one dtype); z and the outputs' partial sums per item.
+// The inputs, whole tensors (all contiguous, one dtype). At: A transposed, (n, c).
 template <typename T>
 struct Inputs {
-  const T *delta, *x, *A, *B, *C, *D, *z, *bias;  // z: nullptr when there is no gate
+  const T *delta, *x, *At, *B, *C, *D, *z, *bias;  // z: nullptr when there is no gate
   bool softplus;
   int64_t batch, length, channels, n;
 
-  T delta_at(int64_t i, int64_t c) const {  // Delta = softplus(delta + bias), torch's threshold 20
-    const T v = delta[i] + bias[c];
-    return !softplus || v > T(20) ? v : std::log1p(std::exp(v));
+  // Delta = softplus(delta + bias) (torch's threshold 20: beyond it, the identity) for the width
+  // channels from element i0, channel c0 on.
+  void deltas(int64_t i0, int64_t c0, int64_t width, T* __restrict out) const {
+    const T* __restrict raw = delta + i0;
+    const T* __restrict b = bias + c0;
+    if (softplus) {
+SIMD
+      for (int64_t j = 0; j < width; ++j) {
+        const T v = raw[j] + b[j];
+        out[j] = v > T(20) ? v : std::log1p(std::exp(v));
+      }
+    } else {
+SIMD
+      for (int64_t j = 0; j < width; ++j) out[j] = raw[j] + b[j];
+    }
   }
 };
 
-// Forward of one item: batch row b, channels [c0, c1). N: the state size when known at compile
-// time (each inner loop is then a few whole vector instructions, with no remainder loop or
-// aliasing checks: ~2x faster at n = 16), 0 for any n. h: (c1 - c0, n) scratch.
-template <typename T, int N>
-void forward_item(const Inputs<T>& s, T* __restrict y, T* __restrict h, int64_t b, int64_t c0, int64_t c1) {
-  const int64_t n = N > 0 ? N : s.n, L = s.length, ch = s.channels;
-  std::fill(h, h + (c1 - c0) * n, T(0));
-  for (int64_t t = 0; t < L; ++t) {
-    const T* __restrict Bt = s.B + (b * L + t) * n;
-    const T* __restrict Ct = s.C + (b * L + t) * n;
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t i = (b * L + t) * ch + c;
-      const T d = s.delta_at(i, c), xv = s.x[i], u = d * xv;
-      const T* __restrict Ac = s.A + c * n;
-      T* __restrict hc = h + (c - c0) * n;
-      T acc = 0;
-      for (int64_t k = 0; k < n; ++k) {
-        hc[k] = std::exp(d * Ac[k]) * hc[k] + u * Bt[k];
-        acc += Ct[k] * hc[k];
+// One time step of an item's states, h (n, kBlock): h = exp(Delta A) h_prev + Delta x B_t and
+// y = C_t . h per channel; the decays exp(Delta A) kept in `decay` (n, kBlock) if not null.
+template <typename T>
+inline void state_step(const Inputs<T>& s, int64_t c0, int64_t width, const T* __restrict d,
+                       const T* __restrict u, const T* __restrict Bt, const T* __restrict Ct,
+                       const T* __restrict prev, T* __restrict next, T* __restrict y, T* __restrict decay) {
+  std::fill(y, y + width, T(0));
+  for (int64_t k = 0; k < s.n; ++k) {
+    const T* __restrict Ak = s.At + k * s.channels + c0;
+    const T* __restrict hp = prev + k * kBlock;
+    T* __restrict hn = next + k * kBlock;
+    const T Bk = Bt[k], Ck = Ct[k];
+    if (decay) {
+      T* __restrict ak = decay + k * kBlock;
+SIMD
+      for (int64_t j = 0; j < width; ++j) {
+        const T a = std::exp(d[j] * Ak[j]);
+        ak[j] = a;
+        hn[j] = a * hp[j] + u[j] * Bk;
+        y[j] += Ck * hn[j];
       }
-      T out = acc + s.D[c] * xv;
-      if (s.z) out *= s.z[i] * sigmoid(s.z[i]);
-      y[i] = out;
+    } else {
+SIMD
+      for (int64_t j = 0; j < width; ++j) {
+        hn[j] = std::exp(d[j] * Ak[j]) * hp[j] + u[j] * Bk;
+        y[j] += Ck * hn[j];
+      }
+    }
+  }
+}
+
+// Forward of one item: batch row b, channels [c0, c1). h: (n, kBlock); scratch: 3 kBlock.
+template <typename T>
+void forward_item(const Inputs<T>& s, T* __restrict out, T* __restrict h, T* __restrict scratch, int64_t b,
+                  int64_t c0, int64_t c1) {
+  const int64_t n = s.n, L = s.length, width = c1 - c0;
+  T* __restrict d = scratch;
+  T* __restrict u = scratch + kBlock;
+  T* __restrict y = scratch + 2 * kBlock;
+  std::fill(h, h + n * kBlock, T(0));
+  for (int64_t t = 0; t < L; ++t) {
+    const int64_t i0 = (b * L + t) * s.channels + c0;
+    const T* __restrict x = s.x + i0;
+    const T* __restrict D = s.D + c0;
+    s.deltas(i0, c0, width, d);
+SIMD
+    for (int64_t j = 0; j < width; ++j) u[j] = d[j] * x[j];
+    state_step<T>(s, c0, width, d, u, s.B + (b * L + t) * n, s.C + (b * L + t) * n, h, h, y, nullptr);
+    T* __restrict o = out + i0;
+    if (s.z) {  // (y + D x) silu(z)
+      const T* __restrict z = s.z + i0;
+SIMD
+      for (int64_t j = 0; j < width; ++j) o[j] = (y[j] + D[j] * x[j]) * z[j] * sigmoid(z[j]);
+    } else {
+SIMD
+      for (int64_t j = 0; j < width; ++j) o[j] = y[j] + D[j] * x[j];
     }
   }
 }
@@ -91,102 +142,113 @@ void forward_item(const Inputs<T>& s, T* __restrict y, T* __restrict h, int64_t 
 template <typename T>
 struct Grads {
   T *delta, *x, *z;  // (b, T, c), z nullptr when there is no gate
-  T *A, *D, *bias;   // per batch row: (b, c, n), (b, c), (b, c)
+  T *At, *D, *bias;  // per batch row: (b, n, c), (b, c), (b, c)
   T *B, *C;          // per channel block: (blocks, b, T, n)
 };
 
-// Backward of one item. H: (T + 1, c1 - c0, n) scratch, row 0 the zero initial state; dh: (c1 - c0, n);
-// kept: (2, T, c1 - c0), Delta and C_t . h_t of the recomputed forward.
+// Backward of one item. H: (T + 1, n, kBlock), row 0 the zero initial state; decay: (T, n, kBlock);
+// dh: (n, kBlock); kept: (2, T, kBlock), Delta and C_t . h_t of the recomputed forward; scratch: 5 kBlock.
 // dh_t = C_t dy_t + a_{t+1} dh_{t+1};  g = dh_t a_t h_{t-1} is the gradient of delta_t A.
-template <typename T, int N>
+template <typename T>
 void backward_item(const Inputs<T>& s, const T* __restrict dy, const Grads<T>& g, T* __restrict H,
-                   T* __restrict dh, T* __restrict kept, int64_t b, int64_t block, int64_t c0, int64_t c1) {
-  const int64_t n = N > 0 ? N : s.n, L = s.length, ch = s.channels, width = c1 - c0, row = width * n;
-  T* __restrict kept_delta = kept;
-  T* __restrict kept_y = kept + L * width;
+                   T* __restrict decay, T* __restrict dh, T* __restrict kept, T* __restrict scratch, int64_t b,
+                   int64_t block, int64_t c0, int64_t c1) {
+  const int64_t n = s.n, L = s.length, width = c1 - c0, row = n * kBlock;
+  T* __restrict u = scratch;
+  T* __restrict g_y = scratch + kBlock;
+  T* __restrict d_u = scratch + 2 * kBlock;
+  T* __restrict d_d = scratch + 3 * kBlock;
   std::fill(H, H + row, T(0));
-  for (int64_t t = 0; t < L; ++t) {  // the forward again, every state kept this time
-    const T* __restrict Bt = s.B + (b * L + t) * n;
-    const T* __restrict Ct = s.C + (b * L + t) * n;
-    const T* __restrict prev = H + t * row;
-    T* __restrict next = H + (t + 1) * row;
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t i = (b * L + t) * ch + c, o = (c - c0) * n;
-      const T d = s.delta_at(i, c), u = d * s.x[i];
-      const T* __restrict Ac = s.A + c * n;
-      T acc = 0;
-      for (int64_t k = 0; k < n; ++k) {
-        next[o + k] = std::exp(d * Ac[k]) * prev[o + k] + u * Bt[k];
-        acc += Ct[k] * next[o + k];
-      }
-      kept_delta[t * width + c - c0] = d;
-      kept_y[t * width + c - c0] = acc;
-    }
+  for (int64_t t = 0; t < L; ++t) {  // the forward again, every state and decay kept this time
+    const int64_t i0 = (b * L + t) * s.channels + c0;
+    T* __restrict d = kept + t * kBlock;
+    s.deltas(i0, c0, width, d);
+    const T* __restrict x = s.x + i0;
+SIMD
+    for (int64_t j = 0; j < width; ++j) u[j] = d[j] * x[j];
+    state_step<T>(s, c0, width, d, u, s.B + (b * L + t) * n, s.C + (b * L + t) * n, H + t * row,
+                  H + (t + 1) * row, kept + (L + t) * kBlock, decay + t * row);
   }
   std::fill(dh, dh + row, T(0));
-  T* __restrict dA = g.A + b * ch * n;
-  T* __restrict dD = g.D + b * ch;
-  T* __restrict dbias = g.bias + b * ch;
+  T* __restrict dD = g.D + b * s.channels + c0;
+  T* __restrict dbias = g.bias + b * s.channels + c0;
   for (int64_t t = L - 1; t >= 0; --t) {
+    const int64_t i0 = (b * L + t) * s.channels + c0;
+    const T* __restrict x = s.x + i0;
+    const T* __restrict D = s.D + c0;
+    const T* __restrict dyt = dy + i0;
+    const T* __restrict d = kept + t * kBlock;
+    const T* __restrict y = kept + (L + t) * kBlock;
+    if (s.z) {  // out = (y + D x) silu(z): the gradients of z and of y
+      const T* __restrict z = s.z + i0;
+      T* __restrict dz = g.z + i0;
+SIMD
+      for (int64_t j = 0; j < width; ++j) {
+        const T sg = sigmoid(z[j]);
+        dz[j] = dyt[j] * (y[j] + D[j] * x[j]) * sg * (T(1) + z[j] * (T(1) - sg));
+        g_y[j] = dyt[j] * z[j] * sg;
+      }
+    } else {
+SIMD
+      for (int64_t j = 0; j < width; ++j) g_y[j] = dyt[j];
+    }
+SIMD
+    for (int64_t j = 0; j < width; ++j) {
+      dD[j] += g_y[j] * x[j];
+      u[j] = d[j] * x[j];
+      d_u[j] = T(0);
+      d_d[j] = T(0);
+    }
     const T* __restrict Bt = s.B + (b * L + t) * n;
     const T* __restrict Ct = s.C + (b * L + t) * n;
-    const T* __restrict ht = H + (t + 1) * row;
-    const T* __restrict hp = H + t * row;
-    // dB_t and dC_t sum over the channels: in registers when N is known (a sum through memory
-    // would wait on its own store at every channel), else straight into the zeroed outputs.
-    alignas(64) T sum_B[N > 0 ? N : 1] = {}, sum_C[N > 0 ? N : 1] = {};
-    T* __restrict dBt = N > 0 ? sum_B : g.B + ((block * s.batch + b) * L + t) * n;
-    T* __restrict dCt = N > 0 ? sum_C : g.C + ((block * s.batch + b) * L + t) * n;
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t i = (b * L + t) * ch + c, o = (c - c0) * n;
-      const T d = kept_delta[t * width + c - c0], xv = s.x[i], u = d * xv, Dc = s.D[c];
-      T g_y = dy[i];  // the gradient of out = (y + D x) silu(z), then of y
-      if (s.z) {
-        const T zv = s.z[i], sg = sigmoid(zv);
-        g.z[i] = g_y * (kept_y[t * width + c - c0] + Dc * xv) * sg * (T(1) + zv * (T(1) - sg));
-        g_y *= zv * sg;
+    T* __restrict dBt = g.B + ((block * s.batch + b) * L + t) * n;
+    T* __restrict dCt = g.C + ((block * s.batch + b) * L + t) * n;
+    for (int64_t k = 0; k < n; ++k) {
+      const T* __restrict Ak = s.At + k * s.channels + c0;
+      const T* __restrict ak = decay + t * row + k * kBlock;
+      const T* __restrict hk = H + (t + 1) * row + k * kBlock;
+      const T* __restrict hp = H + t * row + k * kBlock;
+      T* __restrict dhk = dh + k * kBlock;
+      T* __restrict dAk = g.At + (b * n + k) * s.channels + c0;
+      const T Bk = Bt[k], Ck = Ct[k];
+      T sum_B = 0, sum_C = 0;
+_Pragma("omp simd reduction(+ : sum_B, sum_C)")
+      for (int64_t j = 0; j < width; ++j) {
+        const T g_h = dhk[j] + Ck * g_y[j];  // dh_t
+        const T g_a = g_h * ak[j] * hp[j];
+        sum_C += g_y[j] * hk[j];
+        sum_B += g_h * u[j];
+        d_u[j] += g_h * Bk;
+        d_d[j] += g_a * Ak[j];
+        dAk[j] += g_a * d[j];
+        dhk[j] = g_h * ak[j];  // a_t dh_t, what reaches h_{t-1}
       }
-      dD[c] += g_y * xv;
-      const T* __restrict Ac = s.A + c * n;
-      T* __restrict dAc = dA + c * n;
-      T d_u = 0, d_d = 0;
-      for (int64_t k = 0; k < n; ++k) {
-        const T g_h = dh[o + k] + Ct[k] * g_y;  // dh_t
-        const T a = std::exp(d * Ac[k]);
-        const T g_a = g_h * a * hp[o + k];
-        dCt[k] += g_y * ht[o + k];
-        dBt[k] += g_h * u;
-        d_u += g_h * Bt[k];
-        d_d += g_a * Ac[k];
-        dAc[k] += g_a * d;
-        dh[o + k] = g_h * a;  // a_t dh_t, what reaches h_{t-1}
-      }
-      g.x[i] = d_u * d + g_y * Dc;
-      T g_d = d_d + d_u * xv;
-      if (s.softplus) {
-        const T v = s.delta[i] + s.bias[c];
-        if (!(v > T(20))) g_d *= sigmoid(v);
-      }
-      g.delta[i] = g_d;
-      dbias[c] += g_d;
+      dBt[k] = sum_B;
+      dCt[k] = sum_C;
     }
-    if (N > 0) {
-      std::copy(sum_B, sum_B + n, g.B + ((block * s.batch + b) * L + t) * n);
-      std::copy(sum_C, sum_C + n, g.C + ((block * s.batch + b) * L + t) * n);
+    T* __restrict dx = g.x + i0;
+    T* __restrict ddelta = g.delta + i0;
+    const T* __restrict raw = s.delta + i0;
+    const T* __restrict bias = s.bias + c0;
+    const bool softplus = s.softplus;
+SIMD
+    for (int64_t j = 0; j < width; ++j) {
+      dx[j] = d_u[j] * d[j] + g_y[j] * D[j];
+      const T v = raw[j] + bias[j];
+      const T gd = (d_d[j] + d_u[j] * x[j]) * (softplus && !(v > T(20)) ? sigmoid(v) : T(1));
+      ddelta[j] = gd;
+      dbias[j] += gd;
     }
   }
 }
 
-// fn.template operator()<N>() with N the state size if it is a common one, else 0.
-template <typename F>
-void with_state_size(int64_t n, F&& fn) {
-  switch (n) {
-    case 4: fn.template operator()<4>(); break;
-    case 8: fn.template operator()<8>(); break;
-    case 16: fn.template operator()<16>(); break;
-    case 32: fn.template operator()<32>(); break;
-    default: fn.template operator()<0>();
-  }
+// A thread's scratch memory, kept between calls: fresh buffers this size come from mmap, and
+// faulting their pages in (and zero-filling them) took ~10% of a backward call.
+template <typename T>
+T* thread_buffer(size_t size) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  return buffer.data();
 }
 
 // Items per thread at least: small problems (the tests' gradchecks) run on the calling thread, as
@@ -203,22 +265,26 @@ void check(const at::Tensor& t, const char* name, at::IntArrayRef shape, const a
 }
 
 template <typename T>
-Inputs<T> inputs(const at::Tensor& delta, const at::Tensor& x, const at::Tensor& A, const at::Tensor& B,
+Inputs<T> inputs(const at::Tensor& delta, const at::Tensor& x, const at::Tensor& At, const at::Tensor& B,
                  const at::Tensor& C, const at::Tensor& D, const at::Tensor& z, const at::Tensor& bias,
                  bool softplus) {
-  TORCH_CHECK(delta.dim() == 3 && A.dim() == 2, "delta must be (b, T, c) and A (c, n)");
-  const int64_t batch = delta.size(0), length = delta.size(1), channels = delta.size(2), n = A.size(1);
+  const int64_t batch = delta.size(0), length = delta.size(1), channels = delta.size(2), n = At.size(0);
   check(delta, "delta", {batch, length, channels}, delta);
   check(x, "x", {batch, length, channels}, delta);
-  check(A, "A", {channels, n}, delta);
+  check(At, "A transposed", {n, channels}, delta);
   check(B, "B", {batch, length, n}, delta);
   check(C, "C", {batch, length, n}, delta);
   check(D, "D", {channels}, delta);
   check(bias, "delta_bias", {channels}, delta);
   if (z.numel() > 0) check(z, "z", {batch, length, channels}, delta);
-  return {delta.data_ptr<T>(), x.data_ptr<T>(), A.data_ptr<T>(), B.data_ptr<T>(), C.data_ptr<T>(),
+  return {delta.data_ptr<T>(), x.data_ptr<T>(), At.data_ptr<T>(), B.data_ptr<T>(), C.data_ptr<T>(),
           D.data_ptr<T>(), z.numel() > 0 ? z.data_ptr<T>() : nullptr, bias.data_ptr<T>(), softplus,
           batch, length, channels, n};
+}
+
+void check_shapes(const at::Tensor& delta, const at::Tensor& A) {
+  TORCH_CHECK(delta.dim() == 3 && A.dim() == 2 && A.size(0) == delta.size(2),
+              "delta must be (b, T, c) and A (c, n)");
 }
 
 }  // namespace
@@ -226,19 +292,19 @@ Inputs<T> inputs(const at::Tensor& delta, const at::Tensor& x, const at::Tensor&
 // out (b, T, c) = (scan(x, softplus?(delta + delta_bias), A, B, C) + D x) * silu(z); z empty: no gate.
 at::Tensor scan_forward(at::Tensor delta, at::Tensor x, at::Tensor A, at::Tensor B, at::Tensor C, at::Tensor D,
                         at::Tensor z, at::Tensor delta_bias, bool softplus) {
+  check_shapes(delta, A);
+  const auto At = A.t().contiguous();
   auto y = at::empty_like(delta);
   AT_DISPATCH_FLOATING_TYPES(delta.scalar_type(), "scan_forward", [&] {
-    const auto s = inputs<scalar_t>(delta, x, A, B, C, D, z, delta_bias, softplus);
+    const auto s = inputs<scalar_t>(delta, x, At, B, C, D, z, delta_bias, softplus);
     const int64_t blocks = (s.channels + kBlock - 1) / kBlock;
-    with_state_size(s.n, [&]<int N>() {
-      at::parallel_for(0, s.batch * blocks, grain(s.length, s.channels, s.n), [&](int64_t begin, int64_t end) {
-        std::vector<scalar_t> h(kBlock * s.n);
-        for (int64_t item = begin; item < end; ++item) {
-          const int64_t c0 = (item % blocks) * kBlock;
-          forward_item<scalar_t, N>(s, y.data_ptr<scalar_t>(), h.data(), item / blocks, c0,
-                                    std::min(c0 + kBlock, s.channels));
-        }
-      });
+    at::parallel_for(0, s.batch * blocks, grain(s.length, s.channels, s.n), [&](int64_t begin, int64_t end) {
+      scalar_t* h = thread_buffer<scalar_t>((s.n + 3) * kBlock);
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t c0 = (item % blocks) * kBlock;
+        forward_item<scalar_t>(s, y.data_ptr<scalar_t>(), h, h + s.n * kBlock, item / blocks, c0,
+                               std::min(c0 + kBlock, s.channels));
+      }
     });
   });
   return y;
@@ -248,33 +314,147 @@ at::Tensor scan_forward(at::Tensor delta, at::Tensor x, at::Tensor A, at::Tensor
 std::vector<at::Tensor> scan_backward(at::Tensor dy, at::Tensor delta, at::Tensor x, at::Tensor A, at::Tensor B,
                                       at::Tensor C, at::Tensor D, at::Tensor z, at::Tensor delta_bias,
                                       bool softplus) {
+  check_shapes(delta, A);
   check(dy, "dy", delta.sizes(), delta);
+  const auto At = A.t().contiguous();
   auto d_delta = at::empty_like(delta), d_x = at::empty_like(x), d_z = at::empty_like(z);
   const int64_t batch = delta.size(0), length = delta.size(1), channels = delta.size(2), n = A.size(1);
   const int64_t blocks = (channels + kBlock - 1) / kBlock;
   // Sums over batch rows (A, D, bias) and channel blocks (B, C) are per-item partials added after: no races.
-  auto d_A = at::zeros({batch, channels, n}, delta.options());
+  auto d_At = at::zeros({batch, n, channels}, delta.options());
   auto d_D = at::zeros({batch, channels}, delta.options()), d_bias = at::zeros({batch, channels}, delta.options());
-  auto d_B = at::zeros({blocks, batch, length, n}, delta.options());
-  auto d_C = at::zeros({blocks, batch, length, n}, delta.options());
+  auto d_B = at::empty({blocks, batch, length, n}, delta.options());
+  auto d_C = at::empty({blocks, batch, length, n}, delta.options());
   AT_DISPATCH_FLOATING_TYPES(delta.scalar_type(), "scan_backward", [&] {
-    const auto s = inputs<scalar_t>(delta, x, A, B, C, D, z, delta_bias, softplus);
+    const auto s = inputs<scalar_t>(delta, x, At, B, C, D, z, delta_bias, softplus);
     const Grads<scalar_t> g{d_delta.data_ptr<scalar_t>(), d_x.data_ptr<scalar_t>(),
-                            s.z ? d_z.data_ptr<scalar_t>() : nullptr, d_A.data_ptr<scalar_t>(),
+                            s.z ? d_z.data_ptr<scalar_t>() : nullptr, d_At.data_ptr<scalar_t>(),
                             d_D.data_ptr<scalar_t>(), d_bias.data_ptr<scalar_t>(), d_B.data_ptr<scalar_t>(),
                             d_C.data_ptr<scalar_t>()};
-    with_state_size(n, [&]<int N>() {
-      at::parallel_for(0, batch * blocks, grain(length, channels, n), [&](int64_t begin, int64_t end) {
-        std::vector<scalar_t> H((length + 1) * kBlock * n), dh(kBlock * n), kept(2 * length * kBlock);
-        for (int64_t item = begin; item < end; ++item) {
-          const int64_t b = item / blocks, block = item % blocks, c0 = block * kBlock;
-          backward_item<scalar_t, N>(s, dy.data_ptr<scalar_t>(), g, H.data(), dh.data(), kept.data(), b, block,
-                                     c0, std::min(c0 + kBlock, channels));
-        }
-      });
+    at::parallel_for(0, batch * blocks, grain(length, channels, n), [&](int64_t begin, int64_t end) {
+      const int64_t row = n * kBlock;
+      scalar_t* H = thread_buffer<scalar_t>((2 * length + 2) * row + (2 * length + 4) * kBlock);
+      scalar_t* decay = H + (length + 1) * row;
+      scalar_t* dh = decay + length * row;
+      scalar_t* kept = dh + row;
+      scalar_t* scratch = kept + 2 * length * kBlock;
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / blocks, block = item % blocks, c0 = block * kBlock;
+        backward_item<scalar_t>(s, dy.data_ptr<scalar_t>(), g, H, decay, dh, kept, scratch, b, block, c0,
+                                std::min(c0 + kBlock, channels));
+      }
     });
   });
-  return {d_delta, d_x, d_A.sum(0), d_B.sum(0), d_C.sum(0), d_D.sum(0), d_z, d_bias.sum(0)};
+  return {d_delta, d_x, d_At.sum(0).t().contiguous(), d_B.sum(0), d_C.sum(0), d_D.sum(0), d_z, d_bias.sum(0)};
+}
+
+// ---- The causal depthwise convolution and SiLU before the scan: out = silu(bias + sum_k w_k x_{t-K+1+k}).
+// x (b, T, c) may be a strided view (the x half of in_proj's output), its channels contiguous.
+
+namespace {
+
+template <typename T>
+struct Conv {
+  const T *x, *wt, *bias;  // wt: the weight transposed, (K, c)
+  int64_t batch, length, channels, width, stride_b, stride_t;
+
+  // The pre-activation for the item's channels [c0, c0 + n) at step t, into pre.
+  void pre(int64_t b, int64_t t, int64_t c0, int64_t n, T* __restrict pre) const {
+    const T* __restrict bs = bias + c0;
+SIMD
+    for (int64_t j = 0; j < n; ++j) pre[j] = bs[j];
+    for (int64_t k = 0; k < width; ++k) {
+      const int64_t s = t - width + 1 + k;
+      if (s < 0) continue;
+      const T* __restrict xs = x + b * stride_b + s * stride_t + c0;
+      const T* __restrict wk = wt + k * channels + c0;
+SIMD
+      for (int64_t j = 0; j < n; ++j) pre[j] += wk[j] * xs[j];
+    }
+  }
+};
+
+template <typename T>
+Conv<T> conv_inputs(const at::Tensor& x, const at::Tensor& wt, const at::Tensor& bias) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && x.stride(2) == 1, "x must be (b, T, c) on the CPU, channels contiguous");
+  TORCH_CHECK(wt.dim() == 2 && wt.size(1) == x.size(2) && wt.is_contiguous() && bias.is_contiguous() &&
+              bias.numel() == x.size(2), "weight must be (c, K) and bias (c,)");
+  TORCH_CHECK(wt.scalar_type() == x.scalar_type() && bias.scalar_type() == x.scalar_type(), "one dtype");
+  return {x.data_ptr<T>(), wt.data_ptr<T>(), bias.data_ptr<T>(), x.size(0), x.size(1), x.size(2), wt.size(0),
+          x.stride(0), x.stride(1)};
+}
+
+}  // namespace
+
+// silu(causal depthwise conv(x)) (b, T, c) for x (b, T, c), weight (c, K), bias (c,).
+at::Tensor conv_forward(at::Tensor x, at::Tensor weight, at::Tensor bias) {
+  const auto wt = weight.t().contiguous();
+  auto out = at::empty({x.size(0), x.size(1), x.size(2)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_forward", [&] {
+    const auto s = conv_inputs<scalar_t>(x, wt, bias);
+    const int64_t blocks = (s.channels + kBlock - 1) / kBlock;
+    at::parallel_for(0, s.batch * blocks, grain(s.length, s.channels, s.width), [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / blocks, c0 = (item % blocks) * kBlock, n = std::min(kBlock, s.channels - c0);
+        for (int64_t t = 0; t < s.length; ++t) {
+          scalar_t* __restrict o = out.data_ptr<scalar_t>() + (b * s.length + t) * s.channels + c0;
+          s.pre(b, t, c0, n, o);
+SIMD
+          for (int64_t j = 0; j < n; ++j) o[j] = o[j] * sigmoid(o[j]);
+        }
+      }
+    });
+  });
+  return out;
+}
+
+// (d x, d weight, d bias) for d out (b, T, c) of conv_forward.
+std::vector<at::Tensor> conv_backward(at::Tensor d_out, at::Tensor x, at::Tensor weight, at::Tensor bias) {
+  const auto wt = weight.t().contiguous();
+  TORCH_CHECK(d_out.is_contiguous() && d_out.sizes() == x.sizes(), "d_out must be contiguous, x's shape");
+  const int64_t batch = x.size(0), channels = x.size(2), width = wt.size(0);
+  auto dx = at::empty({batch, x.size(1), channels}, x.options());
+  auto dwt = at::zeros({batch, width, channels}, x.options()), dbias = at::zeros({batch, channels}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_backward", [&] {
+    const auto s = conv_inputs<scalar_t>(x, wt, bias);
+    const int64_t blocks = (s.channels + kBlock - 1) / kBlock, L = s.length;
+    at::parallel_for(0, s.batch * blocks, grain(L, s.channels, s.width), [&](int64_t begin, int64_t end) {
+      scalar_t* g_pre = thread_buffer<scalar_t>((L + s.width) * kBlock);  // rows past T stay zero
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / blocks, c0 = (item % blocks) * kBlock, n = std::min(kBlock, s.channels - c0);
+        scalar_t* __restrict db = dbias.data_ptr<scalar_t>() + b * channels + c0;
+        for (int64_t t = 0; t < L; ++t) {  // the gradient of the pre-activation, through silu
+          scalar_t* __restrict g = g_pre + t * kBlock;
+          const scalar_t* __restrict dyt = d_out.data_ptr<scalar_t>() + (b * L + t) * channels + c0;
+          s.pre(b, t, c0, n, g);
+SIMD
+          for (int64_t j = 0; j < n; ++j) {
+            const scalar_t sg = sigmoid(g[j]);
+            g[j] = dyt[j] * sg * (scalar_t(1) + g[j] * (scalar_t(1) - sg));
+            db[j] += g[j];
+          }
+        }
+        std::fill(g_pre + L * kBlock, g_pre + (L + s.width) * kBlock, scalar_t(0));
+        for (int64_t t = 0; t < L; ++t) {  // x_t feeds the outputs t + K - 1 - k through w_k
+          const scalar_t* __restrict xt = s.x + b * s.stride_b + t * s.stride_t + c0;
+          scalar_t* __restrict dxt = dx.data_ptr<scalar_t>() + (b * L + t) * channels + c0;
+SIMD
+          for (int64_t j = 0; j < n; ++j) dxt[j] = scalar_t(0);
+          for (int64_t k = 0; k < s.width; ++k) {
+            const scalar_t* __restrict g = g_pre + (t + s.width - 1 - k) * kBlock;
+            const scalar_t* __restrict wk = s.wt + k * channels + c0;
+            scalar_t* __restrict dwk = dwt.data_ptr<scalar_t>() + (b * s.width + k) * channels + c0;
+SIMD
+            for (int64_t j = 0; j < n; ++j) {
+              dxt[j] += wk[j] * g[j];
+              dwk[j] += g[j] * xt[j];
+            }
+          }
+        }
+      }
+    });
+  });
+  return {dx, dwt.sum(0).t().contiguous(), dbias.sum(0)};
 }
 """
 
@@ -296,15 +476,18 @@ def kernel():
     try:
         from torch.utils.cpp_extension import load_inline
 
-        # the torch version in the name: a build against one torch's headers never loads into another
-        name = f"learnlab_selective_scan_{capability}_torch{torch.__version__}".lower()
+        # the torch version and a hash of the source in the name: a build against one torch's headers
+        # never loads into another, nor one process's build of an edited source into another process
+        digest = hashlib.sha1(_SOURCE.encode()).hexdigest()[:10]
+        name = f"learnlab_selective_scan_{capability}_torch{torch.__version__}_{digest}".lower()
         return load_inline(name=re.sub(r"\W", "_", name), cpp_sources=[_SOURCE],
-                           functions=["scan_forward", "scan_backward"], extra_cflags=flags,
+                           functions=["scan_forward", "scan_backward", "conv_forward", "conv_backward"], extra_cflags=flags,
                            extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as error:  # no compiler, no ninja, a failed build: the pure-PyTorch scan instead
-        warnings.warn(f"learnlab: the compiled selective scan is unavailable ({type(error).__name__}: "
-                      f"{str(error).splitlines()[0] if str(error) else ''}); using the pure-PyTorch scan",
-                      RuntimeWarning, stacklevel=2)
+        lines = str(error).splitlines()
+        detail = next((line for line in lines if "error:" in line), lines[0] if lines else "")
+        warnings.warn(f"learnlab: the compiled selective scan is unavailable ({type(error).__name__}: {detail[:300]}); "
+                      "using the pure-PyTorch scan", RuntimeWarning, stacklevel=2)
         return None
 
 
@@ -319,6 +502,27 @@ class _CompiledScan(torch.autograd.Function):
     def backward(ctx, dy):
         grads = kernel().scan_backward(dy.contiguous(), *ctx.saved_tensors, ctx.softplus)
         return (*grads, None)
+
+
+class _CompiledConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight, bias)
+        return kernel().conv_forward(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, d_out):
+        return tuple(kernel().conv_backward(d_out.contiguous(), *ctx.saved_tensors))
+
+
+def compiled_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """SiLU of the causal depthwise convolution (``learnlab.models.mamba._causal_depthwise_conv``) through the
+    compiled kernel: x (b, T, c) (a view whose channels are contiguous is read in place), weight (c, 1, K),
+    bias (c,) or None; dtypes as :func:`compiled_selective_scan`."""
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    x_c = x.to(compute) if x.stride(-1) == 1 else x.to(compute).contiguous()
+    bias = torch.zeros(weight.shape[0], dtype=compute, device=x.device) if bias is None else bias
+    return _CompiledConv.apply(x_c, weight[:, 0, :].to(compute).contiguous(), bias.to(compute).contiguous()).to(x.dtype)
 
 
 def compiled_selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
