@@ -200,25 +200,30 @@ def _factored_first_layer(model, tokens: torch.Tensor, with_first: bool):
     pair = q @ key.transpose(1, 2)  # (R, k, k): A[a, c] = q[a] . k[c]
     exp_pair = torch.exp(pair - pair.amax(dim=-1, keepdim=True))  # (R, k, k)
     ids = tokens.unsqueeze(1).expand(S, nh, N, T).reshape(R, N, T)
-    one_hot = F.one_hot(ids, k).to(q.dtype)  # (R, N, T, k)
+    own = ids.transpose(1, 2).contiguous()  # (R, T, N): the query's own token a = x_i
+    one_hot = torch.zeros(R, T, N, k, dtype=q.dtype, device=device).scatter_(3, own.unsqueeze(3), 1.0)
     # counts[r, a, i, n, c] = sum_{j <= i, x_j = c} exp(P[a, i, j]): one matmul per replica-head
-    counts = torch.bmm(exp_positional.reshape(R, k * T, T), one_hot.permute(0, 2, 1, 3).reshape(R, T, N * k))
-    own = ids.transpose(1, 2)  # (R, T, N): the query's own token a = x_i
-    counts = counts.view(R, k, T, N, k).gather(1, own[:, None, :, :, None].expand(R, 1, T, N, k)).squeeze(1)
+    counts = torch.bmm(exp_positional.reshape(R, k * T, T), one_hot.view(R, T, N * k)).view(R, k, T, N, k)
+    selected = counts[:, 0]
+    for a in range(1, k):  # keep counts[:, a] where the query's token is a
+        selected = torch.where((own == a).unsqueeze(-1), counts[:, a], selected)
     replica = torch.arange(R, device=device)
-    weights = counts * exp_pair[replica[:, None, None], own]  # (R, T, N, k): attention mass on each token
+    pair_rows = exp_pair.reshape(R * k, k).index_select(0, (replica[:, None, None] * k + own).view(-1))
+    weights = selected * pair_rows.view(R, T, N, k)  # (R, T, N, k): attention mass on each token
     total = weights.sum(dim=-1, keepdim=True)  # (R, T, N, 1)
     if not bool((total > 1e-30).all()):  # exp() of the split maxima underflowed: scores spread beyond ~70
         return _exact_first_layer(model, tokens, with_first)
-    mass = (weights / total).view(S, nh, T, N, k).permute(0, 3, 2, 1, 4).reshape(S, N, T, nh * k)
-    coords = torch.cat([F.one_hot(tokens, k).to(q.dtype), mass], dim=-1)  # (S, N, T, k (1 + nh))
+    coords = torch.zeros(S, N, T, k * (1 + nh), dtype=q.dtype, device=device)  # (S, N, T, m), m = k (1 + nh)
+    coords[..., :k].scatter_(3, tokens.unsqueeze(3), 1.0)
+    coords[..., k:].view(S, N, T, nh, k).copy_((weights / total).view(S, nh, T, N, k).permute(0, 3, 2, 1, 4))
     # u: the token embeddings, then head h's value of token c through its block of the output projection
     head_values = torch.einsum("shcd,shde->shce", v.view(S, nh, k, hs), attention.w_out.view(S, nh, hs, -1))
     basis = torch.cat([model.wte, head_values.reshape(S, nh * k, -1)], dim=1)  # (S, m, d)
     # pattern[i, i-1] = exp(P[x_i, i, i-1]) exp(A[x_i, x_{i-1}]) / total[i], for i >= 1
-    position = torch.arange(1, T, device=device)
-    previous = (exp_positional[replica[:, None, None], ids[:, :, 1:], position, position - 1]
-                * exp_pair[replica[:, None, None], ids[:, :, 1:], ids[:, :, :-1]]
+    diagonal = exp_positional.diagonal(offset=-1, dim1=2, dim2=3)  # (R, k, T-1): exp(P[a, i, i-1])
+    current, before = ids[:, :, 1:], ids[:, :, :-1]  # (R, N, T-1)
+    previous = (diagonal.unsqueeze(1).expand(R, N, k, T - 1).gather(2, current.unsqueeze(2)).squeeze(2)
+                * exp_pair.reshape(R, 1, k * k).expand(R, N, k * k).gather(2, current * k + before)
                 / total[:, 1:, :, 0].transpose(1, 2))  # (R, N, T-1)
     previous = previous.mean(dim=-1).view(S, nh, N).amax(dim=1)  # (S, N): the best head
     first = None
@@ -243,7 +248,8 @@ def _low_rank_last_layer(model, coords: torch.Tensor, basis: torch.Tensor):
     d = basis.shape[-1]
     centred = basis - basis.mean(dim=-1, keepdim=True)  # (S, m, d)
     gram = centred @ centred.transpose(1, 2) / d  # (S, m, m)
-    variance = ((coords @ gram.unsqueeze(1)) * coords).sum(dim=-1, keepdim=True)  # (S, N, T, 1)
+    flat = coords.view(S, N * T, m)  # 3-d matmuls: one (N T, m) x (m, .) product a replica
+    variance = (torch.bmm(flat, gram) * flat).sum(dim=-1).view(S, N, T, 1)  # g^T C g
     g = coords * torch.rsqrt(variance + 1e-5)  # F.layer_norm's eps
     maps = (centred * norm.weight.unsqueeze(1)) @ attention.w_qkv  # (S, m, 3d)
     shifts = (norm.bias.unsqueeze(1) @ attention.w_qkv).squeeze(1)  # (S, 3d)
