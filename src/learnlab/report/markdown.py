@@ -55,19 +55,20 @@ def _claims_table(claims: list[Claim]) -> list[str]:
     return lines
 
 
-def verdict_table(store: Store) -> list[str]:
-    """The README's table: per experiment, the quick preset's verdict counts as measured."""
+def verdict_table(store: Store, link_prefix: str = "") -> list[str]:
+    """The README's table: per experiment, the quick preset's verdict counts as measured
+    (``link_prefix``: where the result pages are, relative to the page holding the table)."""
     lines = ["| experiment | paper | reproduced | not reproduced | inconclusive | sanity | time (2 cores) | measured by |",
              "|---|---|---|---|---|---|---|---|"]
     chosen = latest_runs(store)
     for name, entry in REGISTRY.items():
         record = chosen.get((name, SUMMARY_PRESET))
         if record is None or record.status != "completed":
-            lines.append(f"| [{name}]({name}.md) | {entry.paper} | - | - | - | - | - | not measured |")
+            lines.append(f"| `{name}` | {entry.paper} | - | - | - | - | - | not measured yet |")
             continue
         counts = _counts(record.claims())
         seconds = f"{record.duration:.0f} s" if record.duration else "-"
-        lines.append(f"| [{name}]({name}.md) | {entry.paper} | {counts['reproduced']} of {counts['total']} | "
+        lines.append(f"| [{name}]({link_prefix}{name}.md) | {entry.paper} | {counts['reproduced']} of {counts['total']} | "
                      f"{counts['not_reproduced']} | {counts['inconclusive']} | {counts['sanity_passed']} of "
                      f"{counts['sanity']} | {seconds} | `{_command(record)}` ({_when(record)}) |")
     return lines
