@@ -31,7 +31,7 @@ def test_overrides_parse_each_type_and_nest():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("inner.kk=1", "Unknown config key 'inner.kk' for Outer; known keys: seed, mode, cap, sizes, flag, inner.n_bits"),
+    ("inner.kk=1", "Unknown config key 'inner.kk' for Outer; did you mean 'inner.k'"),
     ("inner.k=0", "The 'inner.k' parameter of Inner must be an int in [1, n_bits=10]. Got 0."),
     ("inner.k=11", "The 'inner.k' parameter of Inner must be an int in [1, n_bits=10]. Got 11."),
     ("inner.k=2.5", "The 'inner.k' parameter must be an int. Got '2.5'."),
