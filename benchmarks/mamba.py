@@ -64,7 +64,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="steps a round of the compiled path")
     parser.add_argument("--slow-steps", type=int, default=1, help="steps a round of the parallel scan and transformers")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one a core)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     scans = {"compiled": args.steps, "sequential": max(1, args.steps // 2), "parallel": args.slow_steps}
     if args.device != "cpu" or _scan.kernel() is None:  # (the kernel is built or loaded here, untimed)

@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from learnlab.models import _scan
 from learnlab.models.mamba import Mamba, MambaBlock, MambaConfig, _causal_depthwise_conv, resolve_scan, selective_scan
@@ -92,7 +91,7 @@ def test_auto_takes_the_kernel_when_it_builds_and_the_pure_pytorch_scan_when_not
 
 def test_a_model_trained_through_the_fallback_gets_the_compiled_models_loss_and_gradients(monkeypatch, needs_kernel):
     torch.manual_seed(5)
-    model = Mamba(MambaConfig(d_model=32, n_layer=2, d_state=16))  # scan="auto"
+    model = Mamba(MambaConfig(d_model=40, n_layer=2, d_state=16))  # scan="auto"; 80 channels: two kernel blocks
     idx = torch.randint(0, 30, (3, 21))
 
     def loss_and_grads():
@@ -128,31 +127,28 @@ def test_the_kernel_builds_where_there_is_a_compiler():
 
 
 def test_the_channels_last_causal_conv_is_the_depthwise_conv1d():
-    """SiLU(conv) both ways (pure PyTorch; the compiled kernel, which fuses the SiLU) equals nn.Conv1d's."""
     torch.manual_seed(6)
-    conv = torch.nn.Conv1d(70, 70, 4, groups=70, padding=3)  # 70 channels: two kernel blocks
-    xz = torch.randn(2, 11, 140, requires_grad=True)
-    x = xz[..., :70]  # the x half of in_proj's output, a strided view, as in the block
-    weights = torch.randn(2, 11, 70)
-    paths = {"pure-PyTorch": lambda: F.silu(_causal_depthwise_conv(x, conv.weight, conv.bias))}
-    if _scan.kernel() is not None:
-        paths["compiled"] = lambda: _scan.compiled_conv_silu(x, conv.weight, conv.bias)
-    reference = F.silu(conv(x.transpose(1, 2))[..., :11].transpose(1, 2))
-    g_reference = torch.autograd.grad((reference * weights).sum(), (xz, conv.weight, conv.bias))
-    for name, path in paths.items():
-        ours = path()
-        assert torch.allclose(ours, reference, atol=1e-5), name
-        g_ours = torch.autograd.grad((ours * weights).sum(), (xz, conv.weight, conv.bias))
-        for a, b_ in zip(g_ours, g_reference):
-            assert torch.allclose(a, b_, atol=1e-5), name
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3)
+    xz = torch.randn(2, 11, 12, requires_grad=True)
+    x = xz[..., :6]  # the x half of in_proj's output, a strided view, as in the block
+    weights = torch.randn(2, 11, 6)
+    ours = _causal_depthwise_conv(x, conv.weight, conv.bias)
+    theirs = conv(x.transpose(1, 2))[..., :11].transpose(1, 2)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    g_ours = torch.autograd.grad((ours * weights).sum(), (xz, conv.weight, conv.bias))
+    g_theirs = torch.autograd.grad((theirs * weights).sum(), (xz, conv.weight, conv.bias))
+    for a, b_ in zip(g_ours, g_theirs):
+        assert torch.allclose(a, b_, atol=1e-5)
 
 
-def test_the_compiled_conv_passes_gradcheck(needs_kernel):
+def test_the_compiled_block_interior_passes_gradcheck(needs_kernel):
+    """conv + SiLU, x_proj, dt_proj and the scan as one node with a hand-written backward (float64)."""
     torch.manual_seed(7)
-    xz = torch.randn(2, 6, 10, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(5, 1, 3, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, w, b_: _scan.compiled_conv_silu(a[..., :5], w, b_), (xz, weight, bias))
+    block = MambaBlock(MambaConfig(d_model=3, d_state=3, expand=2, dt_rank=2)).double()
+    xz = torch.randn(2, 5, 12, dtype=torch.float64, requires_grad=True)
+    params = [block.conv1d.weight, block.conv1d.bias, block.x_proj.weight, block.dt_proj.weight, block.dt_proj.bias,
+              block.A_log, block.D]
+    assert torch.autograd.gradcheck(_scan.compiled_mamba_inner, (xz, *params))
 
 
 def test_one_block_matches_transformers_mamba_mixer_with_the_same_weights():

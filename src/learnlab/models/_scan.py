@@ -30,7 +30,7 @@ import warnings
 
 import torch
 
-__all__ = ["kernel", "compiled_selective_scan", "compiled_conv_silu"]
+__all__ = ["kernel", "compiled_selective_scan", "compiled_mamba_inner"]
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -60,6 +60,7 @@ struct Inputs {
   const T *delta, *x, *At, *B, *C, *D, *z, *bias;  // z: nullptr when there is no gate
   bool softplus;
   int64_t batch, length, channels, n;
+  int64_t z_row;  // elements from one (b, t) row of z to the next: z may be the z half of in_proj's output
 
   // Delta = softplus(delta + bias) (torch's threshold 20: beyond it, the identity) for the width
   // channels from element i0, channel c0 on.
@@ -129,7 +130,7 @@ SIMD
     state_step<T>(s, c0, width, d, u, s.B + (b * L + t) * n, s.C + (b * L + t) * n, h, h, y, nullptr);
     T* __restrict o = out + i0;
     if (s.z) {  // (y + D x) silu(z)
-      const T* __restrict z = s.z + i0;
+      const T* __restrict z = s.z + (b * L + t) * s.z_row + c0;
 SIMD
       for (int64_t j = 0; j < width; ++j) o[j] = (y[j] + D[j] * x[j]) * z[j] * sigmoid(z[j]);
     } else {
@@ -141,7 +142,8 @@ SIMD
 
 template <typename T>
 struct Grads {
-  T *delta, *x, *z;  // (b, T, c), z nullptr when there is no gate
+  T *delta, *x, *z;  // (b, T, c), z nullptr when there is no gate, its rows z_row apart
+  int64_t z_row;
   T *At, *D, *bias;  // per batch row: (b, n, c), (b, c), (b, c)
   T *B, *C;          // per channel block: (blocks, b, T, n)
 };
@@ -180,8 +182,8 @@ SIMD
     const T* __restrict d = kept + t * kBlock;
     const T* __restrict y = kept + (L + t) * kBlock;
     if (s.z) {  // out = (y + D x) silu(z): the gradients of z and of y
-      const T* __restrict z = s.z + i0;
-      T* __restrict dz = g.z + i0;
+      const T* __restrict z = s.z + (b * L + t) * s.z_row + c0;
+      T* __restrict dz = g.z + (b * L + t) * g.z_row + c0;
 SIMD
       for (int64_t j = 0; j < width; ++j) {
         const T sg = sigmoid(z[j]);
@@ -257,10 +259,16 @@ int64_t grain(int64_t length, int64_t channels, int64_t n) {
   return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, length * std::min(channels, kBlock) * n));
 }
 
-void check(const at::Tensor& t, const char* name, at::IntArrayRef shape, const at::Tensor& like) {
+void check(const at::Tensor& t, const char* name, at::IntArrayRef shape, const at::Tensor& like,
+           bool rows = false) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU (this kernel is CPU-only)");
   TORCH_CHECK(t.sizes() == shape, name, " must have shape ", shape, ", got ", t.sizes());
-  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+  if (rows) {  // (b, T, c) rows at a fixed stride, channels contiguous: a slice of the last dimension
+    TORCH_CHECK(t.stride(2) == 1 && t.stride(0) == t.stride(1) * t.size(1), name,
+                " must have contiguous channels and evenly spaced (b, t) rows");
+  } else {
+    TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+  }
   TORCH_CHECK(t.scalar_type() == like.scalar_type(), name, " must have the dtype of delta");
 }
 
@@ -276,10 +284,10 @@ Inputs<T> inputs(const at::Tensor& delta, const at::Tensor& x, const at::Tensor&
   check(C, "C", {batch, length, n}, delta);
   check(D, "D", {channels}, delta);
   check(bias, "delta_bias", {channels}, delta);
-  if (z.numel() > 0) check(z, "z", {batch, length, channels}, delta);
+  if (z.numel() > 0) check(z, "z", {batch, length, channels}, delta, true);
   return {delta.data_ptr<T>(), x.data_ptr<T>(), At.data_ptr<T>(), B.data_ptr<T>(), C.data_ptr<T>(),
           D.data_ptr<T>(), z.numel() > 0 ? z.data_ptr<T>() : nullptr, bias.data_ptr<T>(), softplus,
-          batch, length, channels, n};
+          batch, length, channels, n, z.numel() > 0 ? z.stride(1) : 0};
 }
 
 void check_shapes(const at::Tensor& delta, const at::Tensor& A) {
@@ -311,13 +319,16 @@ at::Tensor scan_forward(at::Tensor delta, at::Tensor x, at::Tensor A, at::Tensor
 }
 
 // The gradients (delta, x, A, B, C, D, z, delta_bias) for d out (b, T, c); that of z empty when z is.
+// d_z_out: where to write z's gradient (a (b, T, c) slice of a bigger gradient), or empty.
 std::vector<at::Tensor> scan_backward(at::Tensor dy, at::Tensor delta, at::Tensor x, at::Tensor A, at::Tensor B,
                                       at::Tensor C, at::Tensor D, at::Tensor z, at::Tensor delta_bias,
-                                      bool softplus) {
+                                      bool softplus, at::Tensor d_z_out) {
   check_shapes(delta, A);
   check(dy, "dy", delta.sizes(), delta);
   const auto At = A.t().contiguous();
-  auto d_delta = at::empty_like(delta), d_x = at::empty_like(x), d_z = at::empty_like(z);
+  auto d_delta = at::empty_like(delta), d_x = at::empty_like(x);
+  auto d_z = d_z_out.numel() > 0 || z.numel() == 0 ? d_z_out : at::empty(z.sizes(), z.options());
+  if (z.numel() > 0) check(d_z, "d_z_out", z.sizes(), delta, true);
   const int64_t batch = delta.size(0), length = delta.size(1), channels = delta.size(2), n = A.size(1);
   const int64_t blocks = (channels + kBlock - 1) / kBlock;
   // Sums over batch rows (A, D, bias) and channel blocks (B, C) are per-item partials added after: no races.
@@ -328,7 +339,8 @@ std::vector<at::Tensor> scan_backward(at::Tensor dy, at::Tensor delta, at::Tenso
   AT_DISPATCH_FLOATING_TYPES(delta.scalar_type(), "scan_backward", [&] {
     const auto s = inputs<scalar_t>(delta, x, At, B, C, D, z, delta_bias, softplus);
     const Grads<scalar_t> g{d_delta.data_ptr<scalar_t>(), d_x.data_ptr<scalar_t>(),
-                            s.z ? d_z.data_ptr<scalar_t>() : nullptr, d_At.data_ptr<scalar_t>(),
+                            s.z ? d_z.data_ptr<scalar_t>() : nullptr, s.z ? d_z.stride(1) : 0,
+                            d_At.data_ptr<scalar_t>(),
                             d_D.data_ptr<scalar_t>(), d_bias.data_ptr<scalar_t>(), d_B.data_ptr<scalar_t>(),
                             d_C.data_ptr<scalar_t>()};
     at::parallel_for(0, batch * blocks, grain(length, channels, n), [&](int64_t begin, int64_t end) {
@@ -408,12 +420,16 @@ SIMD
   return out;
 }
 
-// (d x, d weight, d bias) for d out (b, T, c) of conv_forward.
-std::vector<at::Tensor> conv_backward(at::Tensor d_out, at::Tensor x, at::Tensor weight, at::Tensor bias) {
+// (d x, d weight, d bias) for d out (b, T, c) of conv_forward. dx_out: where to write x's gradient
+// (a (b, T, c) slice of a bigger gradient, channels contiguous), or empty.
+std::vector<at::Tensor> conv_backward(at::Tensor d_out, at::Tensor x, at::Tensor weight, at::Tensor bias,
+                                      at::Tensor dx_out) {
   const auto wt = weight.t().contiguous();
   TORCH_CHECK(d_out.is_contiguous() && d_out.sizes() == x.sizes(), "d_out must be contiguous, x's shape");
   const int64_t batch = x.size(0), channels = x.size(2), width = wt.size(0);
-  auto dx = at::empty({batch, x.size(1), channels}, x.options());
+  auto dx = dx_out.numel() > 0 ? dx_out : at::empty({batch, x.size(1), channels}, x.options());
+  check(dx, "dx_out", x.sizes(), x, true);
+  const int64_t dx_row = dx.stride(1);
   auto dwt = at::zeros({batch, width, channels}, x.options()), dbias = at::zeros({batch, channels}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_backward", [&] {
     const auto s = conv_inputs<scalar_t>(x, wt, bias);
@@ -437,7 +453,7 @@ SIMD
         std::fill(g_pre + L * kBlock, g_pre + (L + s.width) * kBlock, scalar_t(0));
         for (int64_t t = 0; t < L; ++t) {  // x_t feeds the outputs t + K - 1 - k through w_k
           const scalar_t* __restrict xt = s.x + b * s.stride_b + t * s.stride_t + c0;
-          scalar_t* __restrict dxt = dx.data_ptr<scalar_t>() + (b * L + t) * channels + c0;
+          scalar_t* __restrict dxt = dx.data_ptr<scalar_t>() + (b * L + t) * dx_row + c0;
 SIMD
           for (int64_t j = 0; j < n; ++j) dxt[j] = scalar_t(0);
           for (int64_t k = 0; k < s.width; ++k) {
@@ -500,29 +516,72 @@ class _CompiledScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        grads = kernel().scan_backward(dy.contiguous(), *ctx.saved_tensors, ctx.softplus)
+        grads = kernel().scan_backward(dy.contiguous(), *ctx.saved_tensors, ctx.softplus, dy.new_empty(0))
         return (*grads, None)
 
 
-class _CompiledConv(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight, bias)
-        return kernel().conv_forward(x, weight, bias)
+class _CompiledMambaInner(torch.autograd.Function):
+    """Everything of a Mamba block between ``in_proj`` and ``out_proj`` as one autograd node, as
+    mamba_ssm's ``mamba_inner_fn``: conv + SiLU and the scan in the kernel, the x_proj and dt_proj
+    products in torch, the gradient of in_proj's output written in place (no chunk, split or cat)."""
 
     @staticmethod
-    def backward(ctx, d_out):
-        return tuple(kernel().conv_backward(d_out.contiguous(), *ctx.saved_tensors))
+    def forward(ctx, xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_bias, A_log, D, d_state: int):
+        k = kernel()
+        channels, rank = D.shape[0], dt_proj_weight.shape[1]
+        batch, length = xz.shape[:2]
+        x, z = xz[..., :channels], xz[..., channels:]  # (b, T, c) views, rows 2c apart
+        xc = k.conv_forward(x, conv_weight, conv_bias)  # (b, T, c): silu(conv(x))
+        x_dbl = xc.view(-1, channels) @ x_proj_weight.t()  # (b T, rank + 2n)
+        dt = x_dbl[:, :rank]
+        B = x_dbl[:, rank:rank + d_state].contiguous().view(batch, length, d_state)
+        C = x_dbl[:, rank + d_state:].contiguous().view(batch, length, d_state)
+        delta = (dt @ dt_proj_weight.t()).view(batch, length, channels)  # before its bias and softplus
+        A = -torch.exp(A_log)  # (c, n)
+        ctx.save_for_backward(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_bias, A, D, xc, x_dbl,
+                              delta)
+        ctx.d_state = d_state
+        return k.scan_forward(delta, xc, A, B, C, D, z, dt_bias, True)
+
+    @staticmethod
+    def backward(ctx, dy):
+        k = kernel()
+        xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_bias, A, D, xc, x_dbl, delta = ctx.saved_tensors
+        n, channels, rank = ctx.d_state, D.shape[0], dt_proj_weight.shape[1]
+        batch, length = xz.shape[:2]
+        x, z = xz[..., :channels], xz[..., channels:]
+        B = x_dbl[:, rank:rank + n].contiguous().view(batch, length, n)
+        C = x_dbl[:, rank + n:].contiguous().view(batch, length, n)
+        d_xz = torch.empty_like(xz, memory_format=torch.contiguous_format)
+        d_delta, d_xc, d_A, d_B, d_C, d_D, _, d_dt_bias = k.scan_backward(
+            dy.contiguous(), delta, xc, A, B, C, D, z, dt_bias, True, d_xz[..., channels:])
+        d_delta = d_delta.view(-1, channels)
+        d_x_dbl = torch.cat([d_delta @ dt_proj_weight, d_B.view(-1, n), d_C.view(-1, n)], dim=1)  # (b T, rank + 2n)
+        d_dt_proj_weight = d_delta.t() @ x_dbl[:, :rank]
+        d_x_proj_weight = d_x_dbl.t() @ xc.view(-1, channels)
+        d_xc = d_xc.view(-1, channels).addmm_(d_x_dbl, x_proj_weight).view(batch, length, channels)
+        d_conv_weight, d_conv_bias = k.conv_backward(d_xc, x, conv_weight, conv_bias, d_xz[..., :channels])[1:]
+        return d_xz, d_conv_weight, d_conv_bias, d_x_proj_weight, d_dt_proj_weight, d_dt_bias, d_A * A, d_D, None
 
 
-def compiled_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """SiLU of the causal depthwise convolution (``learnlab.models.mamba._causal_depthwise_conv``) through the
-    compiled kernel: x (b, T, c) (a view whose channels are contiguous is read in place), weight (c, 1, K),
-    bias (c,) or None; dtypes as :func:`compiled_selective_scan`."""
-    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-    x_c = x.to(compute) if x.stride(-1) == 1 else x.to(compute).contiguous()
-    bias = torch.zeros(weight.shape[0], dtype=compute, device=x.device) if bias is None else bias
-    return _CompiledConv.apply(x_c, weight[:, 0, :].to(compute).contiguous(), bias.to(compute).contiguous()).to(x.dtype)
+def compiled_mamba_inner(xz: torch.Tensor, conv_weight: torch.Tensor, conv_bias: torch.Tensor | None,
+                         x_proj_weight: torch.Tensor, dt_proj_weight: torch.Tensor, dt_bias: torch.Tensor,
+                         A_log: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """``MambaBlock`` from ``in_proj``'s output xz (b, T, 2c) to ``out_proj``'s input (b, T, c), through the
+    compiled kernel (call :func:`kernel` first: this assumes it built); the parameters as the block holds
+    them (conv_weight (c, 1, K), x_proj_weight (rank + 2n, c), dt_proj_weight (c, rank), A_log (c, n)).
+    In float64 if xz is float64, else float32 (bfloat16 under autocast included); returns xz's dtype."""
+    compute = torch.float64 if xz.dtype == torch.float64 else torch.float32
+    if conv_bias is None:
+        conv_bias = conv_weight.new_zeros(conv_weight.shape[0])
+    with torch.autocast(xz.device.type, enabled=False):
+        args = [t.to(compute) for t in (xz, conv_weight[:, 0, :], conv_bias, x_proj_weight, dt_proj_weight, dt_bias,
+                                        A_log, D)]
+        args[1:] = [t.contiguous() for t in args[1:]]
+        if args[0].stride(-1) != 1 or args[0].stride(0) != args[0].stride(1) * args[0].shape[1]:
+            args[0] = args[0].contiguous()
+        d_state = (x_proj_weight.shape[0] - dt_proj_weight.shape[1]) // 2
+        return _CompiledMambaInner.apply(*args, d_state).to(xz.dtype)
 
 
 def compiled_selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,

@@ -225,11 +225,13 @@ class MambaBlock(nn.Module):
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (b, T, inner) each
-        if resolve_scan(self.cfg.scan, x.device) == "compiled":  # the same, in one pass
-            x = _scan.compiled_conv_silu(x, self.conv1d.weight, self.conv1d.bias)
-        else:
-            x = F.silu(_causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias))  # (b, T, inner)
+        xz = self.in_proj(hidden)  # (b, T, 2 inner)
+        if resolve_scan(self.cfg.scan, xz.device) == "compiled":  # all that follows, as one autograd node
+            return self.out_proj(_scan.compiled_mamba_inner(
+                xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias,
+                self.A_log, self.D))
+        x, z = xz.chunk(2, dim=-1)  # (b, T, inner) each
+        x = F.silu(_causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias))  # (b, T, inner)
         dt, B, C = self.x_proj(x).split([self.rank, self.cfg.d_state, self.cfg.d_state], dim=-1)
         delta = F.linear(dt, self.dt_proj.weight)  # (b, T, inner): its bias and softplus go in the scan
         A = -torch.exp(self.A_log.float())  # (inner, n)
