@@ -1,3 +1,4 @@
+import json
 import re
 from pathlib import Path
 
@@ -30,8 +31,7 @@ def test_run_show_runs_and_report_end_to_end(capsys, store_path, tmp_path):
     assert len(claim_lines) == len(Store(store_path).claims(run_id)) > 0
     assert "paper claims: " in out
 
-    from learnlab.store import Store  # --recheck recomputes the claims from the stored metrics
-
+    # --recheck recomputes the claims from the stored metrics
     Store(store_path).set_claims(run_id, [])
     code, out, _ = _run(capsys, "show", run_id, "--recheck", "--store", str(store_path))
     assert code == 0 and [line for line in out.splitlines()
@@ -45,8 +45,6 @@ def test_run_show_runs_and_report_end_to_end(capsys, store_path, tmp_path):
     assert code == 0
     html = (out_dir / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', html)
-    import json
-
     captions = json.loads(Store(store_path).artifacts(run_id)["figures.json"].read_text())
     assert len(images) == len(captions) >= 3  # every stored figure of the run
     for src in images:
