@@ -75,7 +75,8 @@ def test_the_compiled_scan_handles_softplus_past_its_threshold_and_bfloat16(need
     low = [a.detach().bfloat16() for a in args[:5]]  # as under bf16 autocast: computed in float32
     y = selective_scan(*low, method="compiled")
     assert y.dtype == torch.bfloat16
-    assert torch.allclose(y.float(), selective_scan(*(a.float() for a in low), method="sequential"), rtol=2e-2, atol=2e-2)
+    reference = selective_scan(*(a.float() for a in low), method="sequential")
+    assert torch.allclose(y.float(), reference, rtol=2e-2, atol=2e-2)
 
 
 def test_auto_takes_the_kernel_when_it_builds_and_the_pure_pytorch_scan_when_not(monkeypatch):
@@ -87,6 +88,8 @@ def test_auto_takes_the_kernel_when_it_builds_and_the_pure_pytorch_scan_when_not
     args, kwargs = _scan_inputs(1, 4, 3, 2, extras=False)
     with pytest.raises(RuntimeError, match="compiled selective scan"):
         selective_scan(*args, method="compiled")
+    with pytest.raises(RuntimeError, match="compiled selective scan"):
+        MambaBlock(MambaConfig(d_model=4, d_state=2, scan="compiled"))(torch.randn(1, 3, 4))
 
 
 def test_a_model_trained_through_the_fallback_gets_the_compiled_models_loss_and_gradients(monkeypatch, needs_kernel):
@@ -101,11 +104,16 @@ def test_a_model_trained_through_the_fallback_gets_the_compiled_models_loss_and_
         return loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}
 
     compiled_loss, compiled_grads = loss_and_grads()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as train.precision=bf16 runs it
+        compiled_bf16, _ = loss_and_grads()
     monkeypatch.setattr(_scan, "kernel", lambda: None)
     fallback_loss, fallback_grads = loss_and_grads()
     assert torch.allclose(compiled_loss, fallback_loss, rtol=1e-5, atol=1e-6)
     for name, grad in compiled_grads.items():
         assert torch.allclose(grad, fallback_grads[name], rtol=1e-4, atol=1e-6), name
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fallback_bf16, _ = loss_and_grads()
+    assert torch.allclose(compiled_bf16, fallback_bf16, rtol=1e-2)
 
 
 def test_a_failed_build_warns_and_falls_back(monkeypatch):

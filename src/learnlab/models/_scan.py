@@ -1,23 +1,30 @@
-"""The selective scan as a small compiled CPU kernel (C++, built once by ``torch.utils.cpp_extension``).
+"""Mamba's selective scan, and the block around it, as a small compiled CPU kernel (C++, built once by
+``torch.utils.cpp_extension``).
 
 The recurrence of ``learnlab.models.mamba``, per batch row, channel c and state n:
 
     h_t = exp(delta_t A) h_{t-1} + delta_t B_t x_t,    y_t = C_t . h_t
 
-In PyTorch each time step is a handful of small kernels over (b, c, n) tensors that go
-through memory; here one loop keeps a block of 64 channels' state (64 x n floats) in L1 and
-touches each input once. Work items are (batch row, block of channels), split over threads
-by ``at::parallel_for`` (PyTorch's own OpenMP pool). The backward recomputes the item's
-states into a (T + 1, 64, n) buffer (~270 kB at T = 64, n = 16: in L2), then runs the
-reverse scan, as the CUDA kernel of ``mamba_ssm`` does; only the inputs are saved.
+In PyTorch each time step is a handful of small ops over (b, c, n) tensors that go through
+memory; here one pass keeps a block of 64 channels' state (n x 64 floats) in L1 and reads
+each input once. Work items are (batch row, block of channels), split over threads by
+``at::parallel_for`` (PyTorch's own OpenMP pool). Every inner loop runs over the block's
+channels, so it is all vector code, the exps included (glibc's vectorised ``expf``). Fused
+in: delta's bias and softplus, the skip D x and the gate SiLU(z) (mamba_ssm's
+``selective_scan_fn`` arguments). The backward recomputes the item's states and decays into
+two (T, n, 64) buffers (~260 kB each at T = 64, n = 16: in L2), then runs the reverse scan,
+as ``mamba_ssm``'s CUDA kernel does; only the inputs are saved. A second kernel does the
+causal depthwise conv and its SiLU; :func:`compiled_mamba_inner` puts both, with the x_proj
+and dt_proj products, in one autograd node, as ``mamba_inner_fn`` does.
 
-Built with ``-O3 -ffast-math`` (so gcc calls glibc's vectorised ``expf``) and the vector
-extensions PyTorch itself found on this CPU; ``-ffast-math`` is a compile flag only, never
-a link flag, so the process's denormal mode is untouched. The build is cached in the torch
-extensions directory (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``):
-about a minute once, then a load of ~0.1 s. Where it cannot be built (no compiler, no
-ninja), :func:`kernel` returns None once, with a warning, and callers take the pure-PyTorch
-scan.
+Built with ``-O3 -ffast-math`` (so gcc calls the vectorised ``expf``) and the vector
+extensions PyTorch itself found on this CPU; ``-ffast-math`` is a compile flag only, never a
+link flag, so the process's denormal mode is untouched. The build is cached in the torch
+extensions directory (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``),
+named by CPU capability, torch version and a hash of the source: about a minute once (three
+on a loaded 2-core machine), then a load of ~0.3 s. Where it cannot be built (no compiler,
+no ninja) :func:`kernel` returns None, with a warning naming the error, and callers take the
+pure-PyTorch path; ``LEARNLAB_SCAN_KERNEL=0`` asks for that path without trying.
 """
 
 from __future__ import annotations
@@ -388,7 +395,8 @@ SIMD
 
 template <typename T>
 Conv<T> conv_inputs(const at::Tensor& x, const at::Tensor& wt, const at::Tensor& bias) {
-  TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && x.stride(2) == 1, "x must be (b, T, c) on the CPU, channels contiguous");
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && x.stride(2) == 1,
+              "x must be (b, T, c) on the CPU, channels contiguous");
   TORCH_CHECK(wt.dim() == 2 && wt.size(1) == x.size(2) && wt.is_contiguous() && bias.is_contiguous() &&
               bias.numel() == x.size(2), "weight must be (c, K) and bias (c,)");
   TORCH_CHECK(wt.scalar_type() == x.scalar_type() && bias.scalar_type() == x.scalar_type(), "one dtype");
@@ -483,8 +491,9 @@ _VECTOR_FLAGS = {  # what torch.backends.cpu.get_cpu_capability() found -> gcc f
 
 @functools.lru_cache(maxsize=None)
 def kernel():
-    """The compiled module (``scan_forward``, ``scan_backward``), built or loaded once a process; None
-    where it cannot be built (then a warning says why) or when ``LEARNLAB_SCAN_KERNEL=0``."""
+    """The compiled module (``scan_forward``, ``scan_backward``, ``conv_forward``, ``conv_backward``), built
+    or loaded once a process; None where it cannot be built (then a warning says why) or when
+    ``LEARNLAB_SCAN_KERNEL=0``."""
     if os.environ.get("LEARNLAB_SCAN_KERNEL", "1") == "0":
         return None
     capability = torch.backends.cpu.get_cpu_capability()
@@ -496,8 +505,8 @@ def kernel():
         # never loads into another, nor one process's build of an edited source into another process
         digest = hashlib.sha1(_SOURCE.encode()).hexdigest()[:10]
         name = f"learnlab_selective_scan_{capability}_torch{torch.__version__}_{digest}".lower()
-        return load_inline(name=re.sub(r"\W", "_", name), cpp_sources=[_SOURCE],
-                           functions=["scan_forward", "scan_backward", "conv_forward", "conv_backward"], extra_cflags=flags,
+        return load_inline(name=re.sub(r"\W", "_", name), cpp_sources=[_SOURCE], extra_cflags=flags,
+                           functions=["scan_forward", "scan_backward", "conv_forward", "conv_backward"],
                            extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as error:  # no compiler, no ninja, a failed build: the pure-PyTorch scan instead
         lines = str(error).splitlines()

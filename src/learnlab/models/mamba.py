@@ -1,4 +1,4 @@
-"""Mamba in pure PyTorch (no ``mamba_ssm``, which needs CUDA): the selective state-space block.
+"""Mamba without ``mamba_ssm`` (which needs CUDA): the selective state-space block.
 
 Gu and Dao, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces" (2023); the
 block of the official ``mamba_simple.py`` and of Hugging Face's ``MambaMixer``, with the
@@ -9,14 +9,15 @@ with softplus (Delta), A = -exp(``A_log``), the skip ``D``, the gate SiLU(z) and
 
     h_t = exp(Delta_t A) h_{t-1} + Delta_t B_t x_t,    y_t = C_t . h_t + D x_t
 
-Three scans, one recurrence: ``scan="compiled"`` is a small C++ kernel (``_scan.py``, built
-once with the machine's compiler and cached; CPU only), about 20x the pure-PyTorch loop;
-``scan="sequential"`` runs it step by step in PyTorch (the reference, and the fallback where
-nothing can be compiled); ``scan="parallel"`` is a Hillis-Steele prefix scan of the linear
-recurrence: log2(T) whole-sequence steps instead of T, with decays multiplied (never
+Three scans, one recurrence. ``scan="compiled"`` runs the block between ``in_proj`` and
+``out_proj`` (conv, SiLU, the scan, its gate) as small C++ kernels (``_scan.py``: built once
+with the machine's compiler and cached; CPU only; numbers in ``benchmarks/mamba.py``).
+``scan="sequential"`` runs the recurrence step by step in PyTorch: the reference, and the
+fallback where nothing compiles. ``scan="parallel"`` is a Hillis-Steele prefix scan of the
+linear recurrence: log2(T) whole-sequence steps instead of T, with decays multiplied (never
 divided), so nothing overflows: for accelerators, where a loop of T kernel launches is the
-cost. ``auto`` (the default) takes the compiled kernel on a CPU if it builds, else the
-sequential scan, and the parallel scan on any other device (untested on a GPU here).
+cost. ``auto`` (the default) takes the compiled kernels on a CPU if they build, else the
+sequential scan, and the parallel scan on any other device (not run on a GPU here).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from learnlab.config import Interval, param
 from learnlab.models import _scan
 from learnlab.models.layers import masked_cross_entropy
 
-__all__ = ["MambaConfig", "MambaBlock", "Mamba", "selective_scan"]
+__all__ = ["MambaConfig", "MambaBlock", "Mamba", "selective_scan", "resolve_scan"]
 
 
 ScanMethod = Literal["auto", "compiled", "sequential", "parallel"]
@@ -47,6 +48,12 @@ def resolve_scan(method: ScanMethod, device: torch.device) -> Literal["compiled"
     if device.type != "cpu":
         return "parallel"
     return "compiled" if _scan.kernel() is not None else "sequential"
+
+
+def _check_compiled(device: torch.device) -> None:
+    if device.type != "cpu" or _scan.kernel() is None:
+        raise RuntimeError(f"the compiled selective scan needs a CPU tensor and a built kernel (got {device}, "
+                           f"kernel {'built' if _scan.kernel() is not None else 'unavailable'})")
 
 
 def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
@@ -63,9 +70,7 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     state entries)."""
     method = resolve_scan(method, x.device)
     if method == "compiled":
-        if x.device.type != "cpu" or _scan.kernel() is None:
-            raise RuntimeError(f"the compiled selective scan needs a CPU tensor and a built kernel (got {x.device}, "
-                               f"kernel {'built' if _scan.kernel() is not None else 'unavailable'})")
+        _check_compiled(x.device)
         return _scan.compiled_selective_scan(x, delta, A, B, C, D, z, delta_bias, delta_softplus)
     if delta_bias is not None:
         delta = delta + delta_bias
@@ -227,6 +232,7 @@ class MambaBlock(nn.Module):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         xz = self.in_proj(hidden)  # (b, T, 2 inner)
         if resolve_scan(self.cfg.scan, xz.device) == "compiled":  # all that follows, as one autograd node
+            _check_compiled(xz.device)
             return self.out_proj(_scan.compiled_mamba_inner(
                 xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias,
                 self.A_log, self.D))
