@@ -48,6 +48,7 @@ def greedy_answers(model, tokenizer, prompts: list[str], *, max_new_tokens: int,
     device = next(model.parameters()).device
     for start in range(0, len(prompts), batch_size):
         batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True).to(device)
+        batch.pop("token_type_ids", None)  # causal LMs take none; generate() refuses unused inputs
         generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                    pad_token_id=tokenizer.pad_token_id)
         out += tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -14,7 +14,7 @@ from learnlab.runtime import generator, replica_seeds
 from learnlab.train.ensemble import ModuleStack
 
 
-def user_data(cfg, seed: int, run) -> None -> None:
+def user_data(cfg, seed: int, run) -> None:
     """Teachers fitted to noisy labels of disjoint shares of the user's training set, students
     on its unlabelled inputs. Images (N, C, H, W) or (N, H, W, C) get ResNet-18s (the paper's
     CIFAR-10 / CIFAR-5m setting); anything else is flattened and gets two-hidden-layer MLPs."""
