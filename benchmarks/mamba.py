@@ -82,7 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10, help="steps a round of the compiled path")
-    parser.add_argument("--slow-steps", type=int, default=1, help="steps a round of the parallel scan and transformers")
+    parser.add_argument("--slow-steps", "--hf-steps", type=int, default=1,
+                        help="steps a round of the parallel scan and transformers")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one a core)")
     args = parser.parse_args()
@@ -122,20 +123,20 @@ def main() -> None:
     baseline = medians.get(BASELINE)
     print(f"Mamba training step, d = 128, 4 layers, state 16, batch 16 x 64, {args.device}, "
           f"{torch.get_num_threads()} threads: median of {args.rounds} interleaved rounds")
-    print(f"  {'path':<52} {'step':>10}  {'transformers / path':>20}")
+    print(f"  {'path':<54} {'step':>11}  {'transformers / path':>20}")
     for name, seconds in medians.items():
         ratio = f"{baseline / seconds:19.1f}x" if baseline else ""
-        print(f"  {name:<52} {seconds * 1e3:7.1f} ms  {ratio:>20}")
+        print(f"  {name:<54} {seconds * 1e3:8.1f} ms  {ratio:>20}")
+    compiled = next((s for n, s in medians.items() if "compiled" in n), None)
+    if compiled is not None:
+        ratio_met = baseline is None or baseline / compiled >= TARGET_RATIO
+        print(f"  target: compiled <= {TARGET_MS:.0f} ms ({'met' if compiled * 1e3 <= TARGET_MS else 'not met'}) and "
+              f">= {TARGET_RATIO:.0f}x transformers' fallback ({'met' if ratio_met else 'not met'})")
+    for name, seconds in medians.items():  # the rows for benchmarks/all.py's table
         if name != BASELINE:
             target = f"<= {TARGET_MS:.0f} ms, >= {TARGET_RATIO:.0f}x" if "compiled" in name else ""
             row(f"mamba step, {name}", seconds, baseline=BASELINE if baseline else None, baseline_seconds=baseline,
                 target=target)
-    compiled = next((s for n, s in medians.items() if "compiled" in n), None)
-    if compiled is not None:
-        met = compiled * 1e3 <= TARGET_MS and (baseline is None or baseline / compiled >= TARGET_RATIO)
-        print(f"  target: compiled <= {TARGET_MS:.0f} ms and >= {TARGET_RATIO:.0f}x transformers' fallback: "
-              f"{'met' if met else 'NOT met'}")
-
 
 if __name__ == "__main__":
     main()
