@@ -22,6 +22,7 @@ the closest to i.i.d. (lowest batch label KL).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import sys
 import tarfile
@@ -112,6 +113,30 @@ def write_mds(root: Path, x: np.ndarray, y: np.ndarray, per_shard: int) -> str:
     return str(out)
 
 
+@contextlib.contextmanager
+def _storage_latency(downloader: type, method: str, latency: float):
+    """Every call of ``downloader.method`` (one storage request) sleeps ``latency`` first;
+    yields the request counter ``[n]``."""
+    original, requests = getattr(downloader, method), [0]
+
+    def slow(self, *args, **kwargs):
+        requests[0] += 1
+        time.sleep(latency)
+        return original(self, *args, **kwargs)
+
+    setattr(downloader, method, slow)
+    try:
+        yield requests
+    finally:
+        setattr(downloader, method, original)
+
+
+def _one_epoch_of_labels(dataset) -> tuple[float, np.ndarray]:
+    start = time.perf_counter()
+    labels = np.fromiter((sample["y"] for sample in dataset), dtype=np.int64)
+    return time.perf_counter() - start, labels
+
+
 def streaming_loader(remote: str, algorithm: str, blocks: int, per_shard: int, latency: float
                      ) -> tuple[float, int, np.ndarray]:
     import streaming.base.storage.download as download
@@ -119,26 +144,13 @@ def streaming_loader(remote: str, algorithm: str, blocks: int, per_shard: int, l
     from streaming.base.util import clean_stale_shared_memory
 
     clean_stale_shared_memory()
-    original = download.LocalDownloader._download_file_impl
-    requests = [0]
-
-    def slow(self, *args, **kwargs):  # every shard fetch pays the storage latency
-        requests[0] += 1
-        time.sleep(latency)
-        return original(self, *args, **kwargs)
-
-    download.LocalDownloader._download_file_impl = slow
-    try:
-        with tempfile.TemporaryDirectory() as cache:
-            record = _record_bytes() + 16
-            dataset = StreamingDataset(remote=remote, local=cache, shuffle=True, shuffle_algo=algorithm, shuffle_seed=0,
-                                       shuffle_block_size=blocks * per_shard, batch_size=BATCH,
-                                       cache_limit=blocks * per_shard * record * 2, predownload=blocks * per_shard)
-            start = time.perf_counter()
-            labels = np.fromiter((sample["y"] for sample in dataset), dtype=np.int64)
-            seconds = time.perf_counter() - start
-    finally:
-        download.LocalDownloader._download_file_impl = original
+    with _storage_latency(download.LocalDownloader, "_download_file_impl", latency) as requests, \
+            tempfile.TemporaryDirectory() as cache:
+        record = _record_bytes() + 16
+        dataset = StreamingDataset(remote=remote, local=cache, shuffle=True, shuffle_algo=algorithm, shuffle_seed=0,
+                                   shuffle_block_size=blocks * per_shard, batch_size=BATCH,
+                                   cache_limit=blocks * per_shard * record * 2, predownload=blocks * per_shard)
+        seconds, labels = _one_epoch_of_labels(dataset)
     return seconds, requests[0], labels
 
 
@@ -159,25 +171,11 @@ def litdata_loader(remote: str, blocks: int, per_shard: int, latency: float) -> 
     import litdata.streaming.downloader as download
     from litdata import StreamingDataset
 
-    original = download.LocalDownloader.download_file
-    requests = [0]
-
-    def slow(self, *args, **kwargs):
-        requests[0] += 1
-        time.sleep(latency)
-        return original(self, *args, **kwargs)
-
-    download.LocalDownloader.download_file = slow
-    try:
-        with tempfile.TemporaryDirectory() as cache:
-            dataset = StreamingDataset(input_dir=f"local:{remote}", cache_dir=cache, shuffle=True, seed=0,
-                                       max_cache_size=blocks * per_shard * (_record_bytes() + 64),
-                                       max_pre_download=blocks)
-            start = time.perf_counter()
-            labels = np.fromiter((sample["y"] for sample in dataset), dtype=np.int64)
-            seconds = time.perf_counter() - start
-    finally:
-        download.LocalDownloader.download_file = original
+    with _storage_latency(download.LocalDownloader, "download_file", latency) as requests, \
+            tempfile.TemporaryDirectory() as cache:
+        dataset = StreamingDataset(input_dir=f"local:{remote}", cache_dir=cache, shuffle=True, seed=0,
+                                   max_cache_size=blocks * per_shard * (_record_bytes() + 64), max_pre_download=blocks)
+        seconds, labels = _one_epoch_of_labels(dataset)
     return seconds, requests[0], labels
 
 

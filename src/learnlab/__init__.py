@@ -59,18 +59,10 @@ def run(experiment: str, preset: str = "quick", *, store: str | None = None, dev
 def load(run_id: str = "latest", *, store: str | None = None) -> StoredRun:
     """A stored run by id, unique id prefix or ``"latest"``, with the typed readers of
     ``learnlab.results.StoredRun`` (``last``, ``series``, ``over_seeds``, ``to_pandas``)."""
-    from learnlab.results import StoredRun
+    from learnlab.results import StoredRun, find_run
     from learnlab.store import DEFAULT_STORE, Store
 
-    handle = Store(store or DEFAULT_STORE)
-    if run_id == "latest":
-        runs = handle.list_runs()
-        if not runs:
-            raise StoreError(f"No runs in {handle.path}.")
-        record = max(runs, key=lambda r: r.started or 0)
-    else:
-        record = handle.get_run(run_id)
-    return StoredRun(record)
+    return StoredRun(find_run(Store(store or DEFAULT_STORE), run_id))
 
 
 def __getattr__(name: str):  # the lighter names, imported on first use

@@ -273,13 +273,9 @@ def cmd_show(args) -> int:
 
 
 def _find_run(store: Store, reference: str):
-    """A run by id, unique id prefix, or ``latest`` (the newest run in the store)."""
-    if reference == "latest":
-        runs = store.list_runs()
-        if not runs:
-            raise LearnlabError(f"No runs in {store.path}.")
-        return max(runs, key=lambda r: (r.started or 0))
-    return store.get_run(reference)
+    from learnlab.results import find_run
+
+    return find_run(store, reference)
 
 
 def cmd_export(args) -> int:

@@ -28,7 +28,19 @@ import numpy as np
 from learnlab.claims import NotMeasured
 from learnlab.store import RunRecord, Series
 
-__all__ = ["StoredRun"]
+__all__ = ["StoredRun", "find_run"]
+
+
+def find_run(store, reference: str) -> RunRecord:
+    """A run by id, unique id prefix, or ``latest`` (the newest run in the store)."""
+    from learnlab.errors import StoreError
+
+    if reference == "latest":
+        runs = store.list_runs()
+        if not runs:
+            raise StoreError(f"No runs in {store.path}.")
+        return max(runs, key=lambda r: r.started or 0)
+    return store.get_run(reference)
 
 
 class StoredRun:

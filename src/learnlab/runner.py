@@ -35,7 +35,7 @@ from learnlab import config as config_lib
 from learnlab.claims import Claim, ClaimSpec
 from learnlab.errors import ConfigError, LeaseLost, StoreError, Terminated
 from learnlab.runtime import resolve_device, seed_everything
-from learnlab.store import RunRecord, Store
+from learnlab.store import Store
 from learnlab.train import distributed as ddp
 
 if TYPE_CHECKING:
@@ -357,9 +357,9 @@ def draw_figures(experiment: Experiment, store: Store, stored: Any) -> dict[str,
         store.set_artifact(stored.id, f"figure/{name}.svg", svg)
         store.set_artifact(stored.id, f"figure/{name}.png", png)
         captions[name] = drawn.caption
-    path = directory / "captions.json"
-    _atomic_write_bytes(path, json.dumps(captions, indent=1).encode()) if captions else None
     if captions:
+        path = directory / "captions.json"
+        _atomic_write_bytes(path, json.dumps(captions, indent=1).encode())
         store.set_artifact(stored.id, "figures.json", path)
     return captions
 

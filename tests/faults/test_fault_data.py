@@ -3,7 +3,6 @@ inside its source, byte flips and truncations of shards (every read path) and of
 writes over existing datasets, interrupted writes, and malformed arrays. Each gives the
 right result or one ``learnlab: error:`` line, and loses nothing."""
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -16,30 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from learnlab.cli import main
 from learnlab.data import DataError, ShardedDataset, ShardedLoader, offline_shuffle, write_arrays
 from learnlab.data.offline import shuffle_group
 from learnlab.data.shards import INDEX, LINEAGE_ROW, LINEAGE_SHARD, ShardWriter
+from _support import cli, file_hashes, one_error
 
 VICTIM = Path(__file__).with_name("_victim.py")
-
-
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_error(code: int, err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("learnlab: error: "), err
-    assert all(fragment in lines[0] for fragment in fragments), lines[0]
-
-
-def _files(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _sorted_set(url: str, n: int = 2000, per_shard: int = 20, row_group_size: int | None = None) -> dict:
@@ -64,14 +45,14 @@ def test_a_killed_offline_pass_rerun_with_other_arguments_is_refused_and_with_it
                             capture_output=True, text=True, timeout=300)
     assert victim.returncode == -signal.SIGKILL, victim.stderr
     assert not (tmp_path / "out" / INDEX).exists()  # four groups done, nothing committed
-    before = _files(tmp_path)
-    code, _, err = _cli(capsys, "data", "shuffle", source, destination, "--blocks", "10", "--seed", "1", "--quiet")
-    _one_error(code, err, "holds an unfinished offline pass with other arguments", "seed 0 (now 1)")
-    code, _, err = _cli(capsys, "data", "shuffle", source, destination, "--blocks", "5", "--seed", "0", "--quiet")
-    _one_error(code, err, "n_blocks 10 (now 5)")
-    assert _files(tmp_path) == before
+    before = file_hashes(tmp_path)
+    code, _, err = cli(capsys, "data", "shuffle", source, destination, "--blocks", "10", "--seed", "1", "--quiet")
+    one_error(code, err, "holds an unfinished offline pass with other arguments", "seed 0 (now 1)")
+    code, _, err = cli(capsys, "data", "shuffle", source, destination, "--blocks", "5", "--seed", "0", "--quiet")
+    one_error(code, err, "n_blocks 10 (now 5)")
+    assert file_hashes(tmp_path) == before
     # The same arguments finish the pass: the same dataset, byte for byte, as a pass never interrupted.
-    assert _cli(capsys, "data", "shuffle", source, destination, "--blocks", "10", "--seed", "0", "--quiet")[0] == 0
+    assert cli(capsys, "data", "shuffle", source, destination, "--blocks", "10", "--seed", "0", "--quiet")[0] == 0
     offline_shuffle(source, str(tmp_path / "clean"), 10, 0)
     assert ShardedDataset(destination).index["shards"] == ShardedDataset(str(tmp_path / "clean")).index["shards"]
     lineage = _column(destination, LINEAGE_SHARD) * 20 + _column(destination, LINEAGE_ROW)
@@ -93,11 +74,11 @@ def test_a_finished_groups_marker_is_reused_only_by_the_same_task(tmp_path):
 def test_an_offline_pass_never_writes_inside_its_source_or_around_it(tmp_path, capsys, monkeypatch, destination):
     monkeypatch.chdir(tmp_path)
     _sorted_set("sorted", n=200)
-    before = _files(tmp_path)
-    code, _, err = _cli(capsys, "data", "shuffle", "sorted", destination, "--blocks", "5", "--quiet")
-    _one_error(code, err)
+    before = file_hashes(tmp_path)
+    code, _, err = cli(capsys, "data", "shuffle", "sorted", destination, "--blocks", "5", "--quiet")
+    one_error(code, err)
     assert "must not be" in err or "already" in err
-    assert _files(tmp_path) == before
+    assert file_hashes(tmp_path) == before
 
 
 # -- shards and indexes: what is read is verified (cases 3, 4) ----------------------------------------
@@ -188,13 +169,13 @@ def test_a_flipped_byte_or_truncation_of_an_index_is_refused_or_harmless(small_d
 def test_data_write_refuses_an_existing_dataset_and_leaves_it_readable(tmp_path, capsys):
     np.savez(tmp_path / "a.npz", x=np.arange(40, dtype=np.float32), y=np.arange(40) % 4)
     dataset = tmp_path / "set"
-    assert _cli(capsys, "data", "write", str(tmp_path / "a.npz"), str(dataset), "--records-per-shard", "2")[0] == 0
-    before = _files(tmp_path)
-    code, _, err = _cli(capsys, "data", "write", str(tmp_path / "a.npz"), str(dataset), "--records-per-shard", "20")
-    _one_error(code, err, f"{dataset} already exists (it holds a dataset)")
-    code, _, err = _cli(capsys, "data", "write", str(tmp_path / "a.npz"), str(tmp_path / "a.npz"))
-    _one_error(code, err, "already exists (it holds a file)")
-    assert _files(tmp_path) == before
+    assert cli(capsys, "data", "write", str(tmp_path / "a.npz"), str(dataset), "--records-per-shard", "2")[0] == 0
+    before = file_hashes(tmp_path)
+    code, _, err = cli(capsys, "data", "write", str(tmp_path / "a.npz"), str(dataset), "--records-per-shard", "20")
+    one_error(code, err, f"{dataset} already exists (it holds a dataset)")
+    code, _, err = cli(capsys, "data", "write", str(tmp_path / "a.npz"), str(tmp_path / "a.npz"))
+    one_error(code, err, "already exists (it holds a file)")
+    assert file_hashes(tmp_path) == before
     assert len(ShardedDataset(str(dataset)).shard_sizes) == 20
 
 
@@ -232,8 +213,8 @@ def test_an_interrupted_write_leaves_no_destination_and_the_next_write_completes
 ])
 def test_malformed_arrays_are_one_error_line_and_write_nothing(tmp_path, capsys, arrays, extra, message):
     np.savez(tmp_path / "bad.npz", **arrays)
-    code, _, err = _cli(capsys, "data", "write", str(tmp_path / "bad.npz"), str(tmp_path / "out"), *extra)
-    _one_error(code, err, message)
+    code, _, err = cli(capsys, "data", "write", str(tmp_path / "bad.npz"), str(tmp_path / "out"), *extra)
+    one_error(code, err, message)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz"]
 
 
@@ -241,8 +222,8 @@ def test_a_truncated_npz_is_one_error_line(tmp_path, capsys):
     np.savez(tmp_path / "a.npz", x=np.arange(1000.0))
     data = (tmp_path / "a.npz").read_bytes()
     (tmp_path / "a.npz").write_bytes(data[:len(data) // 2])
-    code, _, err = _cli(capsys, "data", "write", str(tmp_path / "a.npz"), str(tmp_path / "out"))
-    _one_error(code, err, "not a readable .npz")
+    code, _, err = cli(capsys, "data", "write", str(tmp_path / "a.npz"), str(tmp_path / "out"))
+    one_error(code, err, "not a readable .npz")
 
 
 def test_negative_labels_are_classes_like_any_other(tmp_path, capsys):
@@ -251,15 +232,15 @@ def test_negative_labels_are_classes_like_any_other(tmp_path, capsys):
     x = rng.normal(size=(500, 2))
     for name, labels in (("neg", y), ("pos", y + 3)):  # the same classes, renamed
         np.savez(tmp_path / f"{name}.npz", x=x, y=labels)
-        code, _, err = _cli(capsys, "data", "write", str(tmp_path / f"{name}.npz"), str(tmp_path / name),
+        code, _, err = cli(capsys, "data", "write", str(tmp_path / f"{name}.npz"), str(tmp_path / name),
                             "--records-per-shard", "50")
         assert code == 0, err
     outputs = []
     for name in ("neg", "pos"):
-        code, out, err = _cli(capsys, "data", "inspect", str(tmp_path / name))
+        code, out, err = cli(capsys, "data", "inspect", str(tmp_path / name))
         assert code == 0, err
         outputs.append(out.split("homogeneity h = ")[1])
-        code, out, err = _cli(capsys, "data", "quality", str(tmp_path / name), "--blocks", "2")
+        code, out, err = cli(capsys, "data", "quality", str(tmp_path / name), "--blocks", "2")
         assert code == 0, err
         outputs.append(out.split("batch_label_kl")[1].split()[0])
     assert outputs[:2] == outputs[2:]

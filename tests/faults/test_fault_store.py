@@ -2,7 +2,6 @@
 that must create nothing, LIKE wildcards in run ids, seeds that do not fit. Every bad input
 is one ``learnlab: error:`` line and exit 2, and leaves every file as it was."""
 
-import hashlib
 import os
 import sqlite3
 import subprocess
@@ -13,28 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from learnlab.cli import main
 from learnlab.errors import StoreError
 from learnlab.store import Store
-
-
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_error(code: int, err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("learnlab: error: "), err
-    assert all(fragment in lines[0] for fragment in fragments), lines[0]
-
-
-def _files(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` with its SHA-256: what 'nothing changed' compares."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+from _support import cli, file_hashes, one_error
 
 
 def _make_run(store: Store, run_id: str = "abc123", rows: int = 10) -> None:
@@ -56,12 +36,12 @@ def test_a_foreign_sqlite_database_is_refused_unchanged(tmp_path, capsys, journa
     conn.execute("INSERT INTO users VALUES ('ada')")
     conn.commit()
     conn.close()
-    before = _files(tmp_path)
-    code, _, err = _cli(capsys, "runs", "--store", str(app))
-    _one_error(code, err, f"{app} is not a learnlab run store", "left unchanged")
-    code, _, err = _cli(capsys, "run", "hidden-progress", "--preset", "smoke", "--store", str(app), "--quiet")
-    _one_error(code, err, "is not a learnlab run store")
-    assert _files(tmp_path) == before  # no tables, no WAL switch, no user_version, no -wal / -shm files
+    before = file_hashes(tmp_path)
+    code, _, err = cli(capsys, "runs", "--store", str(app))
+    one_error(code, err, f"{app} is not a learnlab run store", "left unchanged")
+    code, _, err = cli(capsys, "run", "hidden-progress", "--preset", "smoke", "--store", str(app), "--quiet")
+    one_error(code, err, "is not a learnlab run store")
+    assert file_hashes(tmp_path) == before  # no tables, no WAL switch, no user_version, no -wal / -shm files
     conn = sqlite3.connect(app)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == journal
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
@@ -77,11 +57,11 @@ def test_other_files_are_refused_unchanged(tmp_path, capsys):
     conn.close()
     text = tmp_path / "notes.txt"
     text.write_text("not a database\n" * 20)
-    before = _files(tmp_path)
+    before = file_hashes(tmp_path)
     for path, why in ((other_app, "application 0x2a"), (text, "not an SQLite database")):
-        code, _, err = _cli(capsys, "runs", "--store", str(path))
-        _one_error(code, err, "is not a learnlab run store", why)
-    assert _files(tmp_path) == before
+        code, _, err = cli(capsys, "runs", "--store", str(path))
+        one_error(code, err, "is not a learnlab run store", why)
+    assert file_hashes(tmp_path) == before
 
 
 _VERSION_1 = """
@@ -132,12 +112,12 @@ def test_a_page_damaged_store_is_one_error_line_for_run_and_runs(tmp_path, capsy
     with open(path, "r+b") as handle:  # the runs table's root page: zeroed
         handle.seek((root_page - 1) * page_size)
         handle.write(bytes(page_size))
-    before = _files(tmp_path)
-    code, _, err = _cli(capsys, "runs", "--store", str(path))
-    _one_error(code, err, f"the run store {path} cannot be used", "malformed")
-    code, _, err = _cli(capsys, "run", "hidden-progress", "--preset", "smoke", "--store", str(path), "--quiet")
-    _one_error(code, err, "malformed")
-    assert _files(tmp_path) == before
+    before = file_hashes(tmp_path)
+    code, _, err = cli(capsys, "runs", "--store", str(path))
+    one_error(code, err, f"the run store {path} cannot be used", "malformed")
+    code, _, err = cli(capsys, "run", "hidden-progress", "--preset", "smoke", "--store", str(path), "--quiet")
+    one_error(code, err, "malformed")
+    assert file_hashes(tmp_path) == before
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +142,11 @@ def test_a_flipped_byte_or_truncation_of_a_store_never_escapes_as_a_traceback(sm
     folder = tmp_path_factory.mktemp("damaged")
     path = folder / "learnlab.sqlite"
     path.write_bytes(bytes(data))
-    before = _files(folder)
+    before = file_hashes(folder)
     for command in (["runs"], ["show", "abc123"]):
-        code, _, err = _cli(capsys, *command, "--store", str(path))  # an exception would fail the test here
+        code, _, err = cli(capsys, *command, "--store", str(path))  # an exception would fail the test here
         assert code == 0 or (code == 2 and len(err.strip().splitlines()) == 1), err
-    assert _files(folder) == before  # a read changes nothing, damaged or not
+    assert file_hashes(folder) == before  # a read changes nothing, damaged or not
 
 
 _READ_ONLY_MOUNT = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" && shift && exec "$@"'
@@ -191,7 +171,7 @@ def test_a_read_only_store_is_read_without_side_files_and_refuses_writes(tmp_pat
     store = Store(folder / "learnlab.sqlite")
     _make_run(store)
     store.close()
-    before = _files(folder)
+    before = file_hashes(folder)
     wrap = _read_only_runner(folder)
     try:
         def learnlab(*args):
@@ -202,8 +182,8 @@ def test_a_read_only_store_is_read_without_side_files_and_refuses_writes(tmp_pat
         assert listed.returncode == 0, listed.stderr
         assert "abc123" in listed.stdout
         refused = learnlab("run", "hidden-progress", "--preset", "smoke", "--quiet")
-        _one_error(refused.returncode, refused.stderr, "is read-only")
-        assert _files(folder) == before  # no -wal, no -shm, no run folder
+        one_error(refused.returncode, refused.stderr, "is read-only")
+        assert file_hashes(folder) == before  # no -wal, no -shm, no run folder
     finally:
         folder.chmod(0o755)
 
@@ -221,8 +201,8 @@ def test_a_read_only_store_is_read_without_side_files_and_refuses_writes(tmp_pat
 ])
 def test_errors_on_a_missing_store_create_nothing(tmp_path, capsys, args, message):
     store_path = tmp_path / "runs" / "learnlab.sqlite"
-    code, _, err = _cli(capsys, *args, "--store", str(store_path))
-    _one_error(code, err, message)
+    code, _, err = cli(capsys, *args, "--store", str(store_path))
+    one_error(code, err, message)
     assert list(tmp_path.iterdir()) == []  # not the store, not its folder
 
 
@@ -236,5 +216,5 @@ def test_run_id_prefixes_are_not_like_patterns(tmp_path, capsys, pattern):
     assert store.get_run("abc").id == "abc123"  # a real prefix still resolves
     with pytest.raises(StoreError, match="No run"):
         store.get_run(pattern)
-    code, _, err = _cli(capsys, "run", "hidden-progress", "--resume", pattern, "--store", str(store.path))
-    _one_error(code, err, f"No run '{pattern}'")
+    code, _, err = cli(capsys, "run", "hidden-progress", "--resume", pattern, "--store", str(store.path))
+    one_error(code, err, f"No run '{pattern}'")

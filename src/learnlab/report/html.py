@@ -179,8 +179,9 @@ def build_report(store: Store, out_dir: str | Path, *, progress: bool = True) ->
         (out_dir / "runs" / f"{record.id}.html").write_text(html)
 
     sections: dict[str, dict[str, Any]] = {}
-    for (name, preset), record in latest_runs(store).items():
-        if preset == "smoke" and any(n == name and p != "smoke" for n, p in latest_runs(store)):
+    latest = latest_runs(store)
+    for (name, preset), record in latest.items():
+        if preset == "smoke" and any(n == name and p != "smoke" for n, p in latest):
             continue  # smoke runs are tests: shown in "all runs", not as a section
         section = sections.setdefault(name, {"name": name, "anchor": name, "about": pages[record.id]["about"],
                                              "runs": []})
