@@ -7,11 +7,11 @@ from learnlab.config import to_dict
 from learnlab.experiments import hidden_progress
 from learnlab.experiments.hidden_progress import schema as M
 from learnlab.probes.fourier import fourier_gap
-from learnlab.probes.parity_progress import neuron_support_margin, unit_init_fourier_gap
+from learnlab.probes.parity_progress import neuron_support_margin, neuron_support_share, unit_init_fourier_gap
 from learnlab.results import StoredRun
 
 
-def _synthetic_run(store, *, loss_curve, separate_at, n_seeds=16, t_c=1000, max_accuracy=1.0, drift=1.0):
+def _synthetic_run(store, *, loss_curve, support_growth, n_seeds=16, t_c=1000, max_accuracy=1.0, drift=1.0):
     """A stored run whose curves are given in closed form (no training)."""
     cfg = hidden_progress.presets()["quick"]
     store.create_run("synthetic", experiment=hidden_progress.NAME, preset=None, config=to_dict(cfg), config_hash="h",
@@ -23,7 +23,9 @@ def _synthetic_run(store, *, loss_curve, separate_at, n_seeds=16, t_c=1000, max_
         curves = {
             M.TRAIN_LOSS: loss_curve(steps, t_c),
             M.VAL_ACC: accuracy,
-            M.TOP_NEURONS_SEPARATED: np.where(steps >= separate_at * t_c, 0.9, 0.1),
+            M.TOP_NEURONS_SEPARATED: np.where(steps >= 0.8 * t_c, 0.9, 0.1),
+            # log share growth, linear in t with a seed-dependent slope
+            M.TOP_NEURONS_SUPPORT_GROWTH: (support_growth + 0.05 * (s % 4 - 1.5)) * steps / t_c,
             M.WEIGHT_MOVEMENT: (steps / t_c) ** drift,
             M.scoped(M.RANDOM_LABELS, M.WEIGHT_MOVEMENT): (steps / t_c) ** 0.5,
         }
@@ -45,24 +47,24 @@ def _smooth_decay(steps, t_c):
     return np.exp(-steps / (0.3 * t_c))
 
 
-def test_claims_are_reproduced_on_a_plateau_with_an_abrupt_drop_and_early_separation(store):
-    run = _synthetic_run(store, loss_curve=_plateau_then_drop, separate_at=0.3)
+def test_claims_are_reproduced_on_a_plateau_with_an_abrupt_drop_and_support_growth(store):
+    run = _synthetic_run(store, loss_curve=_plateau_then_drop, support_growth=0.5)
     assert _verdicts(run) == {"abrupt-transition": "reproduced", "seeds-converge": "reproduced",
-                              "support-separates-first": "reproduced", "drift-vs-random-walk": "reproduced",
+                              "support-grows-under-flat-loss": "reproduced", "drift-vs-random-walk": "reproduced",
                               "movement-starts-at-zero": "pass", "unit-init-fourier-gap": "pass"}
     assert hidden_progress.convergence_steps(run).tolist() == [1000.0] * 16
 
 
-def test_claims_are_not_reproduced_on_a_smooth_curve_late_separation_and_a_random_walk(store):
-    run = _synthetic_run(store, loss_curve=_smooth_decay, separate_at=0.9, drift=0.4)
+def test_claims_are_not_reproduced_on_a_smooth_curve_no_support_growth_and_a_random_walk(store):
+    run = _synthetic_run(store, loss_curve=_smooth_decay, support_growth=-0.3, drift=0.4)
     verdicts = _verdicts(run)
     assert verdicts["abrupt-transition"] == "not reproduced"
-    assert verdicts["support-separates-first"] == "not reproduced"
+    assert verdicts["support-grows-under-flat-loss"] == "not reproduced"
     assert verdicts["drift-vs-random-walk"] == "not reproduced"
 
 
 def test_seeds_that_never_converge_fail_the_convergence_claim(store):
-    run = _synthetic_run(store, loss_curve=_plateau_then_drop, separate_at=0.3, max_accuracy=0.99)
+    run = _synthetic_run(store, loss_curve=_plateau_then_drop, support_growth=0.5, max_accuracy=0.99)
     assert _verdicts(run)["seeds-converge"] == "not reproduced"
 
 
@@ -79,6 +81,12 @@ def test_the_neuron_margin_is_support_mean_minus_off_support_max():
     weight = torch.tensor([[[3.0, 1.0, 0.5, -2.0], [0.1, 0.1, 1.0, 0.0]]])  # (1, 2, 4)
     margin = neuron_support_margin(weight, torch.tensor([[0, 1]]))
     assert margin[0].tolist() == pytest.approx([2.0 - 2.0, 0.1 - 1.0])
+
+
+def test_the_support_share_is_support_mean_over_off_support_mean():
+    weight = torch.tensor([[[3.0, 1.0, 0.5, -2.0], [0.1, 0.1, 1.0, 0.0]]])  # (1, 2, 4)
+    share = neuron_support_share(weight, torch.tensor([[0, 1]]))
+    assert share[0].tolist() == pytest.approx([2.0 / 1.25, 0.1 / 0.5])
 
 
 @pytest.mark.parametrize("overrides", [

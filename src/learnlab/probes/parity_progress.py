@@ -2,6 +2,8 @@
 
 - :func:`neuron_support_margin`: per neuron, the mean |w| on the support minus the
   largest |w| off it; positive once a neuron has singled out the support.
+- :func:`neuron_support_share`: per neuron, the mean |w| on the support over the mean |w|
+  off it; its growth from W_0 is the amplification the Fourier gap drives.
 - :func:`unit_init_fourier_gap`: the Fourier gap of the population gradient of a ReLU
   neuron at the all-ones initialisation w = 1, b = 0, exactly, for any n.
 
@@ -18,7 +20,7 @@ import math
 
 import torch
 
-__all__ = ["neuron_support_margin", "symmetric_fourier_coefficient", "unit_init_fourier_gap"]
+__all__ = ["neuron_support_margin", "neuron_support_share", "symmetric_fourier_coefficient", "unit_init_fourier_gap"]
 
 
 def neuron_support_margin(weight: torch.Tensor, supports: torch.Tensor) -> torch.Tensor:
@@ -32,6 +34,19 @@ def neuron_support_margin(weight: torch.Tensor, supports: torch.Tensor) -> torch
     on_mask = torch.zeros_like(magnitude, dtype=torch.bool).scatter_(2, index, True)
     off_support_max = magnitude.masked_fill(on_mask, float("-inf")).max(dim=2).values  # (S, r)
     return on_support - off_support_max
+
+
+def neuron_support_share(weight: torch.Tensor, supports: torch.Tensor) -> torch.Tensor:
+    """Mean |W_ij| over j in S divided by mean |W_ij| over j not in S, per neuron.
+
+    weight : (S, r, n) stacked first-layer weights; supports : (S, k). Returns (S, r).
+    Near 1 for weights that ignore the support (every coordinate alike).
+    """
+    magnitude = weight.abs()  # (S, r, n)
+    index = supports.unsqueeze(1).expand(-1, magnitude.shape[1], -1)  # (S, r, k)
+    on_support = magnitude.gather(2, index).mean(dim=2)  # (S, r)
+    off_support = (magnitude.sum(dim=2) - magnitude.gather(2, index).sum(dim=2)) / (magnitude.shape[2] - index.shape[2])
+    return on_support / off_support.clamp_min(torch.finfo(magnitude.dtype).tiny)
 
 
 def symmetric_fourier_coefficient(n: int, degree: int, values) -> float:

@@ -33,17 +33,24 @@ def figures(run: StoredRun) -> dict[str, Figure]:
         "seeds (band: range); the dotted line is the median convergence time t_c.", fig)
 
     if run.has(M.TOP_NEURONS_SEPARATED):
-        fig, (ax,) = new_figure(1, width=5.5)
+        fig, (ax, ax_growth) = new_figure(2, width=5.5)
         curves_over_seeds(ax, run.steps(M.TOP_NEURONS_SEPARATED), run.values(M.TOP_NEURONS_SEPARATED),
                           label=f"top {cfg.top_neurons:.0%} neurons separated")
         curves_over_seeds(ax, run.steps(M.NEURONS_SEPARATED), run.values(M.NEURONS_SEPARATED), label="all neurons separated")
         curves_over_seeds(ax, run.steps(M.VAL_ACC), 2 * run.values(M.VAL_ACC) - 1, label="accuracy above chance (2 acc - 1)")
         ax.set(xscale="log", xlabel="step", ylabel="fraction", ylim=(-0.02, 1.02))
         ax.legend(fontsize=7)
+        if run.has(M.TOP_NEURONS_SUPPORT_GROWTH):
+            curves_over_seeds(ax_growth, run.steps(M.TOP_NEURONS_SUPPORT_GROWTH), run.values(M.TOP_NEURONS_SUPPORT_GROWTH),
+                              label=f"top {cfg.top_neurons:.0%} neurons")
+            ax_growth.axhline(0.0, color="black", lw=0.8)
+        ax_growth.set(xscale="log", xlabel="step", ylabel="log(support share / its value at W_0)")
+        ax_growth.legend(fontsize=7)
         out["support_separation"] = Figure(
-            "Fraction of neurons whose mean |w| on the support exceeds their largest |w| off it (the neurons with the "
-            "largest final readout, and all neurons) against steps, beside the accuracy above chance; median over "
-            f"{seeds} seeds (band: range).", fig)
+            "Left: fraction of neurons whose mean |w| on the support exceeds their largest |w| off it (the neurons "
+            "with the largest final readout, and all neurons) against steps, beside the accuracy above chance. Right: "
+            "growth of those neurons' support share (mean |w| on S over mean |w| off S) from initialisation, the "
+            f"hidden progress under the flat loss. Median over {seeds} seeds (band: range).", fig)
 
     if run.has(M.WEIGHT_MOVEMENT):
         fig, (ax,) = new_figure(1, width=5.5)

@@ -11,6 +11,8 @@ SUPPORT_WEIGHT = "support_weight"  # mean over neurons and support coordinates o
 OFF_SUPPORT_WEIGHT_MAX = "off_support_weight_max"  # max over other coordinates of the neuron-mean |W|
 NEURONS_SEPARATED = "neurons_separated"  # fraction of neurons whose support mean |w| beats their off-support max
 TOP_NEURONS_SEPARATED = "top_neurons_separated"  # the same over the neurons with the largest final |readout|
+# log(share_t / share_0) averaged over those neurons, share = mean |w| on S / mean |w| off S
+TOP_NEURONS_SUPPORT_GROWTH = "top_neurons_support_growth"
 WEIGHT_MOVEMENT = "weight_movement"  # rho_t = max |W_t - W_0|
 FOURIER_GAP = "fourier_gap"  # exact population Fourier gap, mean over neurons (n <= 12)
 FOURIER_GAP_POSITIVE = "fourier_gap_positive"  # fraction of neurons with a positive gap
