@@ -85,3 +85,27 @@ def test_k2_claims_are_declared_for_k2_dirichlet_only():
     quick = {s.name: s for s in icl_markov.claims(presets["quick"])}
     assert quick["initial-kl"].kind == quick["one-layer-floor"].kind == "sanity"
     assert presets["quick"].n_seeds >= 10
+
+
+def test_the_evaluator_logs_the_models_readouts_under_the_metric_names():
+    # What the evaluator needs from a model is the ReadoutModel protocol (readouts()), not its class.
+    import torch
+
+    from learnlab.models.icl_transformer import ICLTransformer
+    from learnlab.models.minimal_induction import MinimalInductionModel
+    from learnlab.probes.markov import ReadoutModel, RelativeAttentionStack
+
+    cfg = icl_markov.presets()["smoke"]
+    evaluator = icl_markov.MarkovEvaluator(cfg, torch.device("cpu"), 2)
+    transformer = ICLTransformer(cfg.task.k, cfg.transformer, [0, 1]).eval()
+    minimal = MinimalInductionModel(cfg.task.k, cfg.minimal, [0, 1])
+    assert isinstance(transformer, RelativeAttentionStack) and not isinstance(minimal, RelativeAttentionStack)
+    assert isinstance(transformer, ReadoutModel) and isinstance(minimal, ReadoutModel)
+    from learnlab.experiments.icl_markov import metrics as M
+    with torch.no_grad():
+        logged = evaluator(transformer, 1)
+        assert {M.l1_relative(m) for m in range(M.RELATIVE_OFFSETS)} | {M.L1_PREVIOUS, M.L2_INDUCTION} <= set(logged)
+        logged = evaluator(minimal, 1)
+    assert {M.minimal_v(m) for m in range(M.RELATIVE_OFFSETS)} | {
+        M.MINIMAL_W_DIAGONAL, M.MINIMAL_W_OFF_DIAGONAL, M.MINIMAL_V_PREVIOUS} <= set(logged)
+    assert all(v.shape == (2,) for v in logged.values())

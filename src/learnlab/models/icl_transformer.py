@@ -490,6 +490,22 @@ class ICLTransformer(nn.Module):
         x = self.ln_final(x)
         return torch.bmm(x.reshape(S, -1, self.cfg.d_model), self.head).view(S, B, -1, self.vocab_size)
 
+    def readouts(self) -> dict[str, torch.Tensor]:
+        """Per-replica numbers read off the weights (no data), for evaluators: in a model of two
+        or more layers, layer 1's positional score q[a] . r_m / sqrt(d_head) at offsets
+        m = 0..5, averaged over tokens a and heads, as ``l1_rel_<m>`` (S,) each. The
+        one-layer model has no previous-token layer to read: {}."""
+        if len(self.layers) < 2:
+            return {}
+        attention = self.layers[0].attn
+        table = self.layers[0].ln_attn(self.wte.unsqueeze(1)).squeeze(1)  # (S, k, d)
+        q = torch.bmm(table, attention.w_qkv)[..., : self.cfg.d_model]  # (S, k, d)
+        S, k, _ = q.shape
+        q = q.view(S, k, attention.n_heads, attention.d_head).transpose(1, 2)  # (S, nh, k, hs)
+        offsets = min(6, attention.rel.shape[2])
+        scores = q @ attention.rel[:, :, :offsets].transpose(-2, -1) / attention.d_head**0.5  # (S, nh, k, 6)
+        return {f"l1_rel_{m}": scores[..., m].mean(dim=(1, 2)) for m in range(offsets)}
+
     def decay_parameters(self) -> list[nn.Parameter]:
         """The weight matrices, embeddings and relative encodings included (nanoGPT's rule:
         every parameter of two or more dimensions per replica); not the LayerNorms."""

@@ -56,6 +56,18 @@ class MinimalInductionModel(nn.Module):
         attention = (query @ h.transpose(-2, -1)).masked_fill(offsets < 0, 0.0)  # (S, B, t, j), linear
         return attention @ e  # (S, B, T, k)
 
+    def readouts(self, offsets: int = 6) -> dict[str, torch.Tensor]:
+        """Per-replica numbers read off the weights, for evaluators (each (S,)): W's mean
+        diagonal and off-diagonal entries (``w_diagonal``, ``w_off_diagonal``), the layer-1
+        weight on the previous token softmax(v)_1 (``v_previous_mass``) and v at offsets
+        0..offsets-1 (``v_<m>``)."""
+        w, k = self.w, self.vocab_size
+        diagonal = w.diagonal(dim1=1, dim2=2)
+        off = (w.sum(dim=(1, 2)) - diagonal.sum(dim=1)) / max(1, k * k - k)
+        return {"w_diagonal": diagonal.mean(dim=1), "w_off_diagonal": off,
+                "v_previous_mass": torch.softmax(self.v, dim=1)[:, 1],
+                **{f"v_{m}": self.v[:, m] for m in range(min(offsets, self.v.shape[1]))}}
+
     def param_groups(self) -> list[dict]:
         """SGD with a learning rate per parameter, as in the paper's analysis."""
         return [{"params": [self.v], "lr": self.cfg.lr_v, "lr_scale": 1.0},

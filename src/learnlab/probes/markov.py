@@ -12,13 +12,41 @@ from tokens 0..t; every function returns (B, T, k).
 from __future__ import annotations
 
 import math
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 
 from learnlab.tasks.markov import context_index
 
-__all__ = ["ngram_strategy", "strategy_distributions", "kl_divergence", "count_only_floor", "transformer_last_position"]
+__all__ = ["ngram_strategy", "strategy_distributions", "kl_divergence", "count_only_floor", "transformer_last_position",
+           "ReadoutModel", "RelativeAttentionStack"]
+
+
+@runtime_checkable
+class ReadoutModel(Protocol):
+    """What an in-context Markov evaluator needs from a model besides ``forward``: S stacked
+    replicas, and per-replica numbers read off the weights (``readouts()``: name -> (S,))."""
+
+    n_replicas: int
+
+    def readouts(self) -> dict[str, torch.Tensor]: ...
+
+
+@runtime_checkable
+class RelativeAttentionStack(Protocol):
+    """What ``transformer_last_position`` reads from a model (the structure of
+    ``models.icl_transformer.ICLTransformer``): a token embedding ``wte`` (S, k, d), ``layers``
+    of pre-LayerNorm relative attention (``ln_attn``, ``attn`` with ``w_qkv``, ``w_out``,
+    ``rel``, ``hook_pattern``; optional ``mlp``), ``ln_final`` and a bias-free ``head`` (S, d, k),
+    and a ``forward(idx, last_position_only)``."""
+
+    n_replicas: int
+    vocab_size: int
+    wte: torch.Tensor
+    layers: torch.nn.ModuleList
+    ln_final: torch.nn.Module
+    head: torch.Tensor
 
 
 def ngram_strategy(tokens: torch.Tensor, *, k: int, order: int, alpha: float = 1.0) -> torch.Tensor:

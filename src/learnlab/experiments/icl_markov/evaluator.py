@@ -10,10 +10,8 @@ import torch.nn.functional as F
 
 from learnlab.experiments.icl_markov import metrics as M
 from learnlab.experiments.icl_markov.config import ICLMarkovConfig
-from learnlab.models.icl_transformer import ICLTransformer
-from learnlab.models.minimal_induction import MinimalInductionModel
-from learnlab.probes.hooks import capture
-from learnlab.probes.markov import kl_divergence, strategy_distributions
+from learnlab.probes.markov import (ReadoutModel, RelativeAttentionStack, kl_divergence, strategy_distributions,
+                                    transformer_last_position)
 from learnlab.runtime import generator, replica_seeds
 from learnlab.tasks.markov import context_index, sample_icl_markov
 
@@ -27,10 +25,13 @@ class MarkovEvaluator:
 
     Every evaluation logs, per seed: ``kl`` (true || model at the last position),
     ``kl_<strategy>`` (strategy || model), ``cross_entropy``; every
-    ``all_positions_every`` steps ``kl_all_positions``; for the transformer
-    ``l1_prev_attention`` and ``l2_induction_mass`` (attention probes) and ``l1_rel_<m>``
-    (layer 1's relative score at offset m); for the minimal model ``v_<m>``,
-    ``w_diagonal`` and ``w_off_diagonal``.
+    ``all_positions_every`` steps ``kl_all_positions``; for a transformer of two or more
+    layers ``l1_prev_attention`` and ``l2_induction_mass`` (attention probes); and the
+    model's ``readouts()`` (the ``ReadoutModel`` protocol): ``l1_rel_<m>`` (layer 1's
+    relative score at offset m) for the transformer, ``v_<m>``, ``v_previous_mass``,
+    ``w_diagonal`` and ``w_off_diagonal`` for the minimal model. A model with the structure
+    of ``probes.markov.RelativeAttentionStack`` is evaluated by the factored
+    ``transformer_last_position``; any other through its forward.
     """
 
     def __init__(self, cfg: ICLMarkovConfig, device: torch.device, n_replicas: int):
@@ -56,27 +57,28 @@ class MarkovEvaluator:
         previous[:, 1:] = all_contexts[:, :-1]
         self.follows_current = (previous == all_contexts[:, -1:]).float()  # (N, T)
         self.snapshots: list[dict[str, Any]] = []
-        self._step = 0
 
     def strategy_levels(self) -> dict[str, float]:
         """KL(true || strategy) at the last position on the test set."""
         return {name: float(kl_divergence(self.truth, torch.log(dist)).mean()) for name, dist in self.strategies.items()}
 
-    def __call__(self, model: torch.nn.Module, step: int) -> dict[str, Any]:
-        S, self._step = model.n_replicas, step
+    def __call__(self, model: ReadoutModel, step: int) -> dict[str, Any]:
+        S = model.n_replicas
         metrics: dict[str, Any] = {}
-        # Chunks keep each (S, chunk, T, T) attention tensor small enough for the allocator
-        # to reuse its memory (big ones are mapped and unmapped each time, page by page).
-        self._chunk = max(1, _EVAL_ROWS // S)
-        chunks = [self._last_position(model, start) for start in range(0, self.inputs.shape[0], self._chunk)]
-        log_model = F.log_softmax(torch.cat([c["logits"] for c in chunks], dim=1).float(), dim=-1)  # (S, N, k)
-        for name in chunks[0]:
-            if name != "logits":
-                metrics[name] = torch.stack([c[name] for c in chunks]).sum(0) / self.inputs.shape[0]
-        if isinstance(model, MinimalInductionModel):
-            metrics.update(self._minimal_parameters(model))
-        elif len(model.layers) > 1:
-            metrics.update(self._relative_scores(model))
+        if isinstance(model, RelativeAttentionStack):
+            # Layer 1 factored over its k x T x T tables, layer 2 at the last query on the
+            # stream's coordinates: the numbers of the model's last-position forward and its
+            # attention hooks (to float rounding), without any (N, T, T) tensor.
+            out = transformer_last_position(model, self.inputs, self.follows_current)
+            logits = out["logits"]
+            if "layer1_first" in out:  # two or more layers: the induction-head probes
+                metrics[M.L1_PREVIOUS], metrics[M.L2_INDUCTION] = out["l1_prev_attention"], out["l2_induction_mass"]
+                self._snapshot(step, {"layer1": out["layer1_first"][:, :40, :40], "layer2": out["layer2_first"]})
+        else:
+            logits = torch.cat([model(self._rows(start, S))[:, :, -1] for start in range(0, self.inputs.shape[0],
+                                                                                          self._chunk(S))], dim=1)
+        metrics.update(model.readouts())
+        log_model = F.log_softmax(logits.float(), dim=-1)  # (S, N, k)
         metrics[M.KL] = kl_divergence(self.truth, log_model).mean(dim=1)
         for name, dist in self.strategies.items():
             metrics[M.kl_to(name)] = kl_divergence(dist, log_model).mean(dim=1)
@@ -84,53 +86,23 @@ class MarkovEvaluator:
         if step % self.cfg.eval.all_positions_every == 0:
             n_all = self.truth_all.shape[0]
             kl_sum = 0.0
-            for start in range(0, n_all, self._chunk):
-                chunk = slice(start, min(start + self._chunk, n_all))
-                log_all = F.log_softmax(model(self.inputs[chunk].expand(S, -1, -1)).float(), dim=-1)  # (S, c, T, k)
+            for start in range(0, n_all, self._chunk(S)):
+                chunk = slice(start, min(start + self._chunk(S), n_all))
+                log_all = F.log_softmax(model(self._rows(start, S, n_all)).float(), dim=-1)  # (S, c, T, k)
                 kl_sum = kl_sum + (kl_divergence(self.truth_all[chunk], log_all) * self.valid_all[chunk]).sum(dim=(1, 2))
             metrics[M.KL_ALL_POSITIONS] = kl_sum / self.valid_all.sum()
         return metrics
 
-    def _last_position(self, model: torch.nn.Module, start: int) -> dict[str, torch.Tensor]:
-        """Last-position logits of one chunk, and the attention probes summed over it."""
-        S = model.n_replicas
-        inputs = self.inputs[start : start + self._chunk].expand(S, -1, -1)  # (S, c, T)
-        if not isinstance(model, ICLTransformer):
-            return {"logits": model(inputs)[:, :, -1]}
-        if len(model.layers) == 1:  # the one-layer control: no induction head to probe
-            return {"logits": model(inputs, last_position_only=True)[:, :, -1]}
-        hooks = ["layers.0.attn.hook_pattern", f"layers.{len(model.layers) - 1}.attn.hook_pattern"]
-        with capture(model, hooks) as seen:
-            logits = model(inputs, last_position_only=True)[:, :, -1]  # (S, c, k)
-        first, last = seen[hooks[0]], seen[hooks[1]][:, :, :, -1]  # (S, c, nh, T, T), (S, c, nh, T)
-        if start == 0:
-            self._snapshot(self._step, {"layer1": first[:, 0, 0, :40, :40], "layer2": last[:, 0, 0]})
-        follows = self.follows_current[start : start + self._chunk]
-        return {
-            "logits": logits,
-            # per head: mean attention to the previous token over queries; the best head
-            M.L1_PREVIOUS: first.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=3).amax(dim=2).sum(dim=1),
-            M.L2_INDUCTION: (last * follows[None, :, None]).sum(-1).mean(dim=2).sum(dim=1),
-        }
-
-    def _relative_scores(self, model: ICLTransformer) -> dict[str, torch.Tensor]:
-        """Layer 1's positional score q[a] . r_m / sqrt(d_head), averaged over tokens a and heads."""
-        attention = model.layers[0].attn
-        table = model.layers[0].ln_attn(model.wte.unsqueeze(1)).squeeze(1)  # (S, k, d)
-        q = torch.bmm(table, attention.w_qkv)[..., : model.cfg.d_model]  # (S, k, d)
-        S, k, d = q.shape
-        q = q.view(S, k, attention.n_heads, attention.d_head).transpose(1, 2)  # (S, nh, k, hs)
-        scores = q @ attention.rel[:, :, :6].transpose(-2, -1) / attention.d_head**0.5  # (S, nh, k, 6)
-        return {M.l1_relative(m): scores[..., m].mean(dim=(1, 2)) for m in range(M.RELATIVE_OFFSETS)}
-
     @staticmethod
-    def _minimal_parameters(model: MinimalInductionModel) -> dict[str, torch.Tensor]:
-        w, k = model.w, model.vocab_size
-        diagonal = w.diagonal(dim1=1, dim2=2).mean(dim=1)
-        off = (w.sum(dim=(1, 2)) - w.diagonal(dim1=1, dim2=2).sum(dim=1)) / max(1, k * k - k)
-        return {M.MINIMAL_W_DIAGONAL: diagonal, M.MINIMAL_W_OFF_DIAGONAL: off,
-                M.MINIMAL_V_PREVIOUS: torch.softmax(model.v, dim=1)[:, 1],
-                **{M.minimal_v(m): model.v[:, m] for m in range(M.RELATIVE_OFFSETS)}}
+    def _chunk(S: int) -> int:
+        # Chunks keep each (S, chunk, T, T) attention tensor of a full forward small enough
+        # for the allocator to reuse its memory (big ones are mapped and unmapped each time).
+        return max(1, _EVAL_ROWS // S)
+
+    def _rows(self, start: int, S: int, stop: int | None = None) -> torch.Tensor:
+        """Test sequences start..start+chunk (before ``stop``) for every replica: (S, c, T)."""
+        end = min(start + self._chunk(S), self.inputs.shape[0] if stop is None else stop)
+        return self.inputs[start:end].expand(S, -1, -1)
 
     def _snapshot(self, step: int, patterns: dict[str, torch.Tensor]) -> None:
         self.snapshots.append({"step": step, **{name: p.cpu() for name, p in patterns.items()}})
