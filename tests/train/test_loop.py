@@ -182,12 +182,12 @@ def test_cross_field_rules_are_one_line_errors(tmp_path, capsys):
 class _FreezeAt:
     """Freezes one replica at one step and remembers its weights then."""
 
-    def __init__(self, replica: int, step: int):
-        self.replica, self.step, self.weights_then = replica, step, None
+    def __init__(self, replicas, replica: int, step: int):
+        self.replicas, self.replica, self.step, self.weights_then = replicas, replica, step, None
 
     def __call__(self, model, step):
         if step == self.step:
-            model.replica_frozen[self.replica] = True
+            self.replicas.freeze(torch.arange(3) == self.replica)
             self.weights_then = [p.detach().clone() for p in model.parameters()]
         return {}
 
@@ -204,7 +204,7 @@ class _FreezeAt:
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_a_frozen_replica_stops_exactly_and_the_others_train_on(store, optimizer):
     from learnlab.runner import Run
-    from learnlab.train import ReplicaStream, fit
+    from learnlab.train import ReplicaControl, ReplicaStream, fit
 
     store.create_run("r", experiment="x", preset=None, config={}, config_hash="h", seed=0, git_commit=None,
                      versions={}, device="cpu")
@@ -212,14 +212,15 @@ def test_a_frozen_replica_stops_exactly_and_the_others_train_on(store, optimizer
     def train(freeze: bool):
         run = Run(store, "r", None, device=torch.device("cpu"), quiet=True)
         model = TwoLayerMLP(6, MLPConfig(width=8), seeds=[1, 2, 3])
-        model.register_buffer("replica_frozen", torch.zeros(3, dtype=torch.bool))
         sampler = lambda g, n: (torch.randn(n, 4, 6, generator=g), torch.randn(n, 4, generator=g))  # noqa: E731
         batches = ReplicaStream([sampler] * 3, [7, 8, 9], "cpu")
         # Momentum and weight decay would keep moving a replica whose gradient is merely zeroed.
         cfg = TrainConfig(optimizer=optimizer, lr=0.05, momentum=0.9 if optimizer == "sgd" else 0.0,
                           weight_decay=0.1, max_steps=40, eval_every=10, log_every=10)
-        evaluator = _FreezeAt(1, 20 if freeze else -1)
-        fit(model, batches, lambda out, y: (out - y).square().mean(dim=1), cfg, run, evaluate=evaluator)
+        replicas = ReplicaControl.stoppable(3, "cpu")
+        evaluator = _FreezeAt(replicas, 1, 20 if freeze else -1)
+        fit(model, batches, lambda out, y: (out - y).square().mean(dim=1), cfg, run, evaluate=evaluator,
+            replicas=replicas)
         return model, evaluator
 
     frozen, evaluator = train(freeze=True)
@@ -228,3 +229,26 @@ def test_a_frozen_replica_stops_exactly_and_the_others_train_on(store, optimizer
         assert torch.equal(p[1], then[1])  # bit-identical since step 20
         assert not torch.equal(q[1], then[1])  # it would have moved
         assert torch.equal(p[[0, 2]], q[[0, 2]])  # the others are untouched by their neighbour's stop
+
+
+def test_a_per_replica_learning_rate_trains_each_replica_as_alone_at_its_rate(store):
+    from learnlab.runner import Run
+    from learnlab.train import ReplicaControl, ReplicaStream, fit
+
+    store.create_run("r", experiment="x", preset=None, config={}, config_hash="h", seed=0, git_commit=None,
+                     versions={}, device="cpu")
+    sampler = lambda g, n: (torch.randn(n, 4, 6, generator=g), torch.randn(n, 4, generator=g))  # noqa: E731
+    loss = lambda out, y: (out - y).square().mean(dim=1)  # noqa: E731
+
+    def train(seeds, data_seeds, lr, replicas=None):
+        model = TwoLayerMLP(6, MLPConfig(width=8), seeds=seeds)
+        cfg = TrainConfig(lr=lr, momentum=0.9, max_steps=30, log_every=10)
+        fit(model, ReplicaStream([sampler] * len(seeds), data_seeds, "cpu"), loss, cfg,
+            Run(store, "r", None, device=torch.device("cpu"), quiet=True), replicas=replicas)
+        return model
+
+    together = train([1, 2], [7, 8], 0.1, ReplicaControl(lr_scale=torch.tensor([1.0, 0.25])))
+    for replica, lr in ((0, 0.1), (1, 0.025)):
+        alone = train([[1, 2][replica]], [[7, 8][replica]], lr)
+        for p, q in zip(together.parameters(), alone.parameters()):
+            torch.testing.assert_close(p[replica], q[0], rtol=1e-5, atol=1e-6)

@@ -8,10 +8,12 @@ does.
 
 The model may be an ensemble: a loss of shape (S,) is one loss per replica; the loop
 backpropagates their sum, so each replica receives exactly its own gradient, and logs
-the per-replica values. Per-replica early stopping: an evaluator sets entries of the
-model's ``replica_frozen`` buffer (S,), and from then on those replicas' parameters are
-left exactly as they were (whatever the optimiser, momentum or weight decay); the run
-ends when the evaluator says every replica is done.
+the per-replica values. What differs between replicas is an explicit argument,
+``replicas`` (``train.replicas.ReplicaControl``): per-replica learning-rate scales, and
+early stopping (an evaluator freezes replicas; from then on their parameters are left
+exactly as they were, whatever the optimiser, momentum or weight decay); the run ends
+when the evaluator says every replica is done. The learning rate is set in one place,
+``optim.set_learning_rate``, just before each step.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from learnlab.errors import DivergenceError
 from learnlab.train import distributed as ddp
 from learnlab.train.data import BatchStream
 from learnlab.train.ensemble import fused_gradient
-from learnlab.train.optim import TrainConfig, clip_grad_norm_per_replica_, lr_schedule, make_optimizer
+from learnlab.train.optim import (TrainConfig, clip_grad_norm_per_replica_, lr_schedule, make_optimizer,
+                                  set_learning_rate)
+from learnlab.train.replicas import ReplicaControl
 
-__all__ = ["Evaluator", "Measure", "RunLog", "fit"]
+__all__ = ["Evaluator", "Measure", "ReplicaControl", "RunLog", "fit"]
 
 
 class RunLog(Protocol):
@@ -81,6 +85,7 @@ def fit(
     evaluate: Evaluator | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     gradient: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    replicas: ReplicaControl | None = None,
 ) -> int:
     """Train ``model`` on ``batches`` under ``cfg``; log through ``run``; return the last step.
 
@@ -98,6 +103,8 @@ def fit(
         loss, in place of ``loss_fn(model(inputs), targets).backward()`` (e.g. a
         bounded-precision oracle, ``train.precision.GradientOracle``); its
         ``state_dict`` (if any) is checkpointed
+    replicas : per-replica learning-rate scales and early stopping of an ensemble
+        (``ReplicaControl``); its frozen mask is checkpointed
 
     Raises
     ------
@@ -130,6 +137,8 @@ def fit(
             evaluate.load_state_dict(saved["evaluator"])
         if hasattr(gradient, "load_state_dict"):
             gradient.load_state_dict(saved["gradient"])
+        if replicas is not None:
+            replicas.load_state_dict(saved["replicas"])
         torch.set_rng_state(saved["torch_rng"].cpu())
         if saved.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
@@ -137,14 +146,13 @@ def fit(
     resumed_at = step if saved is not None else None
     last_checkpoint = time.monotonic()
 
-    frozen = _frozen_replicas(model)  # only evaluations change it: read it there, not every step
+    # Only evaluations freeze replicas: read the mask there, not every step.
+    frozen = replicas.frozen_mask() if replicas is not None else None
     model.train()
     progress = run.progress(cfg.max_steps, initial=step)
     try:
         while True:
             lr = lr_at(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
 
             # Evaluate (and maybe stop), then checkpoint, before the step's update. A
             # resumed run already evaluated and checkpointed at the step it resumes from.
@@ -154,7 +162,7 @@ def fit(
                         model.eval()
                         run.log(step, **evaluate(model, step))
                         model.train()
-                    frozen = _frozen_replicas(model)
+                    frozen = replicas.frozen_mask() if replicas is not None else None
                     if evaluate.done(step):
                         break
                 if step == cfg.max_steps:
@@ -169,6 +177,7 @@ def fit(
                         "batches": batches.state_dict(),
                         "evaluator": evaluate.state_dict() if evaluate is not None else {},
                         "gradient": gradient.state_dict() if hasattr(gradient, "state_dict") else {},
+                        "replicas": replicas.state_dict() if replicas is not None else {},
                         "torch_rng": torch.get_rng_state(), "window_sum": window_sum, "window_steps": window_steps,
                         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     })
@@ -187,11 +196,6 @@ def fit(
                 backward_loss.sum().backward()
             else:
                 loss = gradient(model, inputs, targets)
-            lr_scale = getattr(model, "replica_lr_scale", None)
-            if lr_scale is not None:  # per-replica learning rates (exact for SGD: the step is linear in the gradient)
-                for p in model.parameters():
-                    if p.grad is not None:
-                        p.grad.mul_(lr_scale.view(-1, *([1] * (p.grad.dim() - 1))))
             if cfg.grad_clip is not None:
                 if n_replicas is not None:
                     clip_grad_norm_per_replica_(model.parameters(), cfg.grad_clip, n_replicas)
@@ -200,6 +204,7 @@ def fit(
             if cfg.weight_decay_style == "multiplicative" and cfg.weight_decay > 0:
                 with torch.no_grad():  # theta <- (1 - lambda) theta - lr grad (grad taken at the old theta)
                     torch._foreach_mul_([p for p in model.parameters()], 1.0 - cfg.weight_decay)
+            set_learning_rate(optimizer, lr, replicas.lr_scale if replicas is not None else None)
             optimizer.step()
             if frozen is not None:
                 with torch.no_grad():
@@ -233,12 +238,6 @@ def _reduce_loss(result) -> tuple[torch.Tensor, torch.Tensor]:
     if world > 1:
         return ddp.all_sum(result.detach()) / world, result
     return result, result
-
-
-def _frozen_replicas(model: torch.nn.Module) -> torch.Tensor | None:
-    """The (S,) bool mask of replicas stopped early, or None when none is."""
-    frozen = getattr(model, "replica_frozen", None)
-    return frozen.bool() if frozen is not None and bool(frozen.any()) else None
 
 
 def _log_window(run, step, window_sum, window_steps, lr, progress):

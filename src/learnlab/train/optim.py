@@ -11,7 +11,7 @@ import torch
 
 from learnlab.config import Interval, param
 
-__all__ = ["TrainConfig", "make_optimizer", "lr_schedule", "clip_grad_norm_per_replica_"]
+__all__ = ["TrainConfig", "make_optimizer", "lr_schedule", "set_learning_rate", "clip_grad_norm_per_replica_"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ def make_optimizer(params: Iterable[torch.nn.Parameter] | list[dict], cfg: Train
     stacked in one tensor are optimised independently.
 
     ``params`` may be parameter groups (dicts); a group's ``lr_scale`` multiplies the
-    scheduled learning rate for it (``fit`` applies it every step). The multi-tensor
+    scheduled learning rate for it (``set_learning_rate``, every step; any ``lr`` a group
+    brings is overwritten there). The multi-tensor
     (``foreach``) implementations everywhere: the same numbers, bit for bit, as the
     per-parameter loop PyTorch picks on a CPU, in a few calls instead of ~8 per parameter.
     """
@@ -83,6 +84,20 @@ def lr_schedule(cfg: TrainConfig) -> Callable[[int], float]:
         return cfg.lr * max(0.0, 1.0 - progress)
 
     return lr_at
+
+
+@torch.no_grad()
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float, replica_lr_scale: torch.Tensor | None = None) -> None:
+    """The one place the learning rate is set, just before each step: every group's rate is
+    the scheduled ``lr`` times the group's ``lr_scale``; a per-replica scale (S,) multiplies
+    each replica's (already clipped) gradient, which for SGD is that replica's rate times the
+    scale (the step is linear in the gradient; ``ReplicaControl`` says when that holds)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+        if replica_lr_scale is not None:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.mul_(replica_lr_scale.view(-1, *([1] * (p.grad.dim() - 1))))
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ from learnlab.models.neuron import SingleNeuron
 from learnlab.models.parity_transformer import ParityTransformer
 from learnlab.models.polynet import PolyNet
 from learnlab.probes.fourier import fourier_gap, hypercube
-from learnlab.probes.parity_progress import neuron_support_margin, unit_init_fourier_gap
+from learnlab.probes.parity_progress import neuron_support_margin, neuron_support_share, unit_init_fourier_gap
 from learnlab.probes.weights import support_gap, weight_movement
 from learnlab.runtime import generator, replica_seeds
 from learnlab.tasks.sparse_parity import sample_sparse_parity, sparse_parity_support
@@ -23,6 +23,7 @@ from learnlab.train.data import ReplicaStream
 from learnlab.train.ensemble import FunctionalEnsemble
 from learnlab.train.loop import fit
 from learnlab.train.losses import margin_losses, sign_accuracy
+from learnlab.train.replicas import ReplicaControl
 
 if TYPE_CHECKING:
     from learnlab.runner import Run
@@ -42,6 +43,7 @@ class ConvergenceEvaluator:
         # Per-neuron support margins at every evaluation (step, (S, r)), kept on the CPU so
         # the neurons that end up carrying the parity can be timed once training is over.
         self.margins: list[tuple[int, torch.Tensor]] = []
+        self.shares: list[tuple[int, torch.Tensor]] = []  # the same for the support share (S, r)
         # The exact Fourier gap needs all 2^n inputs: only for small n and a known sigma'.
         activation = getattr(getattr(model, "cfg", None), "activation", None)
         self.gap_activation = activation if activation in ("relu", "tanh", "sin") else None
@@ -62,6 +64,8 @@ class ConvergenceEvaluator:
             on_support, off_support_max = support_gap(model.weight, self.supports)
             margin = neuron_support_margin(model.weight.detach(), self.supports)  # (S, r)
             self.margins = [(s, m) for s, m in self.margins if s < step] + [(step, margin.float().cpu())]
+            share = neuron_support_share(model.weight.detach(), self.supports)  # (S, r)
+            self.shares = [(s, m) for s, m in self.shares if s < step] + [(step, share.float().cpu())]
             metrics.update({M.SUPPORT_WEIGHT: on_support, M.OFF_SUPPORT_WEIGHT_MAX: off_support_max,
                             M.NEURONS_SEPARATED: _fraction_positive(margin, _neuron_mask(model)),
                             M.WEIGHT_MOVEMENT: weight_movement(model.weight, self.initial_weight), **self._fourier(model)})
@@ -80,11 +84,23 @@ class ConvergenceEvaluator:
         readout = getattr(model, "readout", None)
         if readout is None or not self.margins:
             return []
-        magnitude = readout.detach().abs().cpu() * _neuron_mask(model).cpu()  # (S, r)
-        widths = _neuron_mask(model).sum(dim=1).cpu()
-        count = max(1, int(round(fraction * float(widths.min()))))
-        top = magnitude.topk(count, dim=1).indices  # (S, count)
+        top = self._top_neurons(model, fraction)
         return [(step, (margin.gather(1, top) > 0).double().mean(dim=1)) for step, margin in self.margins]
+
+    def top_neuron_support_growth(self, model: torch.nn.Module, fraction: float) -> list[tuple[int, torch.Tensor]]:
+        """(step, (S,)) the mean over each seed's top neurons of log(share_t / share_0),
+        share = mean |w| on the support / mean |w| off it: 0 while nothing singles out S."""
+        readout = getattr(model, "readout", None)
+        if readout is None or not self.shares:
+            return []
+        top = self._top_neurons(model, fraction)
+        initial = self.shares[0][1].gather(1, top).log()
+        return [(step, (share.gather(1, top).log() - initial).double().mean(dim=1)) for step, share in self.shares]
+
+    def _top_neurons(self, model: torch.nn.Module, fraction: float) -> torch.Tensor:
+        magnitude = model.readout.detach().abs().cpu() * _neuron_mask(model).cpu()  # (S, r)
+        widths = _neuron_mask(model).sum(dim=1).cpu()
+        return magnitude.topk(max(1, int(round(fraction * float(widths.min())))), dim=1).indices  # (S, count)
 
     def done(self, step: int) -> bool:
         if torch.isnan(self.converged_at).any():
@@ -92,13 +108,15 @@ class ConvergenceEvaluator:
         return step >= math.ceil((1.0 + self.extra) * float(self.converged_at.max()))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"initial_weight": self.initial_weight, "converged_at": self.converged_at, "margins": self.margins}
+        return {"initial_weight": self.initial_weight, "converged_at": self.converged_at, "margins": self.margins,
+                "shares": self.shares}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.initial_weight is not None:
             self.initial_weight = state["initial_weight"].to(self.initial_weight.device)
         self.converged_at = state["converged_at"].cpu()
         self.margins = list(state.get("margins", []))
+        self.shares = list(state.get("shares", []))
 
 
 def _neuron_mask(model) -> torch.Tensor:
@@ -165,13 +183,13 @@ def _train(cfg: Config, run: Run) -> torch.Tensor:
 
     # 2. The learner, S replicas stacked into one module.
     model = _learner(cfg, init_seeds, device, widths)
-    if cfg.lrs:
-        model.register_buffer("replica_lr_scale", torch.tensor(lrs, device=device) / cfg.train.lr)
+    # Each replica's learning rate, relative to cfg.train.lr (config check: SGD, so exact).
+    replicas = ReplicaControl(lr_scale=torch.tensor(lrs, device=device) / cfg.train.lr) if cfg.lrs else None
 
     # 3. Train with SGD until every seed reaches 100% validation accuracy (or the cap).
     loss_fn = margin_losses[cfg.train.loss]
     evaluator = ConvergenceEvaluator(model, x_val, y_val, supports, loss_fn, cfg.train.extra_after_convergence)
-    last_step = fit(model, batches, loss_fn, cfg.train, run, evaluate=evaluator)
+    last_step = fit(model, batches, loss_fn, cfg.train, run, evaluate=evaluator, replicas=replicas)
 
     run.log(last_step, **{M.CONVERGED_STEP: evaluator.converged_at})
     # After fit, which on a fresh start clears whatever this scope logged before.
@@ -179,6 +197,8 @@ def _train(cfg: Config, run: Run) -> torch.Tensor:
     # 4. Time the separation of the neurons that carry the parity at the end (largest |readout|).
     for step, separated in evaluator.top_neuron_separation(model, cfg.top_neurons):
         run.log(step, **{M.TOP_NEURONS_SEPARATED: separated})
+    for step, growth in evaluator.top_neuron_support_growth(model, cfg.top_neurons):
+        run.log(step, **{M.TOP_NEURONS_SUPPORT_GROWTH: growth})
     run.artifact("supports", supports.cpu().tolist())
     return evaluator.converged_at
 

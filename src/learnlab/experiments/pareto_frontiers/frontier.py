@@ -15,6 +15,7 @@ from learnlab.runtime import generator, replica_seeds
 from learnlab.tasks.sparse_parity import sample_sparse_parity, sparse_parity_support
 from learnlab.train.data import ReplicaStream
 from learnlab.train.loop import fit
+from learnlab.train.replicas import ReplicaControl
 from learnlab.train.losses import margin_losses, sign_accuracy
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class SuccessEvaluator:
 
     Steps to success: the first evaluation at which the monitored test error is at most
     the target. A run whose monitored error falls to ``stop_error`` is frozen (the loop
-    leaves its weights as they are); whether a run succeeded is decided at its end (frozen
+    leaves its weights as they are: ``replicas``, given to ``fit``); whether a run succeeded is decided at its end (frozen
     or at T) on all ``n_test`` held-out samples.
     """
 
@@ -37,8 +38,7 @@ class SuccessEvaluator:
         self.x_monitor, self.y_monitor = x_test[:, : cfg.n_monitor], y_test[:, : cfg.n_monitor]
         self.target_error, self.stop_error = cfg.target_error, cfg.stop_error
         self.success_step = torch.full((model.n_replicas,), float("nan"))
-        model.register_buffer("replica_frozen", torch.zeros(model.n_replicas, dtype=torch.bool, device=x_test.device))
-        self.model = model
+        self.replicas = ReplicaControl.stoppable(model.n_replicas, x_test.device)
 
     def __call__(self, model: torch.nn.Module, step: int) -> dict[str, Any]:
         train_correct = (_outputs(model, self.x_train) * self.y_train > 0).float()
@@ -46,14 +46,14 @@ class SuccessEvaluator:
         test_error = 1.0 - sign_accuracy(_outputs(model, self.x_monitor), self.y_monitor)
         hit = (test_error <= self.target_error).cpu() & torch.isnan(self.success_step)
         self.success_step[hit] = float(step)
-        model.replica_frozen |= test_error <= self.stop_error
+        self.replicas.freeze(test_error <= self.stop_error)
         return {M.TRAIN_ACC: train_acc, M.TEST_ERROR: test_error}
 
     def done(self, step: int) -> bool:
-        return bool(self.model.replica_frozen.all())
+        return self.replicas.all_frozen()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"success_step": self.success_step}  # the frozen mask is a model buffer
+        return {"success_step": self.success_step}  # fit checkpoints the frozen mask (self.replicas)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.success_step = state["success_step"].cpu()
@@ -118,7 +118,7 @@ def train_frontier(cfg: Config, width: int, run: Run) -> None:
     watched = min(m_max, task.n_train_monitor)
     evaluator = SuccessEvaluator(model, x_train[:, :watched], y_train[:, :watched], train_mask[:, :watched],
                                  x_test, y_test, task)
-    last_step = fit(model, batches, loss_fn, cfg.train, run, evaluate=evaluator)
+    last_step = fit(model, batches, loss_fn, cfg.train, run, evaluate=evaluator, replicas=evaluator.replicas)
 
     with torch.no_grad():
         final_error = 1.0 - sign_accuracy(_outputs(model, x_test), y_test)
