@@ -140,3 +140,24 @@ def test_a_captured_pattern_is_not_overwritten_by_the_next_forward():
             model(torch.randint(0, 2, (1, 3, 100)))
         for tensor, copy in kept.values():
             assert torch.equal(tensor, copy)
+
+
+def test_minimal_model_running_sums_equal_the_linear_attention():
+    # logits_t = sum_{j <= t} (e_{x_t}^T W h_j) e_{x_j}, written with the (T, T) attention matrix.
+    model = MinimalInductionModel(3, MinimalInductionConfig(max_len=30), seeds=[0, 1])
+    with torch.no_grad():
+        model.v.copy_(torch.randn_like(model.v))
+        model.w.copy_(torch.randn_like(model.w))
+    idx = torch.randint(0, 3, (2, 5, 30))
+    logits = model(idx)
+    e = torch.nn.functional.one_hot(idx, 3).float()
+    offsets = torch.arange(30)[:, None] - torch.arange(30)[None, :]
+    mixing = torch.softmax(model.v[:, offsets.clamp_min(0)].masked_fill(offsets < 0, float("-inf")), dim=-1)
+    h = mixing.unsqueeze(1) @ e
+    attention = ((e @ model.w.unsqueeze(1)) @ h.transpose(-2, -1)).masked_fill(offsets < 0, 0.0)
+    plain = attention @ e
+    assert torch.allclose(logits, plain, atol=1e-5)
+    grads = torch.autograd.grad(logits.square().sum(), [model.v, model.w])
+    expected = torch.autograd.grad(plain.square().sum(), [model.v, model.w])
+    for got, want in zip(grads, expected):
+        assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)

@@ -51,10 +51,13 @@ class MinimalInductionModel(nn.Module):
         scores = self.v[:, offsets.clamp_min(0)]  # (S, T, T): v_{j-i}
         scores = scores.masked_fill(offsets < 0, float("-inf"))  # position j sees i <= j only
         mixing = self.hook_mixing(torch.softmax(scores, dim=-1))  # (S, T, T)
-        h = mixing.unsqueeze(1) @ e  # (S, B, T, k)
+        k = self.vocab_size
+        h = torch.bmm(mixing, e.transpose(1, 2).reshape(S, T, B * k)).view(S, T, B, k).transpose(1, 2)  # (S, B, T, k)
         query = e @ self.w.unsqueeze(1)  # (S, B, T, k): e_{x_t}^T W
-        attention = (query @ h.transpose(-2, -1)).masked_fill(offsets < 0, 0.0)  # (S, B, t, j), linear
-        return attention @ e  # (S, B, T, k)
+        # logits_t[c] = sum_{j <= t, x_j = c} query_t . h_j = query_t . H_t[c], with H_t = sum_{j <= t}
+        # e_{x_j} h_j^T a running sum: O(T k^2) a sequence instead of the (T, T) attention matrix.
+        running = (e.unsqueeze(-1) * h.unsqueeze(-2)).cumsum(dim=2)  # (S, B, T, k, k): [c, a]
+        return (running @ query.unsqueeze(-1)).squeeze(-1)  # (S, B, T, k)
 
     def readouts(self, offsets: int = 6) -> dict[str, torch.Tensor]:
         """Per-replica numbers read off the weights, for evaluators (each (S,)): W's mean
