@@ -69,11 +69,14 @@ class _Workspace:
         self._buffers: dict[str, torch.Tensor] = {}
         self.pattern: torch.Tensor | None = None  # the last attention pattern, for the hook
 
-    def get(self, name: str, shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    def get(self, name: str, shape: Sequence[int], dtype: torch.dtype, device: torch.device,
+            zeroed: bool = False) -> torch.Tensor:
+        """A buffer of ``shape``; with ``zeroed``, all zeros when (re)allocated (the caller
+        keeps the rest of it zero)."""
         buffer = self._buffers.get(name)
         if (buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype or buffer.device != device
                 or buffer._use_count() != 1):
-            buffer = self._buffers[name] = torch.empty(shape, dtype=dtype, device=device)
+            buffer = self._buffers[name] = (torch.zeros if zeroed else torch.empty)(shape, dtype=dtype, device=device)
         return buffer
 
 
@@ -269,18 +272,22 @@ class _Toeplitz(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, rel):
+    def forward(ctx, rel, workspace: _Workspace | None = None):
         R, T, hs = rel.shape
+        ctx.workspace = workspace
         padded = torch.cat([rel.flip(1), rel.new_zeros(R, T - 1, hs)], dim=1)  # (R, 2T-1, hs)
         return padded.index_select(1, _toeplitz_index(T, rel.device)).view(R, T, T, hs)
 
     @staticmethod
     def backward(ctx, grad):
         R, T, _, hs = grad.shape
-        skewed = grad.new_zeros(R, T, 2 * T - 1, hs)
+        # The copy below writes the same entries every step, so a reused buffer stays zero
+        # elsewhere: zero it once (a fresh one costs a page fault per 4 kB page and a fill).
+        skewed = grad.new_zeros(R, T, 2 * T - 1, hs) if ctx.workspace is None else \
+            ctx.workspace.get("toeplitz_skewed", (R, T, 2 * T - 1, hs), grad.dtype, grad.device, zeroed=True)
         # skewed[r, i, j - i + T - 1] = grad[r, i, j]: a strided view, every stride positive
         skewed.as_strided((R, T, T, hs), (T * (2 * T - 1) * hs, (2 * T - 2) * hs, hs, 1), (T - 1) * hs).copy_(grad)
-        return skewed.sum(dim=1)[:, :T].flip(1)  # column T-1-m holds the sum over i - j = m
+        return skewed.sum(dim=1)[:, :T].flip(1), None  # column T-1-m holds the sum over i - j = m
 
 
 @lru_cache(maxsize=16)
@@ -393,7 +400,7 @@ class RelativeAttention(nn.Module):
         dropping = self.training and self.dropout > 0
         if dropping and self.rel_dropout == "per_row":
             rel = _dropout(rel, self.dropout, True)
-        table = _Toeplitz.apply(rel)  # (R, T, T, hs)
+        table = _Toeplitz.apply(rel, self._workspace)  # (R, T, T, hs)
         if dropping and self.rel_dropout == "gathered":
             table = _dropout(table, self.dropout, True)
         return table
