@@ -45,3 +45,25 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     assert "'arms' entries must be among" in capsys.readouterr().err
     assert main(["run", "corgi2", "--preset", "smoke", "gaussian.records_per_shard=0", "--store", store]) == 2
     assert "records_per_shard" in capsys.readouterr().err
+
+
+def test_each_replica_trains_on_its_own_planned_order_and_resumes_where_it_stopped():
+    import torch
+
+    from learnlab.experiments.corgi2.parts import PlannedOrders
+
+    sorted_x, shuffled_x = torch.arange(10.0).view(10, 1), torch.arange(100.0, 110.0).view(10, 1)
+    data = {"a": (sorted_x, torch.arange(10)), "b": (shuffled_x, torch.arange(10) + 100)}
+    orders = {(arm, s, e): np.roll(np.arange(10), 3 * s + e) for arm in "ab" for s in range(2) for e in range(2)}
+    replicas = [("a", 0), ("a", 1), ("b", 0)]
+    stream = PlannedOrders(orders, data, replicas, batch_size=4, device="cpu")
+    assert stream.steps_per_epoch == 2  # the last 2 records of each order do not fill a batch
+    batches = [stream.next_batch() for _ in range(4)]  # two epochs
+    for r, (arm, s) in enumerate(replicas):
+        for step, (x, y) in enumerate(batches):
+            epoch, t = divmod(step, 2)
+            ids = orders[arm, s, epoch][4 * t:4 * t + 4]
+            assert torch.equal(x[r, :, 0], data[arm][0][ids, 0]) and torch.equal(y[r], data[arm][1][ids])
+    resumed = PlannedOrders(orders, data, replicas, batch_size=4, device="cpu")
+    resumed.load_state_dict({"step": 3})
+    assert all(torch.equal(u, v) for u, v in zip(resumed.next_batch(), batches[3]))

@@ -111,6 +111,9 @@ def fit(
     DivergenceError
         when the loss stops being finite; the message names the step range.
     """
+    if replicas is not None and replicas.lr_scale is not None and (
+            cfg.optimizer != "sgd" or (cfg.weight_decay > 0 and cfg.weight_decay_style == "pytorch")):
+        raise ValueError("per-replica learning rates scale gradients: they need SGD without PyTorch-style weight decay")
     optimizer = optimizer or make_optimizer(model.parameters(), cfg)
     lr_at = lr_schedule(cfg)
     forward = model

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["hinge_loss", "square_loss", "logistic_loss", "margin_losses", "sign_accuracy", "replica_accuracy",
-           "token_loss_sum"]
+           "replica_cross_entropy", "token_loss_sum"]
 
 
 def hinge_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -41,6 +41,14 @@ margin_losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] =
 def sign_accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Fraction of examples with sign(f(x)) = y (a zero output counts as wrong)."""
     return (outputs * labels > 0).float().mean(dim=-1)
+
+
+def replica_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each replica's mean cross-entropy on its own examples: logits (S, B, C), labels (S, B)
+    of class ids; returns (S,)."""
+    n_replicas = logits.shape[0]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                           reduction="none").view(n_replicas, -1).mean(1)
 
 
 @torch.no_grad()

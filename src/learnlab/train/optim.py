@@ -87,7 +87,8 @@ def lr_schedule(cfg: TrainConfig) -> Callable[[int], float]:
 
 
 @torch.no_grad()
-def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float, replica_lr_scale: torch.Tensor | None = None) -> None:
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float,
+                      replica_lr_scale: torch.Tensor | None = None) -> None:
     """The one place the learning rate is set, just before each step: every group's rate is
     the scheduled ``lr`` times the group's ``lr_scale``; a per-replica scale (S,) multiplies
     each replica's (already clipped) gradient, which for SGD is that replica's rate times the

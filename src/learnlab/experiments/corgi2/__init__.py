@@ -12,10 +12,12 @@ blocks), Corgi^2 (one offline pass with groups of n_off, then CorgiPile) and Cor
 with two offline passes. Every arm's loader runs one real epoch against the shards for
 its I/O counts and to check that it emits exactly its planned order; training then
 follows the planned orders of every (arm, seed, epoch) on the same records held in
-memory, all arms and seeds stacked as one model (softmax regression and a one-hidden-
-layer MLP, plain SGD). The offline pass is also simulated in memory (the same grouping
-and permutations, checked equal to the real pass) to give intervals over many passes
-and the n_off sweep: Corgi^2 arms at every n_off of ``homogeneity_n``.
+memory, all arms and seeds stacked as one model (softmax regression from zero and a one-
+hidden-layer MLP, plain SGD, through ``train.fit``); seed s's MLP starts from the same init
+at every arm, so the accuracy differences between arms are paired and come from the order.
+The offline pass is also simulated in memory (the same grouping and permutations, checked
+equal to the real pass) to give intervals over many passes and the n_off sweep: Corgi^2
+arms at every n_off of ``homogeneity_n``.
 
 Claims (``evidence.py``). Reproductions: homogeneity after one pass against the paper's
 1 + (h - 1)/n_off and the batch label KL ratio (Corgi^2 / full) against the ratio that
@@ -23,7 +25,8 @@ homogeneity predicts, 1 + B (h~ - 1)/(n_on b), both as means over passes (not on
 Corgi^2 within one point of full shuffle and CorgiPile more than one point below it, as
 mean paired differences over seeds. Sanity: I/O counts by construction, and each loader's
 order equals its plan. (Earlier versions gated homogeneity on one pass, KL on a fixed 1.5x,
-and counted the I/O identities as reproductions.)
+and counted the I/O identities as reproductions; the MLP's replicas drew their inits from
+one generator in stack order, so arms did not share them.)
 
 Presets: ``quick`` (``learnlab run corgi2 --preset quick``): 50,000 Gaussian-mixture records
 in blocks of 500 (about 8 SGD steps a block), a buffer of 2 blocks, lr 0.5, n_off = 50

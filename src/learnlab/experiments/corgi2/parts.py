@@ -3,13 +3,11 @@ epoch and planned orders, and SGD on every (arm, seed) as one stacked model."""
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from learnlab.data import ShardedDataset, ShardedLoader, offline_shuffle, plan_order, write_arrays
 from learnlab.data.offline import pass_groups
@@ -17,12 +15,18 @@ from learnlab.data.orders import epoch_plan
 from learnlab.data.quality import batch_label_kl, expected_homogeneity, homogeneity, order_quality
 from learnlab.experiments.corgi2 import schema as M
 from learnlab.experiments.corgi2.config import Config, PartConfig
+from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
+from learnlab.models.linear_classifier import StackedLinearClassifier
 from learnlab.runtime import replica_seeds
+from learnlab.seeding import stream, streams
+from learnlab.train.loop import Measure, fit
+from learnlab.train.losses import replica_accuracy, replica_cross_entropy
+from learnlab.train.optim import TrainConfig
 
 if TYPE_CHECKING:
     from learnlab.runner import Run
 
-__all__ = ["run", "simulate_pass", "predicted_kl_ratio"]
+__all__ = ["run", "simulate_pass", "predicted_kl_ratio", "PlannedOrders", "EpochLog"]
 
 
 def _gaussian(part: PartConfig, seed: int):
@@ -92,7 +96,7 @@ def _part(cfg: Config, name: str, run: Run) -> None:
     run.log(0, **{M.N_RECORDS: float(len(y)), M.N_SHARDS: float(len(sizes)), M.H_SORTED: h})
 
     # Offline passes, simulated in memory (many, for intervals over passes) and one real pass.
-    pass_seeds = [cfg.seed * 1000 + p for p in range(part.passes)]
+    pass_seeds = replica_seeds(stream(cfg.seed, "simulated-passes"), part.passes)
     for n_off in M.sweep(part) + ([part.n_offline] if part.n_offline not in part.homogeneity_n else []):
         values = [homogeneity(y[simulate_pass(sizes, n_off, s)], _pass_sizes(sizes, n_off, s)) for s in pass_seeds]
         run.log(0, **{M.homogeneity(n_off): torch.tensor(values, dtype=torch.float64)})
@@ -163,10 +167,10 @@ def _part(cfg: Config, name: str, run: Run) -> None:
         for n_off in M.sweep(part):
             arm = M.sweep_arm(n_off)
             for s, seed in enumerate(seeds):
-                pass_seed = cfg.seed * 1000 + s
+                pass_seed, order_seed = streams(seed, "sweep-pass", "sweep-order")
                 perm, pass_sizes = simulate_pass(sizes, n_off, pass_seed), _pass_sizes(sizes, n_off, pass_seed)
                 for epoch in range(cfg.epochs):
-                    plan = epoch_plan("corgi2", pass_sizes, seed=seed * 1_000_003, epoch=epoch, n_blocks=part.n_online)
+                    plan = epoch_plan("corgi2", pass_sizes, seed=order_seed, epoch=epoch, n_blocks=part.n_online)
                     orders[arm, s, epoch] = perm[plan_order(plan, pass_sizes)]  # ids into the sorted records
             data[arm] = (x_sorted, y_sorted)
     for model in cfg.models:
@@ -183,55 +187,85 @@ def _column(dataset, name: str) -> np.ndarray:
     return np.concatenate([dataset.read_shard(i)[name] for i in range(len(dataset.shard_sizes))])
 
 
-def _train(cfg: Config, model: str, orders, data, x_test, y_test, replicas, run: Run) -> None:
-    """SGD on every (arm, seed) as one stacked model, each replica following its own orders.
-    (A hand-rolled stacked loop rather than ``train.fit``: each replica reads its own records
-    in its own order, which the shared loop's one-stream interface does not express.)"""
+def _train(cfg: Config, model_name: str, orders, data, x_test, y_test, replicas, run: Run) -> None:
+    """SGD on every (arm, seed) as one stacked model through ``train.fit``, each replica
+    following its own planned orders. Replica (arm, s) starts from seed s's init at every
+    arm (a paired design: arms differ only in the order)."""
+    device = run.device
     n_classes = int(max(int(data[a][1].max()) for a, _ in replicas)) + 1
     dim = data[replicas[0][0]][0].shape[1]
-    generator = torch.Generator().manual_seed(cfg.seed)
-    S = len(replicas)
-    if model == "softmax":
-        params = [torch.zeros(S, dim, n_classes), torch.zeros(S, 1, n_classes)]
+    if model_name == "softmax":
+        model = StackedLinearClassifier(dim, n_classes, len(replicas), device)
     else:
-        bound = 1 / math.sqrt(dim)
-        params = [torch.empty(S, dim, cfg.hidden).uniform_(-bound, bound, generator=generator),
-                  torch.zeros(S, 1, cfg.hidden),
-                  torch.empty(S, cfg.hidden, n_classes).uniform_(-1 / math.sqrt(cfg.hidden), 1 / math.sqrt(cfg.hidden),
-                                                                 generator=generator),
-                  torch.zeros(S, 1, n_classes)]
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.SGD(params, lr=cfg.lr)
+        init_seeds = [stream(seed, "init") for seed in replica_seeds(cfg.seed, cfg.n_seeds)]
+        model = DeepMLP(dim, n_classes, DeepMLPConfig(width=cfg.hidden, depth=1), [init_seeds[s] for _, s in replicas],
+                        device)
+    batches = PlannedOrders(orders, data, replicas, cfg.batch_size, device)
+    steps = batches.steps_per_epoch
+    train = TrainConfig(optimizer="sgd", lr=cfg.lr, batch_size=cfg.batch_size, max_steps=cfg.epochs * steps,
+                        log_every=steps, eval_every=steps)
+    x_eval = torch.from_numpy(x_test).to(device).expand(len(replicas), -1, -1)
+    y_eval = torch.from_numpy(y_test).to(device).expand(len(replicas), -1)
+    evaluate = Measure(lambda model: {M.TEST_ACC: replica_accuracy(model, x_eval, y_eval)})
+    fit(model, batches, replica_cross_entropy, train, EpochLog(run, steps), evaluate=evaluate)
 
-    def forward(x):  # (S, B, d) -> (S, B, C)
-        if model == "softmax":
-            return torch.baddbmm(params[1], x, params[0])
-        return torch.baddbmm(params[3], torch.relu(torch.baddbmm(params[1], x, params[0])), params[2])
 
-    x_eval, y_eval = torch.from_numpy(x_test).expand(S, -1, -1), torch.from_numpy(y_test)
+class PlannedOrders:
+    """The training batches of every (arm, seed) replica, each in its own planned order:
+    step t of epoch e gives replica r records ``orders[arm, s, e][t B : (t + 1) B]`` of its
+    arm's data, stacked to (S, B, d) inputs and (S, B) labels. An epoch is the whole
+    batches of an order (a last partial batch is dropped). Its state is the step reached:
+    the orders are fixed, so that is all a resume needs."""
 
-    def evaluate(epoch: int) -> None:
-        with torch.no_grad():
-            run.log(epoch, **{M.TEST_ACC: (forward(x_eval).argmax(-1) == y_eval).float().mean(1)})
+    def __init__(self, orders, data, replicas, batch_size: int, device):
+        self.orders, self.replicas, self.batch_size = orders, replicas, batch_size
+        self.steps_per_epoch = len(orders[replicas[0][0], 0, 0]) // batch_size
+        # Every arm's records in one table (arms that read the same records share them), so
+        # one gather serves all replicas at each step; ``offset[arm]``: where its records start.
+        tables, starts, self.offset = [], {}, {}
+        for arm in dict.fromkeys(arm for arm, _ in replicas):
+            x, y = data[arm]
+            if id(x) not in starts:
+                starts[id(x)] = sum(len(table[0]) for table in tables)
+                tables.append((x, torch.as_tensor(y)))
+            self.offset[arm] = starts[id(x)]
+        self.x = torch.cat([x for x, _ in tables]).to(device)
+        self.y = torch.cat([y for _, y in tables]).to(device)
+        self.step, self._epoch, self._index = 0, None, None
 
-    evaluate(0)
-    steps = len(orders[replicas[0][0], 0, 0]) // cfg.batch_size
-    for epoch in range(cfg.epochs):
-        batch_x, batch_y = [], []
-        for arm, s in replicas:  # (steps, B, d) and (steps, B) per replica
-            index = torch.from_numpy(orders[arm, s, epoch][:steps * cfg.batch_size])
-            batch_x.append(data[arm][0][index].view(steps, cfg.batch_size, dim))
-            batch_y.append(torch.as_tensor(data[arm][1])[index].view(steps, cfg.batch_size))
-        gathered_x, gathered_y = torch.stack(batch_x, 1), torch.stack(batch_y, 1)  # (steps, S, B, ...)
-        total = torch.zeros(S)
-        for step in range(steps):
-            logits = forward(gathered_x[step])
-            loss = F.cross_entropy(logits.reshape(-1, n_classes), gathered_y[step].reshape(-1),
-                                   reduction="none").view(S, -1).mean(1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            optimizer.step()
-            total += loss.detach()
-        run.log(epoch + 1, **{M.TRAIN_LOSS: total / steps})
-        evaluate(epoch + 1)
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, t = divmod(self.step, self.steps_per_epoch)
+        if epoch != self._epoch:  # this epoch's ids into the table, (S, steps B)
+            size = self.steps_per_epoch * self.batch_size
+            self._index = torch.from_numpy(np.stack([
+                self.orders[arm, s, epoch][:size] + self.offset[arm] for arm, s in self.replicas])).to(self.x.device)
+            self._epoch = epoch
+        ids = self._index[:, t * self.batch_size:(t + 1) * self.batch_size]  # (S, B)
+        self.step += 1
+        return self.x[ids], self.y[ids]
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+
+
+class EpochLog:
+    """A run handle for ``fit`` that records steps as epochs (``fit`` logs and evaluates
+    once per epoch here), so the stored curves are per epoch, as the figures draw them."""
+
+    def __init__(self, run: Run, steps_per_epoch: int):
+        self.run, self.steps_per_epoch = run, steps_per_epoch
+
+    def log(self, step: int, **metrics) -> None:
+        self.run.log(step // self.steps_per_epoch, **metrics)
+
+    def progress(self, total: int, *, initial: int = 0, desc: str | None = None):
+        return self.run.progress(total, initial=initial, desc=desc)
+
+    def save_checkpoint(self, step: int, state: dict) -> None:
+        self.run.save_checkpoint(step, state)
+
+    def load_checkpoint(self) -> dict | None:
+        return self.run.load_checkpoint()
