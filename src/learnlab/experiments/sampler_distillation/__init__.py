@@ -12,37 +12,47 @@ pool of teachers, the theory draws an independent teacher for every example.
 Parts:
 
 - ``gaussian``: four unit Gaussians at (+-2, 0), (0, +-2) (exact Bayes accuracy 0.849);
-  eta in {0.2, 0.4}; 1-NN and interpolating RBF-kernel teachers (network teachers in
-  ``paper``), a pool of 5, each on its own noisy training set; one-hidden-layer MLP
-  students on 5k and 50k unlabelled points, labelled by one teacher, a random teacher per
-  example, or the pool's vote; every student of a setting trained as one stacked
-  ensemble. The control: the same MLP trained directly on a teacher's noisy training
-  labels. If it also reaches Bayes, "the student beats its teacher" is not specific to
-  distillation here: the figure ``accuracy_vs_noise`` and the claims' details show it.
-- ``mnist1d``: a pool of 1-D CNN teachers that fit all of their noisy ``mnist1d`` labels
-  (eta = 0.2; 1,000 examples each, so a small CNN interpolates them), students distilled
-  on freshly generated unlabelled examples, against a CNN trained on the clean labels;
-  evaluated on a clean generated test set.
+  eta in {0.2, 0.4}; 1-NN teachers (RBF-kernel and network teachers in ``paper``), a pool
+  of 5, each on its own noisy training set; one-hidden-layer MLP students on 5k and 50k
+  unlabelled points, labelled by one teacher, a random teacher per example, or the pool's
+  vote; every student of a setting trained as one stacked ensemble. The control: the same
+  MLP trained directly on a teacher's noisy training labels (regularised by its training
+  budget: it fits about 1 - eta of them, not all). It reaches the student's accuracy (0.84
+  at eta 0.2, seed 0): here "the student beats its teacher" is not specific to distillation
+  -- what the teacher lacks is regularisation, which the student's fit of fresh inputs
+  supplies. The claims' details and the figure ``accuracy_vs_noise`` show it.
+- ``mnist1d``: per seed a pool of 1-D CNN teachers that fit all of their noisy ``mnist1d``
+  labels (eta = 0.2; 500 examples each), a CNN on the clean labels and the control (a CNN
+  with an L2 penalty on the noisy labels, fitting about 1 - eta of them), all one stacked
+  fit; students distilled on freshly generated unlabelled examples; a clean generated test set.
 - ``data``: the same on arrays you supply (``data_path``: an ``.npz`` with x_train,
   y_train, x_unlabelled, x_test, y_test): images get ResNet-18 teachers and students (the
   paper's CIFAR-10 / CIFAR-5m run: ``--preset paper --data cifar.npz``), other arrays MLPs.
 
-Claims: reproductions, each per seed with a 95% interval -- the teacher is a sampler (its
-accuracy is nearer (1 - eta) Bayes than Bayes: the midpoint of the two theoretical values
-is the threshold), the student beats its teacher, the student is nearer Bayes (or the
-clean-label CNN) than its teacher, the vote of the pool beats one teacher (its size is
-compared with the paper's +6.5 points, 81.3% -> 87.8% on CIFAR-10 at 20% noise), more
-unlabelled data helps -- and sanity checks: a 1-NN teacher and the mnist1d teachers fit
-all of their noisy labels (by construction for 1-NN). Earlier versions asked the vote to
-beat one teacher by 0.08 (more than the paper's own gain), the student to be within 0.02
-of Bayes and the teacher within 0.05 of (1 - eta) Bayes: those margins were not the
-paper's; the random-teacher-per-example and vote students are compared in the figures,
-not gated. The mnist1d teachers used to fit only 85% of their labels (not samplers):
-they now see 1,000 examples each and train to interpolation.
+Claims (paper sources: Sec. 3-4 for the theory -- samplers, distillation from samplers, 1-NN
+and kernel machines as samplers; Sec. 5, Table 1 and Fig. 1 for CIFAR-10): reproductions,
+each per seed with a 95% interval -- the teacher is a sampler (its accuracy is nearer
+(1 - eta) Bayes than Bayes: the midpoint of the two theoretical values is the threshold),
+the student beats its teacher, the student is nearer Bayes (or the clean-label CNN) than
+its teacher, the vote of the pool beats one teacher (its size is compared with the paper's
++6.5 points, 81.3% -> 87.8%, Table 1), more unlabelled data helps -- and sanity checks: a
+1-NN teacher and the mnist1d teachers fit all of their noisy labels. Earlier versions
+asked the vote to beat one teacher by 0.08 (more than the paper's own gain), the student
+to be within 0.02 of Bayes and the teacher within 0.05 of (1 - eta) Bayes: those margins
+were not the paper's; the random-teacher-per-example and vote students are compared in
+the figures, not gated.
+
+Regime and budget (quick, issue #22): the mnist1d teachers used to fit only 85% of their
+labels (not samplers); at Adam lr 1e-2 with cosine decay they fit all of 500 in 800 steps
+(at 3e-3, 1,000 examples took 3,000 steps and still missed some). Quick used to take ~15
+CPU minutes, most of it the RBF-kernel teachers' float64 predictions on 50k inputs (no claim
+reads them: kernel and network teachers are in ``paper``), the mnist1d generator (about 1 ms
+a signal) and 30 CNNs x 3,000 steps; it now uses 1-NN teachers only, width-128 students for
+1,000 steps, 10k unlabelled and 3k test signals. Sizes, not thresholds, changed.
 
 Presets: ``quick`` (gaussian and mnist1d, 5 seeds; ``learnlab run sampler-distillation
---preset quick``), ``paper`` (larger pools and unlabelled sets, network teachers; set
-``data_path`` for your own data), ``smoke`` (seconds; the tests).
+--preset quick``), ``paper`` (larger pools and unlabelled sets, kernel and network
+teachers; set ``data_path`` for your own data), ``smoke`` (seconds; the tests).
 """
 
 from __future__ import annotations
@@ -60,13 +70,10 @@ from learnlab.distill import (KernelTeacher, NearestNeighbourTeacher, class_perm
                               corrupt_labels, flip_rate, teacher_targets)
 from learnlab.experiments.sampler_distillation import schema as m
 from learnlab.experiments.sampler_distillation.evidence import claims, figures
-from learnlab.models.cnn1d import CNN1d
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
 from learnlab.runtime import generator, replica_seeds
 from learnlab.tasks.gaussian_mixture import sample_gaussian_mixture
-from learnlab.tasks.mnist1d import sample_mnist1d
 from learnlab.train.data import ReplicaStream
-from learnlab.train.ensemble import FunctionalEnsemble, ModuleStack
 from learnlab.train.loop import Measure, fit
 from learnlab.train.losses import replica_accuracy
 from learnlab.train.optim import TrainConfig
@@ -88,7 +95,8 @@ MODES = m.MODES
 class GaussianPartConfig:
     noise_rates: tuple[float, ...] = param((0.2, 0.4), Interval(0.0, 0.5, closed="left"))
     n_train: tuple[int, ...] = param((1000,), Interval(1, None), help="noisy examples per teacher")
-    teachers: tuple[str, ...] = param(("knn", "kernel"), help="knn (1-NN), kernel (RBF, ridge -> 0), network")
+    # 1-NN only in quick: the kernel teacher's float64 predictions on 50k inputs took ~200 s and no claim reads them.
+    teachers: tuple[str, ...] = param(("knn",), help="knn (1-NN), kernel (RBF, ridge -> 0), network")
     extra_max_train: int = param(1000, Interval(1, None),
                                  help="kernel and network teachers only for n_train up to this (their cost grows with it)")
     n_unlabelled: tuple[int, ...] = param((5000, 50_000), Interval(1, None), help="fresh inputs the students see")
@@ -96,26 +104,31 @@ class GaussianPartConfig:
     pool_data: str = param("disjoint", help="teachers' training sets: disjoint, overlapping or same (see _teacher_sets)")
     kernel_bandwidth: float = param(0.1, Interval(0.0, None, closed="neither"))
     network_width: int = param(128, Interval(1, None), help="hidden units of the two-hidden-layer network teachers")
-    student_width: int = param(256, Interval(1, None))
+    student_width: int = param(128, Interval(1, None))
     # Cosine decay: the students fit noisy labels, and a constant rate leaves a noisy last iterate.
-    student: TrainConfig = TrainConfig(optimizer="adam", lr=3e-3, schedule="cosine", batch_size=256, max_steps=2000,
-                                       eval_every=2000, log_every=100)
+    student: TrainConfig = TrainConfig(optimizer="adam", lr=3e-3, schedule="cosine", batch_size=256, max_steps=1000,
+                                       eval_every=1000, log_every=100)
     network_teacher: TrainConfig = TrainConfig(optimizer="adam", lr=3e-3, batch_size=1000, max_steps=1500,
                                                eval_every=1500, log_every=100)
 
 
 @dataclass(frozen=True)
 class Mnist1dPartConfig:
-    n_train: int = param(1000, Interval(1, None), help="noisy examples per teacher (few enough to interpolate)")
+    n_train: int = param(500, Interval(1, None), help="noisy examples per teacher (few enough to interpolate)")
     noise_rate: float = param(0.2, Interval(0.0, 0.5, closed="left"))
-    n_unlabelled: int = param(50_000, Interval(1, None))
-    n_test: int = param(5000, Interval(1, None))
+    n_unlabelled: int = param(10_000, Interval(1, None))
+    n_test: int = param(3000, Interval(1, None))
     channels: int = param(16, Interval(1, None))
-    # Cosine decay to 0 lets the teachers fit every noisy label (interpolation), checked as a sanity claim.
-    teacher: TrainConfig = TrainConfig(optimizer="adam", lr=3e-3, schedule="cosine", batch_size=128, max_steps=3000,
-                                       eval_every=3000, log_every=100)
-    student: TrainConfig = TrainConfig(optimizer="adam", lr=3e-3, schedule="cosine", batch_size=256, max_steps=1500,
-                                       eval_every=1500, log_every=100)
+    # 1e-2: the control fits about 1 - eta of its noisy labels (the clean part), where 1e-3 still interpolated
+    # them all; chosen by its training fit, never by its test accuracy (it is reported, not gated).
+    control_l2: float = param(1e-2, Interval(0.0, None),
+                              help="L2 penalty (on the sum of squared weights) of the control CNN on noisy labels")
+    # lr 1e-2 with cosine decay to 0: every teacher fits all of its noisy labels (interpolation,
+    # checked as a sanity claim) in 800 steps; at 3e-3 they needed 3,000 and still missed a few.
+    teacher: TrainConfig = TrainConfig(optimizer="adam", lr=1e-2, schedule="cosine", batch_size=128, max_steps=800,
+                                       eval_every=800, log_every=100)
+    student: TrainConfig = TrainConfig(optimizer="adam", lr=3e-3, schedule="cosine", batch_size=256, max_steps=500,
+                                       eval_every=500, log_every=100)
 
 
 @dataclass(frozen=True)
@@ -150,13 +163,17 @@ Config = DistillationConfig
 def presets() -> dict[str, Config]:
     quick = Config()
     # Network teachers need long training to interpolate 1,000 noisy points (width 128 fits ~72% in 1,500 steps).
-    paper = replace(quick, pool_size=10, mnist1d=replace(quick.mnist1d, channels=32, n_train=4000), gaussian=replace(
+    # The mnist1d teachers see 8x the examples, so 8x the steps (not verified to interpolate on this machine).
+    paper = replace(quick, pool_size=10, mnist1d=replace(
+        quick.mnist1d, channels=32, n_train=4000, n_unlabelled=200_000, n_test=5000,
+        teacher=replace(quick.mnist1d.teacher, max_steps=6400, eval_every=3200),
+        student=replace(quick.mnist1d.student, max_steps=10_000, eval_every=5000)), gaussian=replace(
         quick.gaussian, n_train=(1000, 5000), n_unlabelled=(5000, 50_000, 200_000), network_width=512,
-        teachers=("knn", "kernel", "network"),
+        teachers=("knn", "kernel", "network"), student_width=256,
+        student=replace(quick.gaussian.student, max_steps=4000, eval_every=4000),
         network_teacher=replace(quick.gaussian.network_teacher, max_steps=20_000, eval_every=5000)))
     # With --data PATH (CIFAR-10 as x_train / y_train / x_test / y_test, CIFAR-5m as x_unlabelled)
     # the paper preset also trains ResNet-18 teachers and students on it.
-    paper = replace(paper, mnist1d=replace(paper.mnist1d, n_unlabelled=200_000))
     smoke = replace(quick, n_seeds=2, pool_size=3, gaussian=replace(
         quick.gaussian, noise_rates=(0.2,), n_train=(200,), n_unlabelled=(500,), n_test=1000, extra_max_train=200,
         teachers=("knn", "kernel", "network"), network_width=32, student_width=32,
@@ -182,8 +199,9 @@ def _accuracy(x: torch.Tensor, y: torch.Tensor, name: str) -> Measure:
 
 
 def _train_replicas(model: nn.Module, inputs: list[torch.Tensor], targets: list[torch.Tensor], seeds, cfg: TrainConfig,
-                    run: Run, evaluate) -> None:
-    """Train replica s of ``model`` on minibatches of (inputs[s], targets[s]) (soft targets (N, C))."""
+                    run: Run, evaluate, l2: torch.Tensor | None = None) -> None:
+    """Train replica s of ``model`` on minibatches of (inputs[s], targets[s]) (soft targets (N, C)),
+    with an L2 penalty l2[s] x (sum of its squared weights) where ``l2`` is given."""
 
     def sampler(x: torch.Tensor, t: torch.Tensor):
         def draw(g: torch.Generator, n_batches: int):
@@ -192,8 +210,12 @@ def _train_replicas(model: nn.Module, inputs: list[torch.Tensor], targets: list[
             return x[index].view(n_batches, size, *x.shape[1:]), t[index].view(n_batches, size, -1)
         return draw
 
+    def penalised(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        squares = sum(p.square().flatten(1).sum(1) for p in model.parameters())  # (S,): stacked replicas
+        return _soft_cross_entropy(logits, t) + l2 * squares
+
     batches = ReplicaStream([sampler(x, t) for x, t in zip(inputs, targets)], seeds, run.device, block=16)
-    fit(model, batches, _soft_cross_entropy, cfg, run, evaluate=evaluate)
+    fit(model, batches, _soft_cross_entropy if l2 is None else penalised, cfg, run, evaluate=evaluate)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -207,7 +229,9 @@ def run(cfg: Config, run: Run) -> None:
             for n_train in part.n_train:
                 _gaussian(cfg, eta, n_train, seeds[0], run.scoped(m.gaussian_scope(eta, n_train)))
     if "mnist1d" in cfg.parts:
-        _mnist1d(cfg, seeds[1], run)
+        from learnlab.experiments.sampler_distillation.mnist1d_part import mnist1d_part
+
+        mnist1d_part(cfg, seeds[1], run)
     if "data" in cfg.parts or cfg.data_path is not None:
         from learnlab.experiments.sampler_distillation.user_data import user_data
 
@@ -262,6 +286,14 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
     model = DeepMLP(2, n_classes, DeepMLPConfig(width=part.student_width, depth=1), student_seeds, device)
     evaluate = _accuracy(torch.stack(x_tests), torch.stack(y_tests), m.STUDENT_ACC)
     _train_replicas(model, student_inputs, student_targets, student_seeds, part.student, run, evaluate)
+    # The controls' fit of their own noisy labels (does the model interpolate them, or is it
+    # regularised by its training budget?): every replica on the first inputs of its own set.
+    n_fit = min(len(x) for x in student_inputs)
+    model.eval()
+    with torch.no_grad():
+        own = model(torch.stack([x[:n_fit] for x in student_inputs])).argmax(-1)
+    fits = (own == torch.stack([t[:n_fit].argmax(-1) for t in student_targets])).float().mean(1)
+    teacher_metrics[m.CONTROL_TRAIN_ACC] = [float(f) for f, (k, _, _) in zip(fits, labels) if k == len(kinds)]
     # After fit, which on a fresh start clears what this scope logged before.
     for name, values in teacher_metrics.items():
         run.log(0, **{name: torch.tensor(values)})
@@ -330,55 +362,3 @@ def _logits(model: nn.Module, x: torch.Tensor, chunk: int = 2048) -> torch.Tenso
     model.eval()
     with torch.no_grad():
         return torch.cat([model(part.expand(model.n_replicas, *part.shape)) for part in x.split(chunk)], dim=1)
-
-
-# ----------------------------------------------------------------------------- mnist1d
-
-
-def _mnist1d(cfg: Config, seed: int, run: Run) -> None:
-    part, device, n_classes = cfg.mnist1d, run.device, 10
-    task_seed, data_seed, unlabelled_seed, test_seed, init_seed = replica_seeds(seed, 5)
-    pi = class_permutation(n_classes, generator=generator(task_seed, device))
-    x_test, y_test = (t.to(device) for t in sample_mnist1d(part.n_test, seed=test_seed % 2**31))
-    x_unlabelled, _ = (t.to(device) for t in sample_mnist1d(part.n_unlabelled, seed=unlabelled_seed % 2**31))
-    # The pool: M x seeds teachers, each fitted to its own 4,000 noisy examples; plus as many
-    # CNNs on clean labels (the reference a student should approach).
-    n_teachers = cfg.pool_size * cfg.n_seeds
-    sets = [sample_mnist1d(part.n_train, seed=s % 2**31) for s in replica_seeds(data_seed, n_teachers)]
-    xs = torch.stack([x for x, _ in sets]).to(device)
-    clean = torch.stack([y for _, y in sets]).to(device)
-    noisy = torch.stack([corrupt_labels(y, rate=part.noise_rate, permutation=pi, generator=generator(i, device))[0]
-                         for i, y in enumerate(clean)])
-    targets = torch.cat([noisy, clean[: cfg.n_seeds]])  # teachers, then the clean-label models
-    inputs = torch.cat([xs, xs[: cfg.n_seeds]])
-    model_seeds = replica_seeds(init_seed, len(inputs))
-    teachers = FunctionalEnsemble(lambda: CNN1d(part.channels), model_seeds, device)
-    _train_replicas(teachers, list(inputs), [F.one_hot(t, n_classes).float() for t in targets], model_seeds,
-                    part.teacher, run.scoped(m.MNIST1D_TEACHERS), _accuracy(inputs, targets, m.TRAIN_ACC))
-    test_logits = _logits(teachers, x_test)  # (S, N_test, C)
-    unlabelled_proba = F.softmax(_logits(teachers, x_unlabelled), dim=-1)
-    accuracy = (test_logits.argmax(-1) == y_test).float().mean(dim=1)
-    teacher_acc, clean_acc = accuracy[:n_teachers], accuracy[n_teachers:]
-    first = test_logits[: n_teachers : cfg.pool_size].argmax(-1)  # each seed's first teacher
-    pools = F.softmax(test_logits[:n_teachers], dim=-1).view(cfg.n_seeds, cfg.pool_size, *test_logits.shape[1:])
-    votes = [teacher_targets(p, "ensemble", soft=False, generator=generator(0, device)).argmax(1) for p in pools]
-    run.log(0, **{m.MNIST1D_TEACHER_ACC: teacher_acc, m.MNIST1D_CLEAN_ACC: clean_acc,
-                  m.MNIST1D_VOTE_ACC: torch.stack([(v == y_test).float().mean() for v in votes]),
-                  m.MNIST1D_FLIP_RATE: torch.tensor([flip_rate(p, y_test, pi) for p in first])})
-
-    # Students: for each seed, its pool labels the unlabelled inputs in each mode.
-    student_targets, student_modes = [], []
-    for s in range(cfg.n_seeds):
-        pool = unlabelled_proba[s * cfg.pool_size : (s + 1) * cfg.pool_size]
-        for mode_index, mode in enumerate(MODES):
-            student_targets.append(teacher_targets(pool, mode, soft=False, generator=generator(s + 100, device)))
-            student_modes.append(float(mode_index))
-    student_seeds = replica_seeds(init_seed + 1, len(student_targets))
-    students = FunctionalEnsemble(lambda: CNN1d(part.channels), student_seeds, device)
-    tests = x_test.expand(len(student_targets), *x_test.shape)
-    _train_replicas(students, [x_unlabelled] * len(student_targets), student_targets, student_seeds, part.student,
-                    run.scoped(m.MNIST1D_STUDENTS), _accuracy(tests, y_test.expand(len(student_targets), -1),
-                                                                m.STUDENT_ACC))
-    run.log(0, **{m.MNIST1D_STUDENT_MODE: torch.tensor(student_modes)})
-
-

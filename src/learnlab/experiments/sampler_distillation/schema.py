@@ -24,15 +24,17 @@ TEACHER_ACC = "teacher_acc"  # the pool's first teacher on the clean test set
 FLIP_RATE = "flip_rate"  # how often it predicts pi(y)
 TRAIN_ACC = "train_acc"  # its fit of its own noisy training labels
 VOTE_ACC = "vote_acc"  # the pool's majority vote on the clean test set
+CONTROL_TRAIN_ACC = "control_train_acc"  # (S,): the control's fit of its own noisy training labels
 STUDENT_ACC = "student_acc"  # (R,) over the scope's stacked students
 REPLICA_TEACHER, REPLICA_MODE, REPLICA_UNLABELLED = "replica_teacher", "replica_mode", "replica_unlabelled"
 TEACHER_KINDS = "teacher_kinds"  # artifact: the teacher kinds, in replica_teacher's order
 CONFUSION, STUDENT_REGIONS = "confusion", "student_regions"  # artifacts of the first seed
 
-# mnist1d: teachers M x S (seed-major), then S clean-label CNNs; students S x modes (seed-major)
+# mnist1d: teachers M x S (seed-major), then S clean-label CNNs, then S controls; students S x modes (seed-major)
 MNIST1D_TEACHERS, MNIST1D_STUDENTS = "mnist1d_teachers", "mnist1d_students"  # scopes of the two fits
 MNIST1D_TEACHER_ACC = "mnist1d_teacher_acc"  # (M S,)
 MNIST1D_CLEAN_ACC = "mnist1d_clean_acc"  # (S,)
+MNIST1D_CONTROL_ACC = "mnist1d_control_acc"  # (S,): the L2-regularised CNN on the noisy labels
 MNIST1D_VOTE_ACC = "mnist1d_vote_acc"  # (S,): each seed's pool vote
 MNIST1D_FLIP_RATE = "mnist1d_flip_rate"
 MNIST1D_STUDENT_MODE = "mnist1d_student_mode"  # (S modes,) index into MODES
