@@ -7,7 +7,7 @@ from learnlab.experiments.icl_markov import analysis, evidence
 from learnlab.results import StoredRun
 
 
-def _stored(store, curves: dict[str, np.ndarray], steps: np.ndarray, preset: str = "quick"):
+def _stored(store, curves: dict[str, np.ndarray], steps: np.ndarray, preset: str = "seeds10"):
     store.create_run("synthetic", experiment="icl-markov", preset=None, config=to_dict(icl_markov.presets()[preset]),
                      config_hash="h", seed=0, git_commit=None, versions={}, device="cpu")
     rows = []
@@ -85,6 +85,7 @@ def test_k2_claims_are_declared_for_k2_dirichlet_only():
     quick = {s.name: s for s in icl_markov.claims(presets["quick"])}
     assert quick["initial-kl"].kind == quick["one-layer-floor"].kind == "sanity"
     assert presets["quick"].n_seeds >= 10
+    assert "transition-within-paper-budget" in {s.name for s in icl_markov.claims(presets["seeds10"])}
 
 
 def test_the_evaluator_logs_the_models_readouts_under_the_metric_names():
