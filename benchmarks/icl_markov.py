@@ -33,6 +33,19 @@ machine was shared, so shares rather than milliseconds):
   two attention masks 7% (mt19937, drawn exactly as before: the same masks); softmax 3%;
   a few elementwise passes; AdamW 2% (multi-tensor now); 50-100 page faults a step.
 
+A 10-seed stacked step (torch.profiler, 1 thread, self CPU shares, 2026-12-02; ~185 ms of
+CPU a step, 8.2x the 1-seed step's 22 ms): batched matmuls 35% (the (640, 100, 100) x
+(640, 100, 16) products of layer 2's forward and backward 11%, layer 1's products with the
+(k = 2)-column one-hot 5%, the (r, i)-batched relative terms 10%); the Toeplitz backward's
+zero fill of a fresh (R, T, 2T-1, hs) buffer 8% (a page fault per 4 kB page: now a reused
+buffer, zeroed once; ~6% of the step, gradients bit-equal); the dropout masks' 16-bit
+random words 7%; softmax 4%; transposed copies of q/k/v and of the (B, R, T, T) gradient
+6%; concatenations 3%. Every one of them is linear in the seeds and, at 10 seeds, reads and
+writes (B, R, T, T) = 25 MB tensors out of cache, so the stacked step is memory-bound: the
+issue's target (10 seeds <= 3x one seed) needs attention that keeps each (T, T) tile in
+cache (fused or chunked over the batch, recomputing the pattern in the backward), not yet
+done.
+
 What is left is a seed's own work: 2 x 64 x 100 x 100 scores, their softmax, dropout and
 gradients, all linear in the number of seeds, so 10 stacked seeds cost ~9 one-seed steps
 (stacking now saves only the per-step overhead). A fused C++ attention (one sequence a
