@@ -225,6 +225,7 @@ def test_the_key_length_is_predicted_from_the_configuration():
     from learnlab.experiments.copying.evidence import predicted_key_length
 
     cfg = resolve_preset(copying, "quick")
-    assert predicted_key_length(cfg) == cfg.transformer.hard_alibi_heads  # two layers: the widest window
+    # two layers: the widest window (4 tokens) less the letter the matching head reads out
+    assert predicted_key_length(cfg) == cfg.transformer.hard_alibi_heads - 1 == 3
     deeper = config_lib.apply_overrides(cfg, ["transformer.n_layer=3", "transformer.hard_alibi_heads=3"])
-    assert predicted_key_length(deeper) == 5  # windows of 3 composed twice: 3 + 2
+    assert predicted_key_length(deeper) == 4  # windows of 3 composed twice span 3 + 2 = 5 tokens, less one
