@@ -143,6 +143,19 @@ def _eval_copies(cfg: Config, length: int, seed: int, device) -> tuple[torch.Ten
 
 
 def run(cfg: Config, run: Run) -> None:
+    # On a CPU, one intra-op thread: these models have ~0.1M parameters, so a second thread
+    # saves little time and, when the cores are shared, spins waiting for its partner (the
+    # quick preset's CPU time grew several-fold on a loaded 2-core machine). Restored after.
+    threads = torch.get_num_threads()
+    if torch.device(run.device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        _run_parts(cfg, run)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_parts(cfg: Config, run: Run) -> None:
     seeds = replica_seeds(cfg.seed, cfg.n_seeds)
     if "ngram" in cfg.parts:
         _ngram_bounds(cfg, cfg.seed, run.scoped(M.HANDBUILT))
