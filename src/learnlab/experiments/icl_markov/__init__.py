@@ -27,8 +27,10 @@ Presets
             a 10-seed step of the paper model costs ~185 ms of CPU (1 thread), so 10 x 2,000
             steps are ~370 CPU-s, twice the 3-minute budget on 2 cores; the claim "within
             the paper's 2,000 steps" is therefore declared by ``seeds10`` and ``paper`` only.
-            Estimated ~165 CPU-s (1 thread): main 115, minimal model 19, one-layer 12,
-            evaluations ~6, count-only floor 4, start-up ~8.
+            Estimated ~165 CPU-s (1 thread, from per-part timings): main 115, minimal model
+            19, one-layer 12, evaluations ~6, count-only floor 4, start-up ~8; measured
+            user+sys 198-201 s at seeds 1-3 on a 2-core machine shared at load ~35 (2026-12-02),
+            so the 170 s budget is not yet shown on a quiet machine.
 ``seeds10`` the former quick: the paper's schedule (lr 5e-4, 2,000 steps) with 10 stacked
             seeds, evaluation every 25 steps, the same controls; ~430 CPU-s (7 minutes on
             2 cores).
