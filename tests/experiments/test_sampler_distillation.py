@@ -95,3 +95,15 @@ def test_data_flag_sets_the_data_path(tmp_path, capsys):
     assert main(["run", "sampler-distillation", "--preset", "smoke", "--data", str(tmp_path / "none.npz"),
                  "--store", store]) == 2
     assert "is not a file" in capsys.readouterr().err
+
+
+def test_mnist1d_part_trains_teachers_clean_models_and_the_regularised_control(store):
+    from learnlab.experiments.sampler_distillation import schema as m
+
+    cfg = replace(sd.presets()["smoke"], parts=("mnist1d",))
+    record = store.get_run(execute(sd, cfg, store=store, device="cpu", quiet=True).run_id)
+    n_teachers = cfg.pool_size * cfg.n_seeds
+    fits = record.series(f"{m.MNIST1D_TEACHERS}/{m.TRAIN_ACC}").values[-1]
+    assert fits.shape == (n_teachers + 2 * cfg.n_seeds,)  # teachers, clean-label CNNs, controls
+    assert record.series(m.MNIST1D_CONTROL_ACC).values[-1].shape == (cfg.n_seeds,)
+    assert record.series(m.MNIST1D_TEACHER_ACC).values[-1].shape == (n_teachers,)
