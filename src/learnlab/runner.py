@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from learnlab import config as config_lib
 from learnlab.claims import Claim, ClaimSpec
 from learnlab.errors import ConfigError, LeaseLost, StoreError, Terminated
-from learnlab.runtime import resolve_device, seed_everything
+from learnlab.runtime import keep_freed_memory, resolve_device, seed_everything
 from learnlab.store import Store
 from learnlab.train import distributed as ddp
 
@@ -253,6 +253,7 @@ def execute(
     ``resume``, ``cfg`` may be ``None``: the run's stored config is used.
     """
     ddp.init_from_env()  # under torchrun: join the other ranks (a no-op otherwise)
+    keep_freed_memory()
     torch_device = ddp.local_device(resolve_device(device))
     main = ddp.is_main()  # every rank trains; rank 0 alone writes the store
     if resume is not None:

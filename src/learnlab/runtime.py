@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import ctypes
 import random
+import sys
 
 import numpy as np
 import torch
 
 from learnlab.errors import ConfigError
 
-__all__ = ["DEVICES", "resolve_device", "seed_everything", "replica_seeds", "generator"]
+__all__ = ["DEVICES", "resolve_device", "seed_everything", "replica_seeds", "generator", "keep_freed_memory"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed tensors' memory for reuse instead of returning it to the OS.
+
+    A stacked ensemble allocates and frees tensors of a few MB every step; above glibc's
+    default mmap threshold each one is a fresh mapping whose pages fault in on first
+    touch, which cost 3x the arithmetic of a full-batch oracle step (sq-vs-pac: 11.4 s
+    -> 3.7 s of CPU for 100 steps). Same numbers, only the allocator changes. Returns
+    False where there is no glibc (macOS, musl), where nothing changes.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["hinge_loss", "square_loss", "logistic_loss", "margin_losses", "sign_accuracy", "replica_accuracy",
+__all__ = ["hinge_loss", "square_loss", "logistic_loss", "margin_losses", "sign_accuracy", "replica_accuracy", "replica_sign_accuracy",
            "replica_cross_entropy", "token_loss_sum"]
 
 
@@ -57,6 +57,16 @@ def replica_accuracy(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tens
     x (S, N, ...), labels (S, N) of class ids; returns (S,). Evaluated in chunks of N."""
     predictions = torch.cat([model(part).argmax(-1) for part in x.split(chunk, dim=1)], dim=1)
     return (predictions == labels).float().mean(dim=1)
+
+
+@torch.no_grad()
+def replica_sign_accuracy(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, chunk: int = 1024
+                          ) -> torch.Tensor:
+    """:func:`sign_accuracy` of each replica of a stacked model on its own examples, x (S, N, ...),
+    labels (S, N) of +-1; returns (S,). In chunks of N: an (S, N, width) hidden layer at once
+    costs more in fresh memory pages than in arithmetic."""
+    outputs = torch.cat([model(part) for part in x.split(chunk, dim=1)], dim=1)
+    return sign_accuracy(outputs, labels)
 
 
 def token_loss_sum(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,7 @@ from learnlab.tasks.boolean import sample_boolean_task
 from learnlab.tasks.sparse_parity import sparse_parity_support
 from learnlab.train.data import ReplicaStream
 from learnlab.train.loop import Measure, fit
-from learnlab.train.losses import hinge_loss, sign_accuracy
+from learnlab.train.losses import hinge_loss, replica_sign_accuracy, sign_accuracy
 
 if TYPE_CHECKING:
     from learnlab.runner import Run
@@ -75,7 +75,7 @@ def _offline_networks(cfg: Config, n: int, k: int, sizes, seeds, run: Run) -> No
     batches = ReplicaStream([sampler(size, j) for size, j in grid], [seeds[j] + 4 for _, j in grid], device, block=16)
     x_test = torch.stack([tests[j][0] for _, j in grid])
     y_test = torch.stack([tests[j][1] for _, j in grid])
-    evaluate = Measure(lambda model: {names.ACCURACY: sign_accuracy(model(x_test), y_test)})
+    evaluate = Measure(lambda model: {names.ACCURACY: replica_sign_accuracy(model, x_test, y_test)})
     fit(model, batches, hinge_loss, cfg.offline, run, evaluate=evaluate)
     run.log(0, **{names.SAMPLES: torch.tensor([float(size) for size, _ in grid])})
 
@@ -144,7 +144,7 @@ def _online(cfg: Config, model: torch.nn.Module, n: int, k: int, alpha: float, s
 
     batches = ReplicaStream([sampler(j) for j in range(len(seeds))], [s + 4 for s in seeds], device, block=16)
     x_test, y_test = torch.stack([t[0] for t in tests]), torch.stack([t[1] for t in tests])
-    evaluate = Measure(lambda model: {names.ACCURACY: sign_accuracy(model(x_test), y_test)})
+    evaluate = Measure(lambda model: {names.ACCURACY: replica_sign_accuracy(model, x_test, y_test)})
     fit(model, batches, hinge_loss, train, run, evaluate=evaluate)
 
 

@@ -41,12 +41,15 @@ SQ-side claim now covers every cell with b rho^2 >= 10, not one cell.
 
 Parts: the b x rho phase diagram (the parity with nearest rounding at b in {4, 16, 64,
 256} and rho in {0.03, 0.1, 0.3, 1}, the boundary b rho^2 = 1 drawn; at the SQ-side batch
-``control_batches`` = 256 also the stochastic-rounding control and the majority; exact
+``control_batches`` = 256 and ``control_rhos`` = 0.3 (the one SQ-side cell where their claims
+look) also the stochastic-rounding control and the majority; exact
 gradients as the reference at every b), the disagreement of two batches' rounded gradients
 at initialisation vs b, the sample channel (SGD and full-batch GD), and full-batch GD of
 the MLP through the oracle. The quick preset runs 8 seeds (Wilson intervals decide at 6 of
 6 and more) for T = 2,000 steps (exact gradients learn by ~1,500 at b >= 16), with the
-controls only at b = 256, to stay near 3 minutes on 2 cores; ``paper`` runs every rounding
+controls only at (b, rho) = (256, 0.3) and evaluation in chunks of 1,024 test points (the
+(S, 8192, 128) hidden layer of one call cost more in fresh pages than in arithmetic), to
+stay within 3 minutes on 2 cores; ``paper`` runs every rounding
 at every b for T = 4,000.
 
 Presets: ``quick`` (n = 16, k = 3, width 128, square loss, eta = 0.1, T = 2,000, 8 seeds;

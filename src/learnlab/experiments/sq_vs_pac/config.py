@@ -52,6 +52,10 @@ class SqVsPacConfig:
     control_batches: tuple[int, ...] = param((256,), Interval(1, None),
                                              help="batch sizes where the roundings other than nearest and the majority "
                                                   "run (the SQ side of the grid); empty: every batch size")
+    control_rhos: tuple[float, ...] = param((0.3,), Interval(0.0, None, closed="neither"),
+                                            help="precisions where the controls run: the SQ-learnable side at b = 256 "
+                                                 "(b rho^2 >= 10 and rho below the majority's correlation 1/2); "
+                                                 "empty: every rho")
     disagreement_batches: tuple[int, ...] = param((4, 8, 16, 32, 64, 128, 256, 512, 1024), Interval(1, None))
     disagreement_rho: float = param(0.3, Interval(0.0, None, closed="neither"))
     disagreement_pairs: int = param(20, Interval(1, None))
@@ -80,9 +84,9 @@ def presets() -> dict[str, Config]:
     quick = Config()
     paper = replace(quick, n_seeds=16, steps=4000, batch_sizes=(4, 16, 64, 256, 1024), rhos=(0.01, 0.03, 0.1, 0.3, 1.0),
                     modes=("nearest", "trunc", "stochastic"), majority_modes=("nearest", "stochastic"),
-                    control_batches=())
+                    control_batches=(), control_rhos=())
     smoke = replace(quick, n_seeds=2, n_bits=8, model=MLPConfig(width=16), steps=40, n_test=512, batch_sizes=(4, 32),
-                    control_batches=(),
+                    control_batches=(), control_rhos=(),
                     rhos=(0.1, 0.3), disagreement_batches=(4, 64), disagreement_pairs=3, gd_samples=64, gd_steps=20,
                     channel=replace(quick.channel, n_bits=16, n_blocks=512, batch_sizes=(4, 32, 512), n_test=256,
                                     gd_samples=32))

@@ -17,7 +17,7 @@ from learnlab.tasks.boolean import sample_boolean_task
 from learnlab.tasks.sparse_parity import sparse_parity_support
 from learnlab.train.data import ReplicaStream
 from learnlab.train.loop import Measure, fit
-from learnlab.train.losses import sign_accuracy, square_loss
+from learnlab.train.losses import replica_sign_accuracy, sign_accuracy, square_loss
 from learnlab.train.optim import TrainConfig
 from learnlab.train.precision import (GradientOracle, PrecisionConfig, SampleChannel, channel_loss, decode_channel,
                                       solve_parity_gf2)
@@ -69,6 +69,8 @@ def _phase_row(cfg: Config, target: str, mode: str, b: int, seeds: _Seeds, run: 
     ``exact``) times every seed, trained as one stacked model."""
     device = run.device
     rhos = (1.0,) if mode == "exact" else cfg.rhos
+    if mode not in ("exact", "nearest") or target != "parity":  # a control: only where its claim looks
+        rhos = tuple(rho for rho in rhos if not cfg.control_rhos or rho in cfg.control_rhos) or rhos
     grid = [(rho, j) for rho in rhos for j in range(cfg.n_seeds)]
     supports = _supports(cfg, seeds, device)
     replicas = [j for _, j in grid]
@@ -85,7 +87,7 @@ def _phase_row(cfg: Config, target: str, mode: str, b: int, seeds: _Seeds, run: 
     oracle = GradientOracle(PrecisionConfig(rho=rhos[0], mode=mode, scale=cfg.scale),
                             square_loss, seed=seeds.data[0], replica_rho=torch.tensor([r for r, _ in grid]))
     x_test, y_test = _test_sets(cfg, target, supports, seeds, replicas, device)
-    evaluate = Measure(lambda model: {names.ACCURACY: sign_accuracy(model(x_test), y_test)})
+    evaluate = Measure(lambda model: {names.ACCURACY: replica_sign_accuracy(model, x_test, y_test)})
     train = TrainConfig(optimizer="sgd", lr=cfg.lr, batch_size=b, max_steps=cfg.steps,
                         eval_every=max(1, cfg.steps // 8), log_every=max(1, cfg.steps // 40))
     fit(model, batches, square_loss, train, run, evaluate=evaluate, gradient=oracle)
@@ -143,7 +145,7 @@ def _empirical_gd(cfg: Config, seeds: _Seeds, run: Run, *, mode: str) -> None:
     oracle = GradientOracle(PrecisionConfig(rho=rhos[0], mode=mode, scale=cfg.scale), square_loss,
                             replica_rho=torch.tensor([r for r, _ in grid]))
     x_test, y_test = _test_sets(cfg, "parity", supports, seeds, replicas, device)
-    evaluate = Measure(lambda model: {names.ACCURACY: sign_accuracy(model(x_test), y_test)})
+    evaluate = Measure(lambda model: {names.ACCURACY: replica_sign_accuracy(model, x_test, y_test)})
     train = TrainConfig(optimizer="sgd", lr=cfg.lr, batch_size=cfg.gd_samples, max_steps=cfg.gd_steps,
                         eval_every=max(1, cfg.gd_steps // 8), log_every=max(1, cfg.gd_steps // 40))
     fit(model, batches, square_loss, train, run, evaluate=evaluate, gradient=oracle)
