@@ -19,7 +19,7 @@ def test_smoke_run_stores_a_reusable_backbone_and_checks_every_claim(store, tmp_
     weights = record.artifacts()["backbone.pt"]
     again = replace(cfg, weights_path=str(weights), targets=("new_classes",), sizes=(5,), greedy_sizes=())
     reused = store.get_run(execute(subtuning, again, store=store, device="cpu", quiet=True).run_id)
-    assert reused.status == "completed" and np.isnan(reused.series("pretrain_source_acc").values[-1])
+    assert reused.status == "completed" and np.isnan(reused.series("pretrain/source_acc").values[-1])
 
 
 def test_new_classes_come_from_new_templates():

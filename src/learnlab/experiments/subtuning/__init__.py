@@ -50,9 +50,12 @@ from learnlab.experiments.subtuning.evidence import claims, figures
 from learnlab.experiments.subtuning.external import arch_name, minilm, pretrained, user_images
 from learnlab.finetune import (FitConfig, MultiTaskSubTuned, Prefixes, Replica, SubTuned, accuracy,
                                cross_validated_scores, fit, fit_many, flops, greedy_many)
+from learnlab.finetune.stack import EpochStream
 from learnlab.models.resnet1d import resnet1d
 from learnlab.runtime import replica_seeds
 from learnlab.tasks.mnist1d import sample_mnist1d
+from learnlab.train import Measure, TrainConfig
+from learnlab.train import fit as train_fit
 
 if TYPE_CHECKING:
     from learnlab.runner import Run
@@ -65,6 +68,7 @@ DESCRIPTION = "Kaplun et al. 2023: SubTuning -- finetuning profiles, greedy bloc
 USER_INPUT_PRESETS = ("paper",)  # needs --weights and --data: it refuses to start without them
 # Config fields that name your files: the CLI maps --weights and --data onto them.
 USER_FILES = {"weights": "weights_path", "data": "data_path"}
+PRETRAIN_BATCH = 256
 
 # ----------------------------------------------------------------------------- config
 
@@ -211,8 +215,10 @@ def _sizes(cfg: Config, backbone, pool, test, n_classes: int, seeds, scope: Run)
                 for name in (m.LP, m.FT, m.GREEDY)}
         if size in cfg.greedy_sizes:
             rows[m.GREEDY_BLOCKS] = [float(len(c["blocks"])) for c in chosen]
-            # The cap bound when greedy stopped at it with blocks left to add.
-            rows[m.GREEDY_CAPPED] = [float(len(c["blocks"]) == cfg.greedy_max_blocks < blocks) for c in chosen]
+            # The cap bound when greedy stopped at its limit (the cap, or every block when the cap
+            # is the number of blocks) rather than by the epsilon rule.
+            limit = min(cfg.greedy_max_blocks, blocks)
+            rows[m.GREEDY_CAPPED] = [float(len(c["blocks"]) >= limit) for c in chosen]
             for s, c in enumerate(chosen):
                 scope.log(size, **{m.greedy_choice(s): torch.tensor([float(b in c["blocks"]) for b in range(blocks)]),
                                    m.greedy_calls(s): float(c["calls"])})
@@ -239,31 +245,43 @@ def _backbone(cfg: Config, run: Run):
     backbone = resnet1d(10, cfg.channels)
     if cfg.weights_path is not None:  # checked by Config.check
         backbone.load_state_dict(torch.load(cfg.weights_path, map_location="cpu", weights_only=True))
-        run.log(0, **{m.PRETRAIN_SOURCE_ACC: float("nan")})
+        run.scoped(m.PRETRAIN).log(0, **{m.SOURCE_ACC: float("nan")})
         return backbone.eval()
     x, y = sample_mnist1d(cfg.source_samples, seed=cfg.seed)
     x_test, y_test = sample_mnist1d(2000, seed=cfg.seed + 1)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    optimizer = torch.optim.AdamW(backbone.parameters(), lr=cfg.pretrain_lr, weight_decay=1e-4)
-    steps_per_epoch = math.ceil(len(y) / 256)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.pretrain_lr, total_steps=cfg.pretrain_epochs *
-                                                   steps_per_epoch)
-    for epoch in range(cfg.pretrain_epochs):
-        backbone.train()
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(y), 256):
-            index = order[start:start + 256]
-            loss = F.cross_entropy(backbone(x[index]), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        run.log(epoch + 1, **{m.PRETRAIN_LOSS: float(loss.detach()),
-                              m.PRETRAIN_SOURCE_ACC: accuracy(backbone, x_test, y_test)})
+    # Through the one loop: AdamW with a linear warm-up over the first 30% of the steps and
+    # a cosine decay to 0 (OneCycleLR's shape; the loop has no OneCycle schedule, so the
+    # numbers differ from the earlier hand-written loop, not the recipe). Batches: epochs of
+    # randperm(n) under the run seed, as before.
+    per_epoch = math.ceil(len(y) / PRETRAIN_BATCH)
+    total = cfg.pretrain_epochs * per_epoch
+    loop_cfg = TrainConfig(optimizer="adamw", lr=cfg.pretrain_lr, weight_decay=1e-4, schedule="cosine",
+                           warmup_steps=int(0.3 * total), batch_size=PRETRAIN_BATCH, max_steps=total,
+                           log_every=per_epoch, eval_every=per_epoch)
+    batches = _SourceBatches(x, y, EpochStream(len(y), PRETRAIN_BATCH, [cfg.seed]))
+    train_fit(backbone, batches, F.cross_entropy, loop_cfg, run.scoped(m.PRETRAIN),
+              evaluate=Measure(lambda model: {m.SOURCE_ACC: accuracy(model, x_test, y_test)}))
     buffer = io.BytesIO()
     torch.save(backbone.state_dict(), buffer)
     run.artifact("backbone.pt", buffer.getvalue())  # reusable: weights_path=<run folder>/backbone.pt
     return backbone.eval()
+
+
+class _SourceBatches:
+    """(signals, labels) batches of the source set from an ``EpochStream`` of one replica."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, epochs: EpochStream):
+        self.x, self.y, self.epochs = x, y, epochs
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self.epochs.next_batch()[0]
+        return self.x[index], self.y[index]
+
+    def state_dict(self) -> dict:
+        return self.epochs.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epochs.load_state_dict(state)
 
 
 def _multitask(backbone, tasks: list, x: torch.Tensor, run: Run) -> None:

@@ -105,11 +105,13 @@ def claims(cfg) -> list:
     if greedy and targets:
         def capped(run: StoredRun) -> Measurement:
             values = np.concatenate([run.values(m.scoped(t, m.GREEDY_CAPPED)).ravel() for t in targets])
-            return Measurement(values, f"greedy stopped at the cap of {cfg.greedy_max_blocks} blocks in "
-                                       f"{int(values.sum())} of {len(values)} selections")
+            most = max(int(np.max(run.values(m.scoped(t, m.GREEDY_BLOCKS)))) for t in targets)
+            return Measurement(values, f"greedy reached its limit of min(cap {cfg.greedy_max_blocks}, all blocks) "
+                                       f"in {int(values.sum())} of {len(values)} selections; most blocks chosen: {most}")
 
         out.append(Sanity("greedy-cap-did-not-bind", "Greedy stopped because no block added epsilon = "
-                          f"{cfg.epsilon:g} of cross-validated accuracy, never at the cap of {cfg.greedy_max_blocks}.",
+                          f"{cfg.epsilon:g} of cross-validated accuracy, never at its limit (the cap of "
+                          f"{cfg.greedy_max_blocks}, or every block).",
                           "greedy selections that stopped at the cap", 0.0, "<=", capped))
     if cfg.arch == "resnet1d" and cfg.targets:
         def equal(run: StoredRun) -> Measurement:

@@ -4,8 +4,8 @@ step is the number of examples per class; values are (S,) over paired seeds."""
 
 from __future__ import annotations
 
-PRETRAIN_LOSS = "pretrain_loss"
-PRETRAIN_SOURCE_ACC = "pretrain_source_acc"  # NaN when the backbone was loaded from weights_path
+PRETRAIN = "pretrain"  # scope of the backbone's pretraining (the loop logs train_loss and lr per epoch)
+SOURCE_ACC = "source_acc"  # source test accuracy under PRETRAIN; NaN when loaded from weights_path
 
 N_BLOCKS = "n_blocks"  # scalar at step 0
 LP = "lp"  # linear probing: test accuracy per seed
@@ -13,7 +13,7 @@ FT = "ft"  # full finetuning (stem and every block)
 LORA = "lora"  # MiniLM only: LoRA adapters on every block
 GREEDY = "greedy"  # greedy SubTuning's chosen blocks, retrained on all the examples
 GREEDY_BLOCKS = "greedy_blocks"  # how many blocks greedy chose, per seed
-GREEDY_CAPPED = "greedy_capped"  # 1 where greedy stopped at greedy_max_blocks (the cap bound), else 0
+GREEDY_CAPPED = "greedy_capped"  # 1 where greedy stopped at min(greedy_max_blocks, L) (the cap bound), else 0
 
 
 def profile_block(b: int) -> str:
