@@ -25,7 +25,7 @@ REGISTRY = {
     "icl-markov": ExperimentEntry(
         "learnlab.experiments.icl_markov", "Edelman et al. 2024, arXiv 2402.11004",
         "Edelman et al. 2024: transformers learn in-context Markov chains via unigram then bigram (induction head)",
-        ("smoke", "quick", "paper", "priors", "trigram")),
+        ("smoke", "quick", "seeds10", "paper", "priors", "trigram")),
     "pareto-frontiers": ExperimentEntry(
         "learnlab.experiments.pareto_frontiers", "Edelman et al. 2023, arXiv 2309.03800",
         "Edelman et al. 2023: offline sparse parity success vs width x samples, sparse init, tabular vs forests",
