@@ -79,7 +79,7 @@ def mean_with_interval(ax, xs: Sequence[float], samples: Sequence[Sequence[float
         values = values[np.isfinite(values)]
         mean = float(values.mean()) if len(values) else np.nan
         low, high = bootstrap_interval(values, resamples=2000) if len(values) > 1 else (mean, mean)
-        means.append(mean), lows.append(mean - low), highs.append(high - mean)
+        means.append(mean), lows.append(max(0.0, mean - low)), highs.append(max(0.0, high - mean))  # errorbar refuses -1e-16
     ax.errorbar(xs, means, yerr=[lows, highs], marker=marker, capsize=3, label=label, color=color)
 
 

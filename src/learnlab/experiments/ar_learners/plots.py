@@ -33,7 +33,8 @@ def _points(ax, run, scopes, label, style):
         n = int(run.last(M.scoped(scope, M.TEST_EXAMPLES)))
         low, high = wilson_interval(round(accuracy * n), n)
         xs.append(float(run.last(M.scoped(scope, M.CHAIN_TOKENS))))
-        ys.append(accuracy), lows.append(accuracy - low), highs.append(high - accuracy)
+        # max(0, .): at accuracy 1.0 the Wilson bound can sit 1e-16 below it, which errorbar refuses
+        ys.append(accuracy), lows.append(max(0.0, accuracy - low)), highs.append(max(0.0, high - accuracy))
     order = np.argsort(xs)
     ax.errorbar(np.array(xs)[order], np.array(ys)[order], yerr=[np.array(lows)[order], np.array(highs)[order]],
                 fmt=style, capsize=3, label=label)
