@@ -56,3 +56,9 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     assert "'modes' entries must be among" in capsys.readouterr().err
     assert main(["run", "sq-vs-pac", "--preset", "smoke", "k=4", "--store", store]) == 2
     assert "odd k" in capsys.readouterr().err
+
+
+def test_control_precisions_must_be_on_the_grid():
+    quick = sq.presets()["quick"]
+    assert quick.check() is None
+    assert "control_rhos" in replace(quick, control_rhos=(0.5,)).check()

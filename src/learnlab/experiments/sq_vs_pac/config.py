@@ -72,6 +72,8 @@ class SqVsPacConfig:
             return "'modes' entries must be among nearest, trunc, adv_zero, stochastic"
         if set(self.channel.modes) - {"exact", *ROUNDINGS}:
             return "'channel.modes' entries must be among exact, nearest, trunc, adv_zero, stochastic"
+        if set(self.control_rhos) - set(self.rhos):
+            return "every 'control_rhos' entry must be one of 'rhos'"
         if "majority" in self.targets and self.k % 2 == 0:
             return f"the majority target needs an odd k; got k = {self.k}"
         return None
