@@ -11,7 +11,11 @@ import torch
 
 from learnlab.errors import ConfigError
 
-__all__ = ["DEVICES", "resolve_device", "seed_everything", "replica_seeds", "generator", "keep_freed_memory"]
+# replica_seeds moved to learnlab.seeding; re-exported (outside __all__) only for the modules
+# that still import it from here: experiments/subtuning and experiments/icl_markov.
+from learnlab.seeding import replica_seeds  # noqa: E402,F401
+
+__all__ = ["DEVICES", "resolve_device", "seed_everything", "generator", "keep_freed_memory"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -55,16 +59,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def replica_seeds(seed: int, n: int) -> list[int]:
-    """``n`` independent 63-bit seeds derived from ``(seed, i)``.
-
-    Replica ``i`` of a run with seed ``s`` gets the same seed whatever ``n`` is, so an
-    ensemble of S replicas reproduces S separate runs.
-    """
-    return [int(np.random.SeedSequence([seed, i]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
-            for i in range(n)]
 
 
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

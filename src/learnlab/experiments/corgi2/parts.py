@@ -17,8 +17,7 @@ from learnlab.experiments.corgi2 import schema as M
 from learnlab.experiments.corgi2.config import Config, PartConfig
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
 from learnlab.models.linear_classifier import StackedLinearClassifier
-from learnlab.runtime import replica_seeds
-from learnlab.seeding import stream, streams
+from learnlab.seeding import replica_seeds, stream, streams
 from learnlab.train.loop import Measure, fit
 from learnlab.train.losses import replica_accuracy, replica_cross_entropy
 from learnlab.train.optim import TrainConfig

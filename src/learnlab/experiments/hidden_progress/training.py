@@ -17,7 +17,8 @@ from learnlab.models.polynet import PolyNet
 from learnlab.probes.fourier import fourier_gap, hypercube
 from learnlab.probes.parity_progress import neuron_support_margin, neuron_support_share, unit_init_fourier_gap
 from learnlab.probes.weights import support_gap, weight_movement
-from learnlab.runtime import generator, replica_seeds
+from learnlab.runtime import generator
+from learnlab.seeding import replica_seeds
 from learnlab.tasks.sparse_parity import sample_sparse_parity, sparse_parity_support
 from learnlab.train.data import ReplicaStream
 from learnlab.train.ensemble import FunctionalEnsemble

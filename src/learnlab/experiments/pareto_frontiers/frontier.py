@@ -11,7 +11,8 @@ import torch
 from learnlab.experiments.pareto_frontiers import schema as M
 from learnlab.experiments.pareto_frontiers.config import Config, OfflineParityConfig, frontier_grid
 from learnlab.models.mlp import TwoLayerMLP
-from learnlab.runtime import generator, replica_seeds
+from learnlab.runtime import generator
+from learnlab.seeding import replica_seeds
 from learnlab.tasks.sparse_parity import sample_sparse_parity, sparse_parity_support
 from learnlab.train.data import ReplicaStream
 from learnlab.train.loop import fit
