@@ -1,7 +1,9 @@
 """The house rules of ARCHITECTURE.md, checked on the source: layers import only downward,
-one training loop, no generic layer names a concrete model, experiment files stay small."""
+one training loop, no generic layer names a concrete model, experiment files stay small,
+seeds come from named streams and never from offsets."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,100 @@ def test_no_generic_layer_switches_on_a_concrete_model_class():
 def test_no_experiment_source_file_over_400_lines():
     long = {str(p.relative_to(SRC)): n for p in _sources("experiments") if (n := len(p.read_text().splitlines())) > 400}
     assert not long, long
+
+
+# Seeds come from named streams of the run seed (learnlab.seeding), never from offsets: no
+# arithmetic on a seed (seed + 7, seed * 1000 + n, seeds[j] + b, seed ^ 0x7E57), no arithmetic
+# as the seed a generator is made from, no magic number beside a seed in a generator's entropy.
+SEED_OFFSETS_ALLOWED = (  # not yet converted to named streams (issue #19): remove each when it is
+    "experiments/subtuning",
+    "experiments/icl_markov",
+)
+_SEED = re.compile(r"(^|_)seeds?$")  # seed, init_seed, seeds, student_seeds, replica_seeds(...)[0]; not n_seeds
+_SEED_FUNCTIONS = {"stream", "streams", "replica_seeds"}  # what returns seeds
+_SEEDED = {"generator", "manual_seed", "default_rng", "SeedSequence", "RandomState", "seed_everything",
+           *_SEED_FUNCTIONS}  # what takes a seed as its first argument
+_OFFSET = (ast.Add, ast.Sub, ast.Mult, ast.BitXor, ast.BitOr, ast.LShift, ast.RShift)
+
+
+def _base_name(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Subscript, ast.Call)):
+        node = node.value if isinstance(node, ast.Subscript) else node.func
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _is_seed(node: ast.AST, loop_seeds: set[str]) -> bool:
+    name = _base_name(node)
+    if isinstance(node, ast.Name) and name in loop_seeds:
+        return True
+    if isinstance(node, ast.Call):
+        return name in _SEED_FUNCTIONS
+    return name is not None and bool(_SEED.search(name)) and not name.startswith("n_")
+
+
+def _loop_seeds(target: ast.AST, iterable: ast.AST) -> set[str]:
+    """The names a for target takes from an iterable of seeds (through enumerate and zip)."""
+    if isinstance(iterable, ast.Call) and _base_name(iterable.func) == "enumerate" and iterable.args:
+        pair = isinstance(target, ast.Tuple) and len(target.elts) == 2
+        return _loop_seeds(target.elts[1], iterable.args[0]) if pair else set()
+    if isinstance(iterable, ast.Call) and _base_name(iterable.func) == "zip" and isinstance(target, ast.Tuple):
+        return set().union(*(_loop_seeds(t, a) for t, a in zip(target.elts, iterable.args)))
+    return {target.id} if isinstance(target, ast.Name) and _is_seed(iterable, set()) else set()
+
+
+def _seed_offsets(tree: ast.AST) -> set[int]:
+    lines = set()
+
+    def offsets_in(node: ast.AST, loop_seeds: set[str]) -> None:
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.BinOp) and isinstance(inner.op, _OFFSET) and (
+                    _is_seed(inner.left, loop_seeds) or _is_seed(inner.right, loop_seeds)):
+                lines.add(inner.lineno)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.For):
+            for statement in node.body:
+                offsets_in(statement, _loop_seeds(node.target, node.iter))
+        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            offsets_in(node, set().union(*(_loop_seeds(g.target, g.iter) for g in node.generators)))
+        elif isinstance(node, ast.Call):
+            seeds = [node.args[0]] if node.args and _base_name(node.func) in _SEEDED else []
+            seeds += [k.value for k in node.keywords if k.arg and (_SEED.search(k.arg) or k.arg == "random_state")]
+            for seed in seeds:
+                if isinstance(seed, ast.BinOp) and isinstance(seed.op, _OFFSET):
+                    lines.add(seed.lineno)  # generator(s + 1), seed=seed + size
+                elif isinstance(seed, (ast.List, ast.Tuple)) and any(  # default_rng([seed, epoch, 0x5EED])
+                        isinstance(e, ast.Constant) and type(e.value) is int and e.value > 255 for e in seed.elts):
+                    lines.add(seed.lineno)
+    lines.update(node.lineno for node in ast.walk(tree) if isinstance(node, ast.BinOp) and isinstance(node.op, _OFFSET)
+                 and (_is_seed(node.left, set()) or _is_seed(node.right, set())))
+    return lines
+
+
+def test_seeds_come_from_named_streams_not_offsets():
+    offenders = []
+    for path in _sources("."):
+        relative = str(path.relative_to(SRC))
+        if relative.startswith(SEED_OFFSETS_ALLOWED):
+            continue
+        source = path.read_text()
+        for line in sorted(_seed_offsets(ast.parse(source))):
+            offenders.append(f"{relative}:{line}: {source.splitlines()[line - 1].strip()}")
+    assert not offenders, "seed offsets; derive a named stream (learnlab.seeding.stream) instead:\n" + "\n".join(
+        offenders)
+
+
+@pytest.mark.parametrize("offset", ["seed + 7", "cfg.seed + 12345", "seed * 1000 + n_gram", "self.seed * 1_000_003 + w",
+                                    "seeds[j] + b", "replica_seeds(seed, 1)[0] ^ 0x7E57", "generator(s + 1, device)",
+                                    "[s + 4 for s in seeds]", "[g(s + 2) for j, s in enumerate(seeds)]",
+                                    "f(seed=base + size)", "split(random_state=seed + 1)",
+                                    "np.random.default_rng([seed, epoch, 0x5EED])"])
+def test_the_seed_offset_scan_finds_offsets(offset):
+    assert _seed_offsets(ast.parse(offset)) == {1}
+
+
+@pytest.mark.parametrize("clean", ["stream(seed, f'length-{n}')", "seed % 2**31", "cfg.n_seeds * 2",
+                                   "[j * k for j, s in enumerate(seeds)]", "len(seeds) - 1",
+                                   "np.random.default_rng([seed, epoch])", "generator(stream(s, 'test'), device)"])
+def test_the_seed_offset_scan_passes_named_streams(clean):
+    assert _seed_offsets(ast.parse(clean)) == set()

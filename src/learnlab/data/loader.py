@@ -22,6 +22,7 @@ import torch
 from learnlab.data.orders import ORDERS, Step, epoch_plan, worker_blocks
 from learnlab.data.shards import ShardSource
 from learnlab.data.storage import DataError, IOStats
+from learnlab.seeding import stream
 
 __all__ = ["ShardedLoader"]
 
@@ -118,7 +119,7 @@ class ShardedLoader(torch.utils.data.IterableDataset):
         """This worker's plan for the current epoch."""
         sizes = np.asarray(self.source.shard_sizes)
         blocks = worker_blocks(len(sizes), seed=self.seed, epoch=self.epoch, worker=worker, n_workers=n_workers)
-        return epoch_plan(self.order, sizes, seed=self.seed * 1_000_003 + worker, epoch=self.epoch,
+        return epoch_plan(self.order, sizes, seed=stream(self.seed, f"worker-{worker}"), epoch=self.epoch,
                           n_blocks=self.n_blocks, buffer_records=self.buffer_records, blocks=np.sort(blocks)
                           if self.order == "sequential" else blocks)
 

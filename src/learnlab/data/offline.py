@@ -38,13 +38,14 @@ from learnlab._lifecycle import die_with_parent
 from learnlab.data.shards import (INDEX, LINEAGE_ROW, LINEAGE_SHARD, ShardedDataset, ShardWriter, make_index,
                                   refuse_existing)
 from learnlab.data.storage import DataError, IOStats, Storage
+from learnlab.seeding import stream
 
 __all__ = ["offline_shuffle", "shuffle_group", "pass_groups"]
 
 
 def pass_groups(n_shards: int, n_blocks: int, *, seed: int, pass_index: int = 0) -> list[np.ndarray]:
     """The random grouping of one pass: a (seed, pass) permutation of the blocks, cut into groups of n."""
-    order = np.random.default_rng([seed, pass_index, 0xC0461]).permutation(n_shards)
+    order = np.random.default_rng([stream(seed, "pass-groups"), pass_index]).permutation(n_shards)
     return [order[i:i + n_blocks] for i in range(0, n_shards, n_blocks)]
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from learnlab.seeding import stream
+
 __all__ = ["ORDERS", "Step", "epoch_plan", "plan_order", "worker_blocks"]
 
 ORDERS = ("full", "sequential", "shard", "sliding_buffer", "corgipile", "corgi2")
@@ -46,7 +48,7 @@ def worker_blocks(n_blocks: int, *, seed: int, epoch: int, worker: int, n_worker
     (hence every record) belongs to exactly one worker, before any buffering."""
     if not 0 <= worker < n_workers:
         raise ValueError(f"worker {worker} is not in [0, {n_workers})")
-    order = np.random.default_rng([seed, epoch, 0x5EED]).permutation(n_blocks)
+    order = np.random.default_rng([stream(seed, "worker-blocks"), epoch]).permutation(n_blocks)
     return order[worker::n_workers]
 
 

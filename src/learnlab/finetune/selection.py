@@ -20,6 +20,7 @@ import torch
 from learnlab.finetune.blocks import BlockwiseModel
 from learnlab.finetune.stack import Prefixes, Replica, fit_many
 from learnlab.finetune.subtune import FitConfig, SubTuned, accuracy, fit
+from learnlab.seeding import stream
 
 __all__ = ["finetuning_profile", "cross_validated_score", "cross_validated_scores", "greedy_subtuning", "greedy_many"]
 
@@ -56,16 +57,18 @@ def cross_validated_scores(backbone: BlockwiseModel, pool: tuple[Prefixes, torch
                            requests: Sequence[tuple[torch.Tensor, frozenset[int], int]], n_classes: int, *,
                            folds: int, cfg: FitConfig, max_replicas: int = 48) -> list[float]:
     """Mean k-fold validation accuracy for each request ``(examples, blocks, seed)``: ``examples``
-    (n,) indices into the pool, split into ``folds`` parts by ``randperm(n)`` under ``seed``;
-    fold k trains ``SubTuned(blocks)`` on the other parts with seed ``seed + k`` and scores the
-    held-out part. All requests' fold fits are trained together (``fit_many``)."""
+    (n,) indices into the pool, split into ``folds`` parts by ``randperm(n)`` under the stream
+    ``"folds"`` of ``seed``; fold k trains ``SubTuned(blocks)`` on the other parts, seeded with the
+    stream ``f"fold-{k}"`` of ``seed``, and scores the held-out part. All requests' fold fits
+    are trained together (``fit_many``)."""
     replicas = []
     for examples, blocks, seed in requests:
-        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(stream(seed, "folds")))
         parts = order.chunk(folds)
         for k, held in enumerate(parts):
             kept = torch.cat([p for j, p in enumerate(parts) if j != k])
-            replicas.append(Replica(tuple(sorted(blocks)), examples[kept], seed + k, test=examples[held]))
+            replicas.append(Replica(tuple(sorted(blocks)), examples[kept], stream(seed, f"fold-{k}"),
+                                    test=examples[held]))
     accuracies, _ = fit_many(backbone, pool, pool, replicas, n_classes, cfg, max_replicas=max_replicas)
     per_fold = np.asarray(accuracies).reshape(len(requests), -1)
     return [float(v) for v in per_fold.mean(axis=1)]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from learnlab.errors import LearnlabError
+from learnlab.seeding import stream
 
 __all__ = ["TabularDataset", "BUNDLED", "load_dataset", "load_table", "trial_split", "standardize"]
 
@@ -168,7 +169,8 @@ def trial_split(dataset: TabularDataset, *, fraction: float, test_fraction: floa
     n_train = max(dataset.n_classes, int(round(fraction * len(pool))))
     if n_train >= len(pool):
         return np.sort(pool), np.sort(test)
-    train, _ = train_test_split(pool, train_size=n_train, random_state=seed + 1, stratify=dataset.y[pool])
+    subset_seed = stream(seed, "train-subset") % 2**32  # NumPy's legacy seeds are 32-bit
+    train, _ = train_test_split(pool, train_size=n_train, random_state=subset_seed, stratify=dataset.y[pool])
     return np.sort(train), np.sort(test)
 
 

@@ -10,7 +10,8 @@ import torch
 from learnlab.experiments.ar_learners import metrics as M
 from learnlab.experiments.ar_learners.config import Config, MultiplicationPartConfig, TextPartConfig
 from learnlab.models.linear_ar import LinearAR, LinearARConfig
-from learnlab.runtime import generator, replica_seeds, seed_everything
+from learnlab.runtime import generator, seed_everything
+from learnlab.seeding import replica_seeds, stream
 from learnlab.tasks import multiplication as mult
 from learnlab.tasks import text as textlib
 from learnlab.tasks.parity_cot import chain_length, sample_parity_chain
@@ -53,7 +54,7 @@ def run(cfg: Config, run: Run) -> None:
     if "parity" in cfg.parts:
         for n in cfg.parity.n_bits:
             for chain in ("none", "count"):
-                _parity(n, max(1, n // 2), chain, None, "none", seeds["parity"] + n,
+                _parity(n, max(1, n // 2), chain, None, "none", stream(seeds["parity"], f"n-bits-{n}"),
                         cfg.parity.n_train, cfg.parity.n_test, cfg.parity.d, cfg.parity.train,
                         run.scoped(M.parity_scope(n, chain)))
     if "multiplication" in cfg.parts:

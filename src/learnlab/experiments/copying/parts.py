@@ -14,7 +14,8 @@ from learnlab.experiments.copying.config import TRANSFORMERS, Config
 from learnlab.models.copy_transformer import CopyTransformer
 from learnlab.models.lstm import LSTMModel
 from learnlab.models.mamba import Mamba
-from learnlab.runtime import generator, replica_seeds, seed_everything
+from learnlab.runtime import generator, seed_everything
+from learnlab.seeding import replica_seeds, stream, streams
 from learnlab.tasks import copying as tasks
 from learnlab.train.data import SamplerStream
 from learnlab.train.loop import Measure, fit
@@ -136,7 +137,7 @@ def _train(model: torch.nn.Module, examples, min_tokens: int, context_len: int, 
 def _eval_copies(cfg: Config, length: int, seed: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     n = cfg.eval_batches * cfg.eval_batch_size
     return tasks.sample_copy(n, min_len=length, max_len=length, vocab=tasks.Vocab(cfg.n_letters),
-                             generator=generator(seed + length, device))
+                             generator=generator(stream(seed, f"length-{length}"), device))
 
 
 # ----------------------------------------------------------------------------- parts
@@ -179,7 +180,7 @@ def _run_parts(cfg: Config, run: Run) -> None:
 def _copy(cfg: Config, name: str, seed: int, run: Run, length_run: Run, dup_run: Run | None) -> None:
     """E1 (trained with a curve at max_len), E2 (every evaluation length), E3 (duplicated n-grams)."""
     device, vocab = run.device, tasks.Vocab(cfg.n_letters)
-    init_seed, data_seed, eval_seed = replica_seeds(seed, 3)
+    init_seed, data_seed, eval_seed = streams(seed, "copy-init", "copy-data", "copy-eval")
     seed_everything(init_seed)
     model = build_model(name, cfg).to(device)
     train_cfg = replace(cfg.train, max_steps=cfg.mamba_steps) if name == "mamba" else cfg.train
@@ -194,21 +195,22 @@ def _copy(cfg: Config, name: str, seed: int, run: Run, length_run: Run, dup_run:
         dup_run.clear_metrics()
         n = cfg.eval_batches * cfg.eval_batch_size
         for n_gram in cfg.ngram.n_grams:
-            examples = tasks.sample_duplicate_ngram(n, length=cfg.max_len, n_gram=n_gram, vocab=vocab,
-                                                    generator=generator(eval_seed + 1000 + n_gram, device))
+            g = generator(stream(eval_seed, f"duplicate-{n_gram}"), device)
+            examples = tasks.sample_duplicate_ngram(n, length=cfg.max_len, n_gram=n_gram, vocab=vocab, generator=g)
             dup_run.log(n_gram, **evaluate_examples(model, *examples, cfg.eval_batch_size))
 
 
 def _lookup(cfg: Config, name: str, key: str, seed: int, run: Run, length_run: Run) -> None:
     device, vocab, part = run.device, tasks.Vocab(cfg.n_letters), cfg.lookup
-    init_seed, data_seed, eval_seed = replica_seeds(seed + 7, 3)
+    init_seed, data_seed, eval_seed = streams(seed, "lookup-init", "lookup-data", "lookup-eval")
     seed_everything(init_seed)
     model = build_model(name, cfg).to(device)
     steps = min(part.max_steps, cfg.mamba_steps) if name == "mamba" else part.max_steps
     n = cfg.eval_batches * cfg.eval_batch_size
 
     def eval_set(length: int):
-        return _lookup_examples(cfg, vocab, key, length, length)(n, generator(eval_seed + length, device))
+        g = generator(stream(eval_seed, f"length-{length}"), device)
+        return _lookup_examples(cfg, vocab, key, length, length)(n, g)
 
     shortest = part.n_gram + part.min_len + (5 if key == "prefix" else 4)  # answers have >= 1 letter
     _train(model, _lookup_examples(cfg, vocab, key, part.min_len, part.max_len), shortest, part.context_len,
@@ -221,7 +223,7 @@ def _lookup(cfg: Config, name: str, key: str, seed: int, run: Run, length_run: R
 def _mamba_short(cfg: Config, seed: int, run: Run) -> None:
     """Mamba on shorter strings with a larger budget: the model can learn to copy."""
     device, vocab, part = run.device, tasks.Vocab(cfg.n_letters), cfg.mamba_short
-    init_seed, data_seed, eval_seed = replica_seeds(seed + 13, 3)
+    init_seed, data_seed, eval_seed = streams(seed, "mamba-short-init", "mamba-short-data", "mamba-short-eval")
     seed_everything(init_seed)
     model = build_model("mamba", cfg).to(device)
     _train(model, _copy_examples(vocab, part.min_len, part.max_len), 2 * part.min_len + 3, part.context_len,
@@ -234,7 +236,7 @@ def _ngram_bounds(cfg: Config, seed: int, run: Run) -> None:
     part, vocab = cfg.ngram, tasks.Vocab(cfg.n_letters)
     run.clear_metrics()
     for n_gram in part.copier_n_grams:
-        g = generator(seed * 1000 + n_gram, run.device)
+        g = generator(stream(seed, f"ngram-copier-{n_gram}"), run.device)
         probability = tasks.ngram_repeat_probability(part.copier_length, cfg.n_letters, n_gram,
                                                      samples=part.samples, generator=g)
         tokens, answer = tasks.sample_copy(part.copier_samples, min_len=part.copier_length,
@@ -273,12 +275,13 @@ def _pretrained(cfg: Config, seed: int, run: Run) -> None:
 
     model, tokenizer = load_causal_lm(part.model_path, run.device)
     for size in part.book_sizes:
-        prompts, answers = phonebook_prompts(size, part.queries, seed=seed + size)
+        prompts, answers = phonebook_prompts(size, part.queries, seed=stream(seed, f"phonebook-{size}"))
         generated = greedy_answers(model, tokenizer, prompts, max_new_tokens=16, batch_size=part.batch_size)
         run.log(size, **{M.PHONEBOOK_ACC: float(exact_match(generated, answers).mean())})
     for words in part.text_lengths:
         for shuffle in (False, True):
-            prompts, answers = text_copy_prompts(words, part.queries, shuffle=shuffle, seed=seed + words)
+            prompts, answers = text_copy_prompts(words, part.queries, shuffle=shuffle,
+                                                 seed=stream(seed, f"text-copy-{words}"))
             budget = max(len(tokenizer(a)["input_ids"]) for a in answers) + 2
             generated = greedy_answers(model, tokenizer, prompts, max_new_tokens=budget, batch_size=part.batch_size)
             exact, fraction = prefix_match(generated, answers)

@@ -13,7 +13,8 @@ from learnlab.experiments.gd_vs_ntk.config import Config
 from learnlab.models.mlp import TwoLayerMLP
 from learnlab.probes.ntk import (LinearisedModel, empirical_ntk, first_step_edge, kernel_ridge, kernel_svm_accuracy,
                                  select_ridge)
-from learnlab.runtime import generator, replica_seeds
+from learnlab.runtime import generator
+from learnlab.seeding import replica_seeds, stream
 from learnlab.tasks.boolean import sample_boolean_task
 from learnlab.tasks.sparse_parity import sparse_parity_support
 from learnlab.train.data import ReplicaStream
@@ -60,8 +61,8 @@ def _offline_networks(cfg: Config, n: int, k: int, sizes, seeds, run: Run) -> No
     device = run.device
     grid = [(size, j) for size in sizes for j in range(len(seeds))]
     tasks = [_task(n, k, s, device) for s in seeds]
-    pools = [tasks[j][1](max(sizes), generator(s + 1, device)) for j, s in enumerate(seeds)]
-    tests = [tasks[j][1](cfg.n_test, generator(s + 2, device)) for j, s in enumerate(seeds)]
+    pools = [tasks[j][1](max(sizes), generator(stream(s, "train-pool"), device)) for j, s in enumerate(seeds)]
+    tests = [tasks[j][1](cfg.n_test, generator(stream(s, "test"), device)) for j, s in enumerate(seeds)]
 
     def sampler(size: int, j: int):
         x_set, y_set = pools[j][0][:size], pools[j][1][:size]
@@ -71,8 +72,9 @@ def _offline_networks(cfg: Config, n: int, k: int, sizes, seeds, run: Run) -> No
             return x_set[index].view(n_batches, cfg.offline.batch_size, -1), y_set[index].view(n_batches, -1)
         return draw
 
-    model = TwoLayerMLP(n, cfg.network, [seeds[j] + 3 for _, j in grid], device)
-    batches = ReplicaStream([sampler(size, j) for size, j in grid], [seeds[j] + 4 for _, j in grid], device, block=16)
+    model = TwoLayerMLP(n, cfg.network, [stream(seeds[j], "init") for _, j in grid], device)
+    batches = ReplicaStream([sampler(size, j) for size, j in grid], [stream(seeds[j], "batches") for _, j in grid],
+                            device, block=16)
     x_test = torch.stack([tests[j][0] for _, j in grid])
     y_test = torch.stack([tests[j][1] for _, j in grid])
     evaluate = Measure(lambda model: {names.ACCURACY: replica_sign_accuracy(model, x_test, y_test)})
@@ -84,9 +86,9 @@ def _kernel_accuracy(cfg: Config, n: int, k: int, size: int, seed: int, device, 
                      svm: bool = False) -> dict[str, float]:
     """NTK ridge (and optionally SVM) test accuracy on ``size`` samples, kernel at a width-``kernel.width`` init."""
     _, sample = _task(n, k, seed, device, alpha)
-    x, y = sample(size, generator(seed + 1, device))
-    x_test, y_test = sample(cfg.n_test, generator(seed + 2, device))
-    model = TwoLayerMLP(n, replace(cfg.network, width=cfg.kernel.width), [seed + 5], device)
+    x, y = sample(size, generator(stream(seed, "train-pool"), device))
+    x_test, y_test = sample(cfg.n_test, generator(stream(seed, "test"), device))
+    model = TwoLayerMLP(n, replace(cfg.network, width=cfg.kernel.width), [stream(seed, "kernel-init")], device)
     train_kernel = empirical_ntk(model, x)
     test_kernel = empirical_ntk(model, x_test, x)
     ridge, _ = select_ridge(train_kernel, y, cfg.kernel.ridges, cfg.kernel.validation)
@@ -126,12 +128,12 @@ def _online(cfg: Config, model: torch.nn.Module, n: int, k: int, alpha: float, s
     """Train ``model`` (stacked over seeds) on D_alpha: fresh batches (size 0) or minibatches of ``size`` samples."""
     device = run.device
     tasks = [_task(n, k, s, device, alpha) for s in seeds]
-    tests = [sample(cfg.n_test, generator(s + 2, device)) for s, (_, sample) in zip(seeds, tasks)]
+    tests = [sample(cfg.n_test, generator(stream(s, "test"), device)) for s, (_, sample) in zip(seeds, tasks)]
     train = cfg.online if size == 0 else cfg.offline
 
     def sampler(j: int):
         sample = tasks[j][1]
-        pool = sample(size, generator(seeds[j] + 1, device)) if size else None
+        pool = sample(size, generator(stream(seeds[j], "train-pool"), device)) if size else None
 
         def draw(g: torch.Generator, n_batches: int):
             if pool is None:
@@ -142,7 +144,8 @@ def _online(cfg: Config, model: torch.nn.Module, n: int, k: int, alpha: float, s
             return x.view(n_batches, train.batch_size, -1), y.view(n_batches, -1)
         return draw
 
-    batches = ReplicaStream([sampler(j) for j in range(len(seeds))], [s + 4 for s in seeds], device, block=16)
+    batches = ReplicaStream([sampler(j) for j in range(len(seeds))], [stream(s, "batches") for s in seeds], device,
+                            block=16)
     x_test, y_test = torch.stack([t[0] for t in tests]), torch.stack([t[1] for t in tests])
     evaluate = Measure(lambda model: {names.ACCURACY: replica_sign_accuracy(model, x_test, y_test)})
     fit(model, batches, hinge_loss, train, run, evaluate=evaluate)
@@ -151,14 +154,15 @@ def _online(cfg: Config, model: torch.nn.Module, n: int, k: int, alpha: float, s
 def _cell(cfg: Config, index: int, alpha: float, n: int, k: int, seeds, kernel_seeds, run: Run) -> None:
     """One (alpha, n, k) cell: the trained network, NTK ridge, and the first-step edge."""
     device = run.device
-    model = TwoLayerMLP(n, cfg.network, [s + 3 for s in seeds], device)
+    model = TwoLayerMLP(n, cfg.network, [stream(s, "init") for s in seeds], device)
     edges, floors = [], []
     for j, s in enumerate(seeds):  # the edge at the network's own initialisation, before training
         _, sample = _task(n, k, s, device, alpha)
-        x, y = sample(cfg.edge_samples, generator(s + 6, device))
-        x_test, y_test = sample(cfg.edge_samples, generator(s + 8, device))  # n_test points alone leave a floor ~0.02
+        x, y = sample(cfg.edge_samples, generator(stream(s, "edge-train"), device))
+        # edge_samples test points: n_test points alone leave a floor ~0.02
+        x_test, y_test = sample(cfg.edge_samples, generator(stream(s, "edge-test"), device))
         edge, floor = first_step_edge(model, x, y, x_test, y_test, replica=j, null_draws=cfg.null_draws,
-                                      generator=generator(s + 7, device))
+                                      generator=generator(stream(s, "edge-null"), device))
         edges.append(edge)
         floors.append(floor)
     kernel = [_kernel_accuracy(cfg, n, k, cfg.cell_kernel_samples, s, device, alpha)["ridge_acc"] for s in kernel_seeds]
@@ -170,5 +174,5 @@ def _cell(cfg: Config, index: int, alpha: float, n: int, k: int, seeds, kernel_s
 
 def _lazy(cfg: Config, alpha: float, n: int, k: int, size: int, seeds, run: Run) -> None:
     """The linearised network, trained exactly as the network is, from the network's init."""
-    base = TwoLayerMLP(n, cfg.network, [s + 3 for s in seeds], run.device)
+    base = TwoLayerMLP(n, cfg.network, [stream(s, "init") for s in seeds], run.device)
     _online(cfg, LinearisedModel(base), n, k, alpha, seeds, run, size=size)

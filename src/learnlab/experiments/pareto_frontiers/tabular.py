@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from learnlab.experiments.pareto_frontiers import schema as M
 from learnlab.experiments.pareto_frontiers.config import Config
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
-from learnlab.runtime import replica_seeds
+from learnlab.seeding import replica_seeds, stream
 from learnlab.tasks.tabular import load_dataset, standardize, trial_split
 from learnlab.train.data import ReplicaStream
 from learnlab.train.loop import Measure, fit
@@ -58,11 +58,14 @@ def train_tabular(cfg: Config, source: str, run: Run) -> None:
         for depth in tab.depths:
             replicas = [(s, i) for s in tab.sparsities for i in range(len(splits))]
             sparsities = [min(s, n_features) if s else None for s, _ in replicas]
-            seeds = [replica_seeds(trial_seeds[splits[i][1]], 2)[0] + s for s, i in replicas]
-            model = DeepMLP(n_features, dataset.n_classes, DeepMLPConfig(width=width, depth=depth), seeds, device,
+            # A (sparsity, trial)'s init and batches, the same at every fraction of that trial.
+            trials = [trial_seeds[splits[i][1]] for _, i in replicas]
+            inits = [stream(t, f"mlp-init-sparsity-{s}") for t, (s, _) in zip(trials, replicas)]
+            model = DeepMLP(n_features, dataset.n_classes, DeepMLPConfig(width=width, depth=depth), inits, device,
                             sparsities=sparsities)
             samplers = [_table_sampler(prepared[i][0], prepared[i][1], tab.train.batch_size, device) for _, i in replicas]
-            batches = ReplicaStream(samplers, [seed + 1 for seed in seeds], device)
+            batches = ReplicaStream(samplers, [stream(t, f"mlp-batches-sparsity-{s}")
+                                               for t, (s, _) in zip(trials, replicas)], device)
             tests = x_test.repeat(len(tab.sparsities), 1, 1), y_test.repeat(len(tab.sparsities), 1)
             evaluator = Measure(lambda model, tests=tests: {M.TEST_ACC: replica_accuracy(model, *tests)})
             mlp_run = run.scoped(M.mlp_scope(dataset.name, width, depth))

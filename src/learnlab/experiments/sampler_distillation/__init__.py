@@ -71,7 +71,8 @@ from learnlab.distill import (KernelTeacher, NearestNeighbourTeacher, class_perm
 from learnlab.experiments.sampler_distillation import schema as m
 from learnlab.experiments.sampler_distillation.evidence import claims, figures
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
-from learnlab.runtime import generator, replica_seeds
+from learnlab.runtime import generator
+from learnlab.seeding import replica_seeds, stream, streams
 from learnlab.tasks.gaussian_mixture import sample_gaussian_mixture
 from learnlab.train.data import ReplicaStream
 from learnlab.train.loop import Measure, fit
@@ -214,7 +215,9 @@ def _train_replicas(model: nn.Module, inputs: list[torch.Tensor], targets: list[
         squares = sum(p.square().flatten(1).sum(1) for p in model.parameters())  # (S,): stacked replicas
         return _soft_cross_entropy(logits, t) + l2 * squares
 
-    batches = ReplicaStream([sampler(x, t) for x, t in zip(inputs, targets)], seeds, run.device, block=16)
+    # The batches' stream of a replica, apart from the seed that initialised it.
+    batch_seeds = [stream(s, "batches") for s in seeds]
+    batches = ReplicaStream([sampler(x, t) for x, t in zip(inputs, targets)], batch_seeds, run.device, block=16)
     fit(model, batches, _soft_cross_entropy if l2 is None else penalised, cfg, run, evaluate=evaluate)
 
 
@@ -248,7 +251,7 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
     x_tests, y_tests = [], []
     for task_seed, data_seed, unlabelled_seed, label_seed, student_seed in per_seed:
         pi = class_permutation(n_classes, generator=generator(task_seed, device))
-        x_test, y_test = sample_gaussian_mixture(part.n_test, generator=generator(task_seed + 1, device))
+        x_test, y_test = sample_gaussian_mixture(part.n_test, generator=generator(stream(task_seed, "test"), device))
         pool = _teacher_sets(part.pool_data, n_train, cfg.pool_size, eta, pi, data_seed, device)
         max_unlabelled = max(part.n_unlabelled)
         x_unlabelled, _ = sample_gaussian_mixture(max_unlabelled, generator=generator(unlabelled_seed, device))
@@ -271,14 +274,14 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
                 for size in part.n_unlabelled:
                     student_inputs.append(x_unlabelled[:size])
                     student_targets.append(targets[:size])
-                    student_seeds.append(student_seed + 7 * len(student_seeds))
+                    student_seeds.append(stream(student_seed, f"{kind}-{mode}-{size}"))
                     labels.append((kinds.index(kind), mode_index, size))
                     x_tests.append(x_test)
                     y_tests.append(y_test)
         # The control: the student's own model trained directly on a teacher's noisy training set.
         student_inputs.append(pool[0][0])
         student_targets.append(F.one_hot(pool[0][1], n_classes).float())
-        student_seeds.append(student_seed + 7 * len(student_seeds))
+        student_seeds.append(stream(student_seed, "control"))
         labels.append((len(kinds), MODES.index("single"), n_train))
         x_tests.append(x_test)
         y_tests.append(y_test)
@@ -329,14 +332,18 @@ def _teacher_sets(pool_data: str, n_train: int, pool_size: int, eta: float, pi: 
     ``same``: one set for all (teachers then differ only by their own randomness).
     """
     if pool_data == "disjoint":
-        seeds = replica_seeds(seed, pool_size)
-        sets = [sample_gaussian_mixture(n_train, generator=generator(s, device)) for s in seeds]
-        return [(x, corrupt_labels(y, rate=eta, permutation=pi, generator=generator(s + 1, device))[0])
-                for (x, y), s in zip(sets, seeds)]
-    x, y = sample_gaussian_mixture(n_train if pool_data == "same" else 2 * n_train, generator=generator(seed, device))
+        sets = []
+        for s in replica_seeds(seed, pool_size):
+            x, y = sample_gaussian_mixture(n_train, generator=generator(s, device))
+            noise = generator(stream(s, "label-noise"), device)
+            sets.append((x, corrupt_labels(y, rate=eta, permutation=pi, generator=noise)[0]))
+        return sets
+    sample_seed, noise_seed, pick_seed = streams(seed, "shared-sample", "label-noise", "picks")
+    x, y = sample_gaussian_mixture(n_train if pool_data == "same" else 2 * n_train,
+                                   generator=generator(sample_seed, device))
     # One noisy label per shared example: the label noise is part of the data, not of the teacher.
-    noisy, _ = corrupt_labels(y, rate=eta, permutation=pi, generator=generator(seed + 2, device))
-    g = generator(seed + 1, device)
+    noisy, _ = corrupt_labels(y, rate=eta, permutation=pi, generator=generator(noise_seed, device))
+    g = generator(pick_seed, device)
     picks = [torch.arange(n_train, device=device) if pool_data == "same"
              else torch.randperm(2 * n_train, generator=g, device=device)[:n_train] for _ in range(pool_size)]
     return [(x[i], noisy[i]) for i in picks]

@@ -10,7 +10,8 @@ from learnlab.distill import class_permutation, corrupt_labels, flip_rate, teach
 from learnlab.experiments.sampler_distillation import MODES, _accuracy, _logits, _train_replicas
 from learnlab.experiments.sampler_distillation import schema as m
 from learnlab.models.cnn1d import CNN1d
-from learnlab.runtime import generator, replica_seeds
+from learnlab.runtime import generator
+from learnlab.seeding import replica_seeds, streams
 from learnlab.tasks.mnist1d import sample_mnist1d
 from learnlab.train.ensemble import FunctionalEnsemble
 
@@ -19,6 +20,8 @@ def mnist1d_part(cfg, seed: int, run) -> None:
     """Noisy-label CNN teachers that interpolate, their pool's vote, students on fresh inputs."""
     part, device, n_classes = cfg.mnist1d, run.device, 10
     task_seed, data_seed, unlabelled_seed, test_seed, init_seed = replica_seeds(seed, 5)
+    noise_seed, vote_seed, label_seed, student_seed = streams(seed, "label-noise", "votes", "student-labels",
+                                                              "students")
     pi = class_permutation(n_classes, generator=generator(task_seed, device))
     x_test, y_test = (t.to(device) for t in sample_mnist1d(part.n_test, seed=test_seed % 2**31))
     x_unlabelled, _ = (t.to(device) for t in sample_mnist1d(part.n_unlabelled, seed=unlabelled_seed % 2**31))
@@ -29,8 +32,8 @@ def mnist1d_part(cfg, seed: int, run) -> None:
     sets = [sample_mnist1d(part.n_train, seed=s % 2**31) for s in replica_seeds(data_seed, n_teachers)]
     xs = torch.stack([x for x, _ in sets]).to(device)
     clean = torch.stack([y for _, y in sets]).to(device)
-    noisy = torch.stack([corrupt_labels(y, rate=part.noise_rate, permutation=pi, generator=generator(i, device))[0]
-                         for i, y in enumerate(clean)])
+    noisy = torch.stack([corrupt_labels(y, rate=part.noise_rate, permutation=pi, generator=generator(s, device))[0]
+                         for s, y in zip(replica_seeds(noise_seed, n_teachers), clean)])
     targets = torch.cat([noisy, clean[::pool], noisy[::pool]])  # teachers, clean-label CNNs, controls
     inputs = torch.cat([xs, xs[::pool], xs[::pool]])
     l2 = torch.zeros(len(inputs), device=device)
@@ -45,7 +48,8 @@ def mnist1d_part(cfg, seed: int, run) -> None:
     teacher_acc, clean_acc = accuracy[:n_teachers], accuracy[n_teachers : n_teachers + cfg.n_seeds]
     first = test_logits[: n_teachers : cfg.pool_size].argmax(-1)  # each seed's first teacher
     pools = F.softmax(test_logits[:n_teachers], dim=-1).view(cfg.n_seeds, cfg.pool_size, *test_logits.shape[1:])
-    votes = [teacher_targets(p, "ensemble", soft=False, generator=generator(0, device)).argmax(1) for p in pools]
+    votes = [teacher_targets(p, "ensemble", soft=False, generator=generator(vote_seed, device)).argmax(1)
+             for p in pools]
     run.log(0, **{m.MNIST1D_TEACHER_ACC: teacher_acc, m.MNIST1D_CLEAN_ACC: clean_acc,
                   m.MNIST1D_CONTROL_ACC: accuracy[n_teachers + cfg.n_seeds:],
                   m.MNIST1D_VOTE_ACC: torch.stack([(v == y_test).float().mean() for v in votes]),
@@ -53,12 +57,12 @@ def mnist1d_part(cfg, seed: int, run) -> None:
 
     # Students: for each seed, its pool labels the unlabelled inputs in each mode.
     student_targets, student_modes = [], []
-    for s in range(cfg.n_seeds):
+    for s, labels in enumerate(replica_seeds(label_seed, cfg.n_seeds)):
         pool = unlabelled_proba[s * cfg.pool_size : (s + 1) * cfg.pool_size]
         for mode_index, mode in enumerate(MODES):
-            student_targets.append(teacher_targets(pool, mode, soft=False, generator=generator(s + 100, device)))
+            student_targets.append(teacher_targets(pool, mode, soft=False, generator=generator(labels, device)))
             student_modes.append(float(mode_index))
-    student_seeds = replica_seeds(init_seed + 1, len(student_targets))
+    student_seeds = replica_seeds(student_seed, len(student_targets))
     students = FunctionalEnsemble(lambda: CNN1d(part.channels), student_seeds, device)
     tests = x_test.expand(len(student_targets), *x_test.shape)
     _train_replicas(students, [x_unlabelled] * len(student_targets), student_targets, student_seeds, part.student,

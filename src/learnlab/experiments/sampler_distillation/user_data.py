@@ -10,7 +10,8 @@ from learnlab.distill import class_permutation, corrupt_labels, teacher_targets
 from learnlab.experiments.sampler_distillation import MODES, _accuracy, _logits, _train_replicas
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
 from learnlab.models.resnet import ResNet18
-from learnlab.runtime import generator, replica_seeds
+from learnlab.runtime import generator
+from learnlab.seeding import replica_seeds, streams
 from learnlab.train.ensemble import ModuleStack
 
 
@@ -30,13 +31,16 @@ def user_data(cfg, seed: int, run) -> None:
         x_train, x_unlabelled, x_test = ((a - mean) / std for a in (x_train, x_unlabelled, x_test))
     y_train, y_test = y_train.long().to(device), y_test.long().to(device)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    pi = class_permutation(n_classes, generator=generator(seed, device))
+    permutation_seed, share_seed, noise_seed, teacher_seed, label_seed, student_seed = streams(
+        seed, "class-permutation", "shares", "label-noise", "teachers", "student-labels", "students")
+    pi = class_permutation(n_classes, generator=generator(permutation_seed, device))
     # Each teacher sees a disjoint share of the training set (the pool of the paper's Section 6).
-    shares = torch.randperm(len(x_train), generator=generator(seed + 1, device), device=device).chunk(cfg.pool_size)
+    shares = torch.randperm(len(x_train), generator=generator(share_seed, device), device=device).chunk(cfg.pool_size)
     size = min(len(share) for share in shares)
     xs = torch.stack([x_train[share[:size]] for share in shares])
     ys = torch.stack([corrupt_labels(y_train[share[:size]], rate=cfg.data_noise_rate, permutation=pi,
-                                     generator=generator(seed + 2 + i, device))[0] for i, share in enumerate(shares)])
+                                     generator=generator(s, device))[0]
+                      for s, share in zip(replica_seeds(noise_seed, cfg.pool_size), shares)])
 
     def models(seeds):
         if images:
@@ -44,14 +48,15 @@ def user_data(cfg, seed: int, run) -> None:
         return DeepMLP(x_train.shape[1], n_classes, DeepMLPConfig(width=cfg.gaussian.network_width, depth=2),
                        seeds, device)
 
-    seeds = replica_seeds(seed + 3, cfg.pool_size)
+    seeds = replica_seeds(teacher_seed, cfg.pool_size)
     teachers = models(seeds)
     _train_replicas(teachers, list(xs), [F.one_hot(y, n_classes).float() for y in ys], seeds,
                     cfg.gaussian.network_teacher, run.scoped("data_teachers"), _accuracy(xs, ys, "train_acc"))
     proba, test_logits = F.softmax(_logits(teachers, x_unlabelled, 1024), dim=-1), _logits(teachers, x_test, 1024)
     run.log(0, data_teacher_acc=(test_logits.argmax(-1) == y_test).float().mean(dim=1))
-    targets = [teacher_targets(proba, mode, soft=False, generator=generator(seed + 9, device)) for mode in MODES]
-    student_seeds = replica_seeds(seed + 4, len(MODES))
+    targets = [teacher_targets(proba, mode, soft=False, generator=generator(label_seed, device))
+               for mode in MODES]
+    student_seeds = replica_seeds(student_seed, len(MODES))
     students = models(student_seeds)
     tests = x_test.expand(len(MODES), *x_test.shape)
     _train_replicas(students, [x_unlabelled] * len(MODES), targets, student_seeds, cfg.gaussian.student,

@@ -12,7 +12,8 @@ import torch
 from learnlab.experiments.sq_vs_pac import schema as names
 from learnlab.experiments.sq_vs_pac.config import Config
 from learnlab.models.mlp import TwoLayerMLP
-from learnlab.runtime import generator, replica_seeds
+from learnlab.runtime import generator
+from learnlab.seeding import replica_seeds, stream, streams
 from learnlab.tasks.boolean import sample_boolean_task
 from learnlab.tasks.sparse_parity import sparse_parity_support
 from learnlab.train.data import ReplicaStream
@@ -104,7 +105,7 @@ def _disagreement(cfg: Config, seeds: _Seeds, run: Run) -> None:
     model = TwoLayerMLP(cfg.n_bits, cfg.model, [seeds.init[j] for j in replicas], device)
     oracle = GradientOracle(PrecisionConfig(rho=cfg.disagreement_rho, mode="nearest", scale=cfg.scale), square_loss)
     for b in cfg.disagreement_batches:
-        gens = [generator(seeds.data[j] + b, device) for j in replicas]
+        gens = [generator(stream(seeds.data[j], f"disagreement-{b}"), device) for j in replicas]
 
         def batch():
             pairs = [sample_boolean_task(b, n_bits=cfg.n_bits, support=supports[j], generator=g)
@@ -156,7 +157,9 @@ def _channel(cfg: Config, seeds: tuple[int, ...], run: Run) -> None:
     """The sample channel: SGD with fresh batches of b, then full-batch GD on m samples."""
     part, device = cfg.channel, run.device
     n = part.n_bits
-    subsets = [torch.rand(n, generator=generator(s, device), device=device) < 0.5 for s in seeds]  # a full parity
+    subset_seeds, test_seeds, gd_seeds = zip(*(streams(s, "subset", "test", "gd-samples") for s in seeds))
+    # a full parity: each bit in the subset with probability 1/2
+    subsets = [torch.rand(n, generator=generator(s, device), device=device) < 0.5 for s in subset_seeds]
 
     def labelled(count: int, j: int, g: torch.Generator):
         x = torch.where(torch.rand((count, n), generator=g, device=device) < 0.5, 1.0, -1.0)
@@ -182,10 +185,10 @@ def _channel(cfg: Config, seeds: tuple[int, ...], run: Run) -> None:
                 found[j].append(got[matches])
             seen = seen + b
         accuracy, rank = [], []
-        for j, s in enumerate(seeds):
+        for j, s in enumerate(test_seeds):
             rows = torch.cat(found[j]) if found[j] else torch.zeros(0, n + 1, device=device)
             solution, r = solve_parity_gf2(rows[:, :n].cpu(), rows[:, n].cpu())
-            x_test, y_test = labelled(part.n_test, j, generator(s + 1, device))
+            x_test, y_test = labelled(part.n_test, j, generator(s, device))
             predicted = torch.where(solution.bool().to(device), x_test, torch.ones_like(x_test)).prod(dim=1)
             accuracy.append(float((predicted == y_test).float().mean()))
             rank.append(float(r))
@@ -195,14 +198,14 @@ def _channel(cfg: Config, seeds: tuple[int, ...], run: Run) -> None:
 
     for mode in part.modes:
         for b in part.batch_sizes:
-            gens = [generator(s + 7 * b, device) for s in seeds]
+            gens = [generator(stream(s, f"sgd-batches-{b}"), device) for s in seeds]
 
             def fresh(step, b=b, gens=gens):
                 pairs = [labelled(b, j, g) for j, g in enumerate(gens)]
                 return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
 
             learn(b, mode, part.rho, b, math.ceil(part.sample_budget / b), fresh, names.channel_prefix("sgd", mode))
-    fixed = [labelled(part.gd_samples, j, generator(s + 3, device)) for j, s in enumerate(seeds)]
+    fixed = [labelled(part.gd_samples, j, generator(s, device)) for j, s in enumerate(gd_seeds)]
     full = (torch.stack([x for x, _ in fixed]), torch.stack([y for _, y in fixed]))
     for index, rho in enumerate(part.gd_rhos):
         learn(index, "nearest", rho, part.gd_samples, 1, lambda step: full, names.channel_prefix("gd"))
