@@ -44,6 +44,15 @@ def test_three_way_verdict(side, values, verdict):
     assert _spec(side).judge(Measurement(values)).verdict == verdict
 
 
+def test_strict_sides_do_not_count_an_interval_on_the_threshold():
+    # Integer statistics (e.g. blocks chosen): every paired difference 0 is not "more".
+    assert _spec(">", threshold=0.0).judge(Measurement([0.0] * 10)).verdict == "not reproduced"
+    assert _spec(">=", threshold=0.0).judge(Measurement([0.0] * 10)).verdict == "reproduced"
+    assert _spec(">", threshold=0.0).judge(Measurement([1.0, 1.0, 0.0, 1.0, 3.0] * 2)).verdict == "reproduced"
+    assert _spec("<", threshold=0.0).judge(Measurement([0.0] * 10)).verdict == "not reproduced"
+    assert _spec("<", threshold=0.0).judge(Measurement([-1.0] * 10)).verdict == "reproduced"
+
+
 def test_rate_claims_use_wilson_and_reject_non_binary_values():
     claim = _spec(interval="wilson").judge(Measurement([1] * 9 + [0]))
     assert claim.estimate == pytest.approx(0.9) and claim.ci == pytest.approx(wilson_interval(9, 10))

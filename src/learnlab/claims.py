@@ -45,7 +45,7 @@ __all__ = [
 
 REPRODUCTION_VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 SANITY_VERDICTS = ("pass", "fail")
-Side = Literal[">=", "<="]
+Side = Literal[">=", "<=", ">", "<"]
 IntervalMethod = Literal["bootstrap", "wilson", "clopper-pearson", "normal"]
 CONFIDENCE = 0.95
 _Z = 1.959963984540054  # the two-sided 95% normal quantile
@@ -211,7 +211,9 @@ class Reproduction:
     """A paper's statement as a pre-registered test (see the module docstring).
 
     threshold, side : the paper's side is ``estimate >= threshold`` (side ``">="``) or
-        ``estimate <= threshold`` (side ``"<="``)
+        ``estimate <= threshold`` (side ``"<="``); ``">"`` and ``"<"`` are strict (an interval
+        that touches the threshold is inconclusive): for discrete statistics, where an
+        interval of exactly [0, 0] must not count as "more")
     interval : ``bootstrap`` (of the mean, or the median with ``estimator="median"``, over
         units), ``wilson`` or ``clopper-pearson`` (0/1 values: a rate), ``normal`` (one
         Monte Carlo estimate with its ``standard_error``)
@@ -232,8 +234,8 @@ class Reproduction:
     kind = "reproduction"
 
     def __post_init__(self):
-        if self.side not in (">=", "<="):
-            raise ValueError(f"claim {self.name}: side must be '>=' or '<=', got {self.side!r}")
+        if self.side not in (">=", "<=", ">", "<"):
+            raise ValueError(f"claim {self.name}: side must be '>=', '<=', '>' or '<', got {self.side!r}")
         if not self.source or not self.threshold_source:
             raise ValueError(f"claim {self.name}: a reproduction names its source and its threshold's source")
 
@@ -264,6 +266,10 @@ class Reproduction:
             verdict = "inconclusive"
         elif self.side == ">=":
             verdict = "reproduced" if low >= self.threshold else "not reproduced" if high < self.threshold else "inconclusive"
+        elif self.side == ">":
+            verdict = "reproduced" if low > self.threshold else "not reproduced" if high <= self.threshold else "inconclusive"
+        elif self.side == "<":
+            verdict = "reproduced" if high < self.threshold else "not reproduced" if low >= self.threshold else "inconclusive"
         else:
             verdict = "reproduced" if high <= self.threshold else "not reproduced" if low > self.threshold else "inconclusive"
         return Claim(self.name, self.kind, self.statement, verdict, statistic=self.statistic, estimate=estimate,

@@ -53,7 +53,7 @@ REGISTRY = {
     "subtuning": ExperimentEntry(
         "learnlab.experiments.subtuning", "Kaplun et al. 2023, arXiv 2302.06354",
         "Kaplun et al. 2023: SubTuning -- finetuning profiles, greedy block selection, shared multi-task trunks",
-        ("smoke", "quick", "both_targets", "minilm", "paper")),
+        ("smoke", "quick", "cpu", "minilm", "paper")),
     "copying": ExperimentEntry(
         "learnlab.experiments.copying", "Jelassi et al. 2024, arXiv 2402.01032",
         "Jelassi et al. 2024: transformers copy and look up strings that state-space models cannot",

@@ -64,12 +64,12 @@ def _synthetic(spec, paper_side: bool) -> Measurement:
     n = 400  # many units: a decisive interval
     t = spec.threshold
     if isinstance(spec, Reproduction) and spec.interval in ("wilson", "clopper-pearson"):
-        wants_high = (spec.side == ">=") == paper_side
+        wants_high = (spec.side in (">=", ">")) == paper_side
         return Measurement(np.ones(n) if wants_high else np.zeros(n))
     delta = max(abs(t) * 0.5, 0.1)
     if isinstance(spec, Sanity) and spec.side == "==":
         return Measurement(np.full(n, t if paper_side else t + spec.tolerance + delta))
-    above = (spec.side == ">=") == paper_side
+    above = (spec.side in (">=", ">")) == paper_side
     values = np.full(n, t + delta if above else t - delta) + np.linspace(-1e-3, 1e-3, n) * delta
     return Measurement(values, standard_error=1e-3 * delta)
 

@@ -10,14 +10,16 @@ def test_smoke_run_stores_a_reusable_backbone_and_checks_every_claim(store, tmp_
     cfg = subtuning.presets()["smoke"]
     record = store.get_run(execute(subtuning, cfg, store=store, device="cpu", quiet=True).run_id)
     claims = {c.name: c for c in record.claims()}
-    assert {"later-blocks-matter-more", "low-data-greedy-vs-ft-shift", "more-blocks-with-more-data-new_classes",
+    assert {"later-blocks-matter-more", "low-data-greedy-vs-ft-shift", "more-blocks-with-more-data-shift",
             "greedy-cap-did-not-bind", "multitask-outputs-equal", "multitask-flops"} <= set(claims)
+    assert "more-blocks-with-more-data-new_classes" not in claims  # greedy runs on greedy_targets only
     assert claims["multitask-outputs-equal"].passed and claims["multitask-flops"].passed
     assert claims["later-blocks-matter-more"].kind == "reproduction" and claims["multitask-flops"].kind == "sanity"
-    profile = [record.series(f"shift/profile_block{b}").values[-1] for b in range(8)]
+    profile = [record.series(f"shift/profile_block{b}").values[-1] for b in range(4)]
     assert all(len(v) == cfg.n_seeds for v in profile)
     weights = record.artifacts()["backbone.pt"]
-    again = replace(cfg, weights_path=str(weights), targets=("new_classes",), sizes=(5,), greedy_sizes=())
+    again = replace(cfg, weights_path=str(weights), targets=("new_classes",), greedy_targets=(), sizes=(5,),
+                    greedy_sizes=())
     reused = store.get_run(execute(subtuning, again, store=store, device="cpu", quiet=True).run_id)
     assert reused.status == "completed" and np.isnan(reused.series("pretrain/source_acc").values[-1])
 
@@ -44,7 +46,9 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "bad.pt").write_bytes(b"nonsense")
     assert main(["run", "subtuning", "--preset", "smoke", f"weights_path={tmp_path / 'bad.pt'}", "--store", store,
                  "--quiet"]) == 2
-    assert "not a resnet1d(channels=4) state dict" in capsys.readouterr().err
+    assert "not a resnet1d(channels=4, blocks_per_stage=1) state dict" in capsys.readouterr().err
+    assert main(["run", "subtuning", "--preset", "smoke", "targets=new_classes", "--store", store]) == 2
+    assert "'greedy_targets' ['shift'] must be among 'targets' ['new_classes']" in capsys.readouterr().err
 
 
 def test_paper_preset_runs_on_tiny_random_resnet50_weights_and_images(store, tmp_path, capsys):

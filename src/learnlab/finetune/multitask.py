@@ -9,7 +9,7 @@ exactly, with ``torch.utils.flop_counter``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -53,8 +53,9 @@ def _frozen_state(backbone, upto: int) -> list[torch.Tensor]:
     return [t for part in parts for t in list(part.parameters()) + list(part.buffers())]
 
 
-def flops(module: nn.Module, x: torch.Tensor) -> int:
-    """Floating-point operations of one forward pass on ``x`` (``torch.utils.flop_counter``)."""
+def flops(module: Callable[[torch.Tensor], object], x: torch.Tensor) -> int:
+    """Floating-point operations of one forward pass of ``module`` (a module or any function
+    of one tensor) on ``x`` (``torch.utils.flop_counter``)."""
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         module(x)

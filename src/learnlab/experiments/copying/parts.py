@@ -14,7 +14,7 @@ from learnlab.experiments.copying.config import TRANSFORMERS, Config
 from learnlab.models.copy_transformer import CopyTransformer
 from learnlab.models.lstm import LSTMModel
 from learnlab.models.mamba import Mamba
-from learnlab.runtime import generator, seed_everything
+from learnlab.runtime import generator, one_cpu_thread, seed_everything
 from learnlab.seeding import replica_seeds, stream, streams
 from learnlab.tasks import copying as tasks
 from learnlab.train.data import SamplerStream
@@ -144,16 +144,8 @@ def _eval_copies(cfg: Config, length: int, seed: int, device) -> tuple[torch.Ten
 
 
 def run(cfg: Config, run: Run) -> None:
-    # On a CPU, one intra-op thread: these models have ~0.1M parameters, so a second thread
-    # saves little time and, when the cores are shared, spins waiting for its partner (the
-    # quick preset's CPU time grew several-fold on a loaded 2-core machine). Restored after.
-    threads = torch.get_num_threads()
-    if torch.device(run.device).type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with one_cpu_thread(run.device):  # ~0.1M-parameter models: a second thread only spins
         _run_parts(cfg, run)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run_parts(cfg: Config, run: Run) -> None:

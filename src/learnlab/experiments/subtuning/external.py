@@ -21,7 +21,7 @@ def arch_name(cfg) -> str:
         return "ViT (image, patch, layers, heads, width, MLP) = " + str(tuple(cfg.vit))
     if cfg.arch == "resnet50":
         return f"ResNet-50 (width {cfg.resnet_width}, layers {tuple(cfg.resnet_layers)})"
-    return f"resnet1d(channels={cfg.channels})"
+    return f"resnet1d(channels={cfg.channels}, blocks_per_stage={cfg.blocks_per_stage})"
 
 
 def pretrained(cfg):
@@ -48,7 +48,7 @@ def pretrained(cfg):
         if unexpected or [k for k in missing if not k.startswith("heads.")]:
             raise KeyError("state dict keys do not match")
         return from_vit(model).eval()
-    model = resnet1d(10, cfg.channels)
+    model = resnet1d(10, cfg.channels, cfg.blocks_per_stage)
     model.load_state_dict(state)
     return model.eval()
 

@@ -35,6 +35,8 @@ MAX_ABS_DIFFERENCE = "max_abs_difference"  # merged vs separate outputs
 FLOPS_ONE_MODEL = "flops_one_model"
 FLOPS_RATIO = "flops_ratio"  # (4,): T = 1..4 tasks on one trunk, FLOPs / one model
 FLOPS_RATIO_TWO = "flops_ratio_two"
+# (prefix + 2 x branch) / one model, counted on the parts alone: what sharing the trunk should cost
+FLOPS_RATIO_TWO_PARTS = "flops_ratio_two_parts"
 
 MINILM = "minilm"  # scope of the MiniLM-L6 profile; names lp, ft, lora, block{b}
 
