@@ -110,3 +110,24 @@ def test_the_evaluator_logs_the_models_readouts_under_the_metric_names():
     assert {M.minimal_v(m) for m in range(M.RELATIVE_OFFSETS)} | {
         M.MINIMAL_W_DIAGONAL, M.MINIMAL_W_OFF_DIAGONAL, M.MINIMAL_V_PREVIOUS} <= set(logged)
     assert all(v.shape == (2,) for v in logged.values())
+
+
+def test_the_learning_rate_is_set_in_one_place_from_the_config():
+    # The models' parameter groups carry multipliers only; the loop's set_learning_rate sets each
+    # group's rate from the run's learning rate (#19): the minimal model at lr_v and lr_w.
+    import pytest
+    import torch
+
+    from learnlab.experiments.icl_markov.training import model_and_optimizer
+    from learnlab.train.optim import make_optimizer, set_learning_rate
+
+    cfg = icl_markov.control_config(icl_markov.presets()["smoke"], "minimal")
+    model, train, groups = model_and_optimizer(cfg, [0, 1], torch.device("cpu"))
+    assert all("lr" not in group for group in groups)
+    optimizer = make_optimizer(groups, train)
+    set_learning_rate(optimizer, train.lr)
+    assert train.optimizer == "sgd" and train.weight_decay == 0.0
+    assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([cfg.minimal.lr_v, cfg.minimal.lr_w])
+    transformer_cfg = icl_markov.presets()["smoke"]
+    _, train, groups = model_and_optimizer(transformer_cfg, [0], torch.device("cpu"))
+    assert train == transformer_cfg.train and all("lr" not in group for group in groups)

@@ -161,3 +161,106 @@ def test_minimal_model_running_sums_equal_the_linear_attention():
     expected = torch.autograd.grad(plain.square().sum(), [model.v, model.w])
     for got, want in zip(grads, expected):
         assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+# --- the compiled kernel (models._icl_kernel) against the PyTorch path ---------------------------
+
+from learnlab.models import _icl_kernel  # noqa: E402
+
+
+@pytest.fixture
+def needs_kernel():
+    if _icl_kernel.library() is None:
+        pytest.skip("no C compiler: the compiled ICL attention is unavailable")
+
+
+def _pytorch_path(monkeypatch):
+    monkeypatch.setattr(_icl_kernel, "available", lambda *tensors: False)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cfg, k, seeds", [
+    (ICLTransformerConfig(), 2, [0]),
+    (ICLTransformerConfig(heads=(2, 1), d_model=32, max_len=50), 3, [0, 1]),
+    (ICLTransformerConfig(n_layers=3, heads=(1, 2, 1), mlp=True, rel_dropout="per_row", max_len=37), 4, [0, 1])])
+def test_the_kernel_and_the_pytorch_path_draw_the_same_masks_and_give_the_same_gradients(
+        cfg, k, seeds, threads, needs_kernel, monkeypatch):
+    # Training mode, dropout on: the same key draws the same masks on both paths (a keyed hash of
+    # each element's index), so logits and gradients agree to float rounding.
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _compare_paths(cfg, k, seeds, monkeypatch)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _compare_paths(cfg, k, seeds, monkeypatch):
+    model = ICLTransformer(k, cfg, seeds=seeds).train()
+    T = min(cfg.max_len, 45)
+    x, weights = torch.randint(0, k, (len(seeds), 5, T)), torch.randn(len(seeds), 5, T, k)
+    results = []
+    for token_tables in (True, False):
+        model.token_tables = token_tables
+        for pytorch in (False, True):
+            with monkeypatch.context() as patch:
+                if pytorch:
+                    _pytorch_path(patch)
+                torch.manual_seed(3)
+                logits = model(x)
+                (logits * weights).sum().backward()
+            results.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
+            model.zero_grad()
+    reference_logits, reference_grads = results[-1]  # the plain PyTorch computation
+    for logits, grads in results[:-1]:
+        assert torch.allclose(logits, reference_logits, atol=1e-6)
+        for got, want in zip(grads, reference_grads):
+            assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_dropout_masks_are_the_same_bits_in_c_and_torch_and_drop_at_rate_p(needs_kernel):
+    level, scale = _icl_kernel.drop_scale(0.1)
+    for key in (12345, 2**62 + 987654321, 2**63 - 1):
+        for first in (0, 7, 2**32 - 1000, 2**40 + 3):  # across the 32-bit boundary of the index
+            compiled = _icl_kernel.keep_mask((5000,), 0.1, key, "cpu", first=first)
+            bits = _icl_kernel.keep_bits(key, torch.arange(first, first + 5000))
+            assert torch.equal(compiled, (bits >= level).float() * scale)
+    mask = _icl_kernel.keep_mask((200_000,), 0.1, 99, "cpu")
+    assert abs(float((mask == 0).float().mean()) - 0.1) < 0.004  # 4 standard errors
+    assert abs(float(mask.mean()) - 1.0) < 0.01  # inverted dropout keeps the expectation
+    other = _icl_kernel.keep_mask((200_000,), 0.1, _icl_kernel.site_key(99, 1), "cpu")
+    assert abs(float(((mask == 0) & (other == 0)).float().mean()) - 0.01) < 0.002  # sites independent
+
+
+def test_the_kernel_layer_norm_and_cross_entropy_equal_pytorch(needs_kernel):
+    x = torch.randn(2, 5, 7, 16, requires_grad=True)
+    weight, bias = torch.randn(2, 16, requires_grad=True), torch.randn(2, 16, requires_grad=True)
+    got = _icl_kernel.LayerNorm.apply(x, weight, bias)
+    want = torch.nn.functional.layer_norm(x, (16,)) * weight[:, None, None] + bias[:, None, None]
+    assert torch.allclose(got, want, atol=1e-5)
+    g = torch.randn_like(got)
+    for a, b in zip(torch.autograd.grad(got, [x, weight, bias], g), torch.autograd.grad(want, [x, weight, bias], g)):
+        assert torch.allclose(a, b, atol=1e-4)
+    logits, targets = torch.randn(2, 6, 9, 3, requires_grad=True), torch.randint(0, 3, (2, 6, 9))
+    got = _icl_kernel.CrossEntropy.apply(logits, targets)
+    want = torch.nn.functional.cross_entropy(logits.reshape(-1, 3), targets.reshape(-1), reduction="none").view(2, -1)
+    want = want.mean(1)
+    assert torch.allclose(got, want, atol=1e-6)
+    g = torch.randn(2)
+    assert torch.allclose(torch.autograd.grad(got, logits, g)[0], torch.autograd.grad(want, logits, g)[0], atol=1e-6)
+
+
+def test_without_a_compiler_the_model_takes_the_pytorch_path_with_a_warning(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # nothing cached there
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    _icl_kernel.library.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="compiled ICL attention is unavailable"):
+            assert _icl_kernel.library() is None
+        model = ICLTransformer(2, ICLTransformerConfig(max_len=20), seeds=[0]).train()
+        model(torch.randint(0, 2, (1, 3, 20))).sum().backward()  # the PyTorch path, masks from torch ops
+        _icl_kernel.library.cache_clear()
+        monkeypatch.setenv("LEARNLAB_ICL_KERNEL", "0")
+        assert _icl_kernel.library() is None  # switched off: no build tried
+    finally:
+        _icl_kernel.library.cache_clear()

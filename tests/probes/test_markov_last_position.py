@@ -48,3 +48,21 @@ def test_the_exact_first_layer_fallback_gives_the_same_numbers(monkeypatch):
     for name in factored:
         assert torch.allclose(factored[name], exact[name], atol=1e-5)
     assert model.training  # restored
+
+
+def test_the_compiled_evaluation_equals_the_pytorch_factored_path(monkeypatch):
+    from learnlab.models import _icl_kernel
+
+    if _icl_kernel.library() is None:
+        pytest.skip("no C compiler")
+    model = ICLTransformer(3, ICLTransformerConfig(heads=(2, 2), d_model=32, max_len=50), seeds=[0, 1])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(10.0 if p.dim() >= 3 else 1.0)
+    tokens, follows = torch.randint(0, 3, (40, 50)), (torch.rand(40, 50) < 0.3).float()
+    compiled = transformer_last_position(model, tokens, follows)
+    monkeypatch.setattr(_icl_kernel, "available", lambda *tensors: False)
+    plain = transformer_last_position(model, tokens, follows)
+    assert set(compiled) == set(plain)
+    for name in plain:
+        assert torch.allclose(compiled[name], plain[name], atol=1e-5), name

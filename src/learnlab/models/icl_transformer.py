@@ -11,21 +11,25 @@ Every parameter carries the replica index first, so S seeds train as one model w
 batched matmuls; replica s starts from the weights a single model seeded ``seeds[s]``
 would. ``forward(idx)`` takes (S, B, T) tokens and returns (S, B, T, k) logits.
 
-How it is fast (a training step is a handful of passes over the (B, T, T) attention
-tensors, which is where a CPU step spends its time):
+How it is fast. On a CPU (float32) the attention of every layer is a small compiled kernel
+(``models._icl_kernel``): one (T, T) attention per (replica, sequence, head) with its rows in
+L1, scores, softmax, dropout and the product with the values in one pass, the backward
+recomputing the masks; the module's own PyTorch path (below) is the fallback where no C
+compiler is found, on a GPU, and in float64. Both compute the same numbers from the same
+masks:
 
-- attention tensors are laid out (B, R, T, T) with R = S x heads, batch first, so that
-  q . k_j (a matmul batched over (b, r)) and q_i . r_{i-j} (batched over (r, i), the
-  official gathered T x T x d_head encoding) both write the same buffer in place, and
-  the causal mask rides along as an extra column of that matmul (``_RelativeScores``);
-- softmax, attention dropout and the product with the values are one autograd function
-  with a hand-written backward (``_SoftmaxDropoutMix``): no masked-fill, no division of
-  the (T, T) scores, no separate dropout node;
-- layer 1 sees token embeddings only, so its scores are rows of a (k, T, T) table
-  picked by the current token plus a k x k term (``_scores_from_tokens``);
-- dropout masks come from the same random words as ``layers.fast_dropout`` (16 bits an
-  element, int16 arithmetic instead of slow boolean tensors), drawn in the same order
-  and the same element order as before, so a seed sees the same masks it always did.
+- dropout masks are a keyed hash of each element's index (``_icl_kernel.keep_bits``), one
+  64-bit key drawn from the global torch generator per forward and a key per site (layer x
+  {relative table, attention pattern, residual, MLP}); element e of a site is dropped with
+  probability round(p 2^16) / 2^16, the gathered relative table's mask indexed in the
+  official (S, nh, T, T, d_head) order and the pattern's in the hook's (S, B, nh, T, T) order;
+- layer 1 sees token embeddings only, so its scores are rows of a (k, T, T) table picked by
+  the current token plus a k x k term, and its output is the pattern's mass on each token
+  times k values;
+- the fallback lays attention tensors out (B, R, T, T) with R = S x heads, so that q . k_j
+  and q_i . r_{i-j} write one buffer in place, the causal mask riding along as an extra
+  column of that matmul (``_Attention``), with softmax, dropout and the product with the
+  values in one autograd node with a hand-written backward, and reused buffers.
 """
 
 from __future__ import annotations
@@ -41,12 +45,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from learnlab.config import Interval, param
+from learnlab.models import _icl_kernel as kernel
 from learnlab.models.hooks import HookPoint
 from learnlab.runtime import generator
 
 __all__ = ["ICLTransformerConfig", "ICLTransformer"]
 
-_LEVELS = 1 << 16  # dropout draws 16-bit uniforms, as layers.fast_dropout
 _MASKED = -1e30  # finite, so that 0 * mask = 0 inside the one-hot matmuls; exp() of it is 0
 
 
@@ -80,42 +84,29 @@ class _Workspace:
         return buffer
 
 
-def _keep_mask(shape: Sequence[int], p: float, device, dtype, workspace: _Workspace | None = None
-               ) -> tuple[torch.Tensor, float]:
-    """A 0/1 dropout keep mask of ``shape`` and the inverted-dropout scale.
-
-    The random words and the rule are those of ``layers.fast_dropout`` (one int64 draw of
-    the global generator per four elements, an element kept where its int16 is at least
-    ``threshold - 2^15``), so both draw the same masks. Built with int16 arithmetic: on a
-    CPU a comparison producing a bool tensor and a ``where`` over it cost ten times more.
-    With a ``workspace`` the mask is one of its buffers (use it before the next draw).
-    """
-    threshold = round(p * _LEVELS)
-    numel = math.prod(shape)
-    n_words = -(-numel // 4)
-    words = torch.empty(n_words, dtype=torch.int64, device=device) if workspace is None else \
-        workspace.get("random_words", (n_words,), torch.int64, device)
-    torch.randint(-(2**63), 2**63 - 1, (n_words,), dtype=torch.int64, device=device, out=words)
-    signed16 = words.view(torch.int16)[:numel].view(*shape)  # uniform on [-2^15, 2^15)
-    low = threshold - _LEVELS // 2  # keep where signed16 >= low: P(drop) = threshold / 2^16
-    if threshold == 0:
-        return torch.ones(shape, device=device, dtype=dtype), 1.0
-    if threshold >= _LEVELS:
-        return torch.zeros(shape, device=device, dtype=dtype), 0.0
-    if workspace is None:
-        keep = signed16.clamp(low - 1, low)
-        return keep.sub_(low - 1).to(dtype), _LEVELS / (_LEVELS - threshold)
-    keep = torch.clamp(signed16, low - 1, low, out=workspace.get("keep_int16", shape, torch.int16, device))
-    keep.sub_(low - 1)  # int16 0 (dropped) or 1 (kept)
-    return workspace.get("keep", shape, dtype, device).copy_(keep), _LEVELS / (_LEVELS - threshold)
+# Dropout sites of a layer: each gets its own key within a forward (see ``_icl_kernel.site_key``).
+_TABLE, _PATTERN, _RESIDUAL, _MLP = range(4)
 
 
-def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout with the masks of ``layers.fast_dropout`` (same draws, same values)."""
-    if not training or p == 0.0:
+def _site_keys(key: int | None, layer: int) -> list[int]:
+    return [0] * 4 if key is None else [kernel.site_key(key, 4 * layer + site) for site in range(4)]
+
+
+def _keep01(shape: Sequence[int], p: float, key: int, like: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """A 0/1 keep mask of ``shape`` (element e kept where keep_bits(key, e) >= round(p 2^16)) and
+    the inverted-dropout scale: the masks of the kernel, in torch ops (the fallback path)."""
+    level, scale = kernel.drop_scale(p)
+    bits = kernel.keep_bits(key, torch.arange(math.prod(shape), device=like.device)).view(*shape)
+    return (bits >= level).to(like.dtype), scale
+
+
+def _dropout(x: torch.Tensor, p: float, key: int | None) -> torch.Tensor:
+    """Inverted dropout of x with the masks of site ``key`` (None: off)."""
+    if key is None or p == 0.0:
         return x
-    keep, scale = _keep_mask(x.shape, p, x.device, x.dtype)
-    return x * keep.mul_(scale)
+    if kernel.available(x):
+        return kernel.Dropout.apply(x, p, key)  # the mask regenerated in the backward, not stored
+    return x * kernel.keep_mask(x.shape, p, key, x.device, x.dtype)
 
 
 def _mix_forward(scores: torch.Tensor, values: torch.Tensor, keep: torch.Tensor | None, scale: float,
@@ -259,6 +250,8 @@ class StackedLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_replicas, d, device=device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (S, B, T, d)
+        if kernel.available(x, self.weight):
+            return kernel.LayerNorm.apply(x, self.weight, self.bias)
         shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
         return F.layer_norm(x, x.shape[-1:]) * self.weight.view(shape) + self.bias.view(shape)
 
@@ -300,11 +293,11 @@ def _toeplitz_index(T: int, device: torch.device) -> torch.Tensor:
 class RelativeAttention(nn.Module):
     """Causal multi-head attention with a learned relative positional encoding r_{i-j}."""
 
-    def __init__(self, cfg: ICLTransformerConfig, n_heads: int, generators, device):
+    def __init__(self, cfg: ICLTransformerConfig, n_heads: int, generators, device, layer: int = 0):
         super().__init__()
         d, self.n_heads = cfg.d_model, n_heads
         self.d_head = d // n_heads
-        self.dropout, self.rel_dropout = cfg.dropout, cfg.rel_dropout
+        self.dropout, self.rel_dropout, self.layer = cfg.dropout, cfg.rel_dropout, layer
         self.w_qkv = _normal((d, 3 * d), 0.02, generators)  # (S, d, 3d), bias-free
         self.w_out = _normal((d, d), 0.02, generators)  # (S, d, d)
         self.rel = _normal((n_heads, cfg.max_len, self.d_head), 0.02, generators)  # (S, nh, T_max, hs)
@@ -312,47 +305,96 @@ class RelativeAttention(nn.Module):
         self._workspace = _Workspace()  # reusable (B, R, T, T) buffers; not state
 
     def forward(self, x: torch.Tensor | None, last_query_only: bool = False, tokens: torch.Tensor | None = None,
-                token_table: torch.Tensor | None = None) -> torch.Tensor:
+                token_table: torch.Tensor | None = None, key: int | None = None) -> torch.Tensor:
         """x: (S, B, T, d) normalised inputs; returns (S, B, Tq, d), Tq = 1 with ``last_query_only``.
 
         Layer 1 may pass ``tokens`` (S, B, T) token ids and ``token_table`` (S, k, d), the
         normalised embedding of each token, when x is a function of the token alone (no
         absolute positions): then queries, keys and values take only k values, and the
-        scores are rows of a k x T x T table plus a k x k term."""
+        scores are rows of a k x T x T table plus a k x k term. ``key``: the forward's dropout
+        key (None: no dropout)."""
+        keys = _site_keys(key if self.training and self.dropout > 0 else None, self.layer)
+        dropping = self.training and self.dropout > 0
+        if last_query_only:
+            return self._forward_last_query(x, keys if dropping else None)
+        like = self.w_qkv if tokens is not None else x
+        if kernel.available(like, self.w_qkv):
+            mixed = self._kernel_forward(x, tokens, token_table, keys, dropping)
+        elif tokens is not None:
+            mixed = self._forward_from_tokens(tokens, token_table, keys, dropping)
+        else:
+            mixed = self._forward_plain(x, keys, dropping)
+        return _dropout(mixed, self.dropout, keys[_RESIDUAL] if dropping else None)
+
+    def _kernel_forward(self, x, tokens, token_table, keys: list[int], dropping: bool) -> torch.Tensor:
+        """The compiled path: (S, B, T, d) output before the residual dropout."""
+        nh, hs = self.n_heads, self.d_head
+        S, B, T = tokens.shape if tokens is not None else x.shape[:3]
+        d = nh * hs
+        table = self._kernel_table(T, keys, dropping)  # (S nh, T, hs, Tp)
+        p = self.dropout if dropping else 0.0
+        hooked = self._hooked()
+        patterns = [] if hooked else None
+        # the pattern: a fresh tensor when a hook may keep it, else a reused buffer when the backward needs it
+        buffer = None if hooked or not torch.is_grad_enabled() else \
+            self._workspace.get("kernel_pattern", (S, B, nh, T, T), table.dtype, table.device)
         if tokens is not None:
-            return self._forward_from_tokens(tokens, token_table)
+            k = token_table.shape[1]
+            q, key_, v = torch.bmm(token_table, self.w_qkv).view(S, k, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)
+            q = q.reshape(S * nh, k, hs) * (1.0 / math.sqrt(hs))  # (S nh, k, hs): each token's query
+            rows = torch.matmul(q.unsqueeze(1), table)  # (S nh, T, k, Tp): q[a] . r_{i-j}
+            pairs = torch.bmm(q, key_.reshape(S * nh, k, hs).transpose(1, 2))  # (S nh, k, k): q[a] . k[c]
+            mass = kernel.TokenAttention.apply(rows, pairs, tokens, nh, p, keys[_PATTERN], patterns, buffer)
+            # each head's value of each token through its block of the output projection: (S, nh k, d)
+            values = torch.matmul(v, self.w_out.view(S, nh, hs, d)).view(S, nh * k, d)
+            out = torch.bmm(mass.view(S, B * T, nh * k), values)
+        else:
+            qkv = torch.bmm(x.reshape(S, B * T, d), self.w_qkv).view(S, B, T, 3 * d)
+            mixed = kernel.Attention.apply(qkv, table, nh, p, keys[_PATTERN], patterns, buffer)  # (S, B, T, d)
+            out = torch.bmm(mixed.view(S, B * T, d), self.w_out)
+        if hooked:
+            self.hook_pattern(patterns[0])
+        return out.view(S, B, T, d)
+
+    def _kernel_table(self, T: int, keys: list[int], dropping: bool) -> torch.Tensor:
+        """(S nh, T, hs, Tp): r_{i-j} (0 for j > i), with the relative dropout of ``_gathered_table``."""
+        rel = self.rel
+        if dropping and self.rel_dropout == "per_row":
+            rel = _dropout(rel[:, :, :T], self.dropout, keys[_TABLE])
+        gathered = dropping and self.rel_dropout == "gathered"
+        return kernel.Table.apply(rel, T, self.dropout if gathered else 0.0, keys[_TABLE])
+
+    def _forward_plain(self, x: torch.Tensor, keys: list[int], dropping: bool) -> torch.Tensor:
         S, B, T, d = x.shape
         nh, hs = self.n_heads, self.d_head
-        if last_query_only:
-            return self._forward_last_query(x)
         R = S * nh  # attention runs on (B, R, ...) tensors: batch first, replica-heads second
         qkv = torch.bmm(x.reshape(S, B * T, d), self.w_qkv)  # (S, B*T, 3d)
         q, k, v = qkv.view(S, B, T, 3, nh, hs).permute(3, 1, 0, 4, 2, 5).contiguous().view(3, B, R, T, hs)  # (B, R, T, hs)
         q = q * (1.0 / math.sqrt(hs))
-        table = self._gathered_table(T)  # (R, T, T, hs): r_{i-j}
-        keep, scale = self._pattern_keep(S, B, T, T, q)
+        table = self._gathered_table(T, keys, dropping)  # (R, T, T, hs): r_{i-j}
+        keep, scale = self._pattern_keep(S, B, T, q, keys, dropping)
         mixed = _Attention.apply(q, k, v, table, keep, scale, self._workspace, self._hooked())  # (B*R, T, hs)
         self.hook_pattern(self._workspace.pattern.view(B, S, nh, T, T).transpose(0, 1))
         return self._project(mixed.view(B, R, T, hs), S)
 
-    def _forward_last_query(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_last_query(self, x: torch.Tensor, keys: list[int] | None) -> torch.Tensor:
         """The last query (i = T-1) alone, for evaluation: it sees every key, so no mask, and
         only the keys and values are needed at every position. x (S, B, T, d) -> (S, B, 1, d)."""
         S, B, T, d = x.shape
         nh, hs = self.n_heads, self.d_head
         kv = torch.bmm(x.reshape(S, B * T, d), self.w_qkv[:, :, d:]).view(S, B, T, 2, nh, hs)  # keys and values
         q = torch.bmm(x[:, :, -1], self.w_qkv[:, :, :d]).view(S, B, nh, hs) * (1.0 / math.sqrt(hs))  # (S, B, nh, hs)
-        relative = self._gathered_table(T)[:, -1].view(S, nh, T, hs)  # r_{T-1-j}
+        relative = self._gathered_table(T, keys, keys is not None)[:, -1].view(S, nh, T, hs)  # r_{T-1-j}
         scores = torch.einsum("sbhd,sbthd->sbht", q, kv[:, :, :, 0]) + torch.einsum("sbhd,shtd->sbht", q, relative)
         pattern = torch.softmax(scores, dim=-1).unsqueeze(3)  # (S, B, nh, 1, T)
         self.hook_pattern(pattern)  # [S, B, head, query, key]
-        if self.training and self.dropout > 0:
-            keep, scale = _keep_mask(pattern.shape, self.dropout, x.device, x.dtype)
-            pattern = pattern * keep.mul_(scale)
+        if keys is not None:
+            pattern = _dropout(pattern, self.dropout, keys[_PATTERN])
         mixed = torch.einsum("sbht,sbthd->sbhd", pattern.squeeze(3), kv[:, :, :, 1]).reshape(S, B, d)
-        return _dropout(torch.bmm(mixed, self.w_out).view(S, B, 1, d), self.dropout, self.training)
+        return torch.bmm(mixed, self.w_out).view(S, B, 1, d)  # the caller applies the residual dropout
 
-    def _forward_from_tokens(self, tokens: torch.Tensor, token_table: torch.Tensor) -> torch.Tensor:
+    def _forward_from_tokens(self, tokens: torch.Tensor, token_table: torch.Tensor, keys: list[int],
+                             dropping: bool) -> torch.Tensor:
         S, B, T = tokens.shape
         k_vocab = token_table.shape[1]
         nh, hs = self.n_heads, self.d_head
@@ -360,7 +402,7 @@ class RelativeAttention(nn.Module):
         qkv = torch.bmm(token_table, self.w_qkv)  # (S, k, 3d)
         q, k, v = qkv.view(S, k_vocab, 3, nh, hs).permute(2, 0, 3, 1, 4).reshape(3, R, k_vocab, hs)  # each (R, k, hs)
         q = q * (1.0 / math.sqrt(hs))  # scale the k x hs table, not the (T, T) scores
-        table = self._gathered_table(T)  # (R, T, T, hs), drawn before the pattern's dropout as in the plain path
+        table = self._gathered_table(T, keys, dropping)  # (R, T, T, hs)
         # q[a] . r_{i-j} for every token a, with the causal mask as an extra column: (R, T, T, k)
         q_aug = torch.cat([q, q.new_ones(R, k_vocab, 1)], dim=-1)  # (R, k, hs+1)
         table_aug = torch.cat([table, _causal_column(T, q.device, q.dtype).expand(R, T, T, 1)], dim=-1)
@@ -372,7 +414,7 @@ class RelativeAttention(nn.Module):
         row_index = ((replica * T + torch.arange(T, device=ids.device)) * k_vocab + ids).view(-1)  # (B*R*T,)
         pair_index = (replica * k_vocab + ids).view(-1)
         one_hot = F.one_hot(ids, k_vocab).to(q.dtype).view(B * R, T, k_vocab)
-        keep, scale = self._pattern_keep(S, B, T, T, q)
+        keep, scale = self._pattern_keep(S, B, T, q, keys, dropping)
         per_value = _TokenAttention.apply(rows, pairs, row_index, pair_index, one_hot, keep, scale, self._workspace,
                                           self._hooked())
         self.hook_pattern(self._workspace.pattern.view(B, S, nh, T, T).transpose(0, 1))
@@ -384,67 +426,67 @@ class RelativeAttention(nn.Module):
         return bool(self.hook_pattern._forward_hooks or self.hook_pattern._forward_pre_hooks
                     or nn.modules.module._global_forward_hooks)
 
-    def _pattern_keep(self, S: int, B: int, Tq: int, T: int, like: torch.Tensor):
-        """The attention dropout's keep mask as a (B, S, nh, Tq, T) view and its scale, drawn in
-        the (S, B, nh, Tq, T) order of the hook's view (as always); (None, 1.0) when off."""
-        if not (self.training and self.dropout > 0):
+    def _pattern_keep(self, S: int, B: int, T: int, like: torch.Tensor, keys: list[int], dropping: bool):
+        """The attention dropout's 0/1 keep mask as a (B, S, nh, T, T) view (indexed in the (S, B,
+        nh, T, T) order of the hook's view, as the kernel's) and its scale; (None, 1.0) when off."""
+        if not dropping:
             return None, 1.0
-        keep, scale = _keep_mask((S, B, self.n_heads, Tq, T), self.dropout, like.device, like.dtype, self._workspace)
+        keep, scale = _keep01((S, B, self.n_heads, T, T), self.dropout, keys[_PATTERN], like)
         return keep.transpose(0, 1), scale
 
-    def _gathered_table(self, T: int) -> torch.Tensor:
+    def _gathered_table(self, T: int, keys: list[int] | None = None, dropping: bool = False) -> torch.Tensor:
         """(R, T, T, hs): r_{i-j}, zero for j > i; in training, with dropout on the gathered
         tensor as the official code ("gathered") or on each r_m ("per_row", cheaper)."""
         S, nh, _, hs = self.rel.shape
-        rel = self.rel[:, :, :T].reshape(S * nh, T, hs)
-        dropping = self.training and self.dropout > 0
+        rel = self.rel[:, :, :T]
         if dropping and self.rel_dropout == "per_row":
-            rel = _dropout(rel, self.dropout, True)
-        table = _Toeplitz.apply(rel, self._workspace)  # (R, T, T, hs)
+            rel = _dropout(rel, self.dropout, keys[_TABLE])
+        table = _Toeplitz.apply(rel.reshape(S * nh, T, hs), self._workspace)  # (R, T, T, hs)
         if dropping and self.rel_dropout == "gathered":
-            table = _dropout(table, self.dropout, True)
+            table = _dropout(table, self.dropout, keys[_TABLE])
         return table
 
     def _project(self, mixed: torch.Tensor, S: int) -> torch.Tensor:
-        """(B, R, Tq, hs) head outputs -> output projection and dropout: (S, B, Tq, d)."""
+        """(B, R, Tq, hs) head outputs -> output projection: (S, B, Tq, d), before the residual dropout."""
         B, _, Tq, hs = mixed.shape
         nh = self.n_heads
         out = mixed.view(B, S, nh, Tq, hs).permute(1, 0, 3, 2, 4).reshape(S, B * Tq, nh * hs)  # (S, B*Tq, d)
-        out = torch.bmm(out, self.w_out).view(S, B, Tq, nh * hs)  # (S, B, Tq, d)
-        return _dropout(out, self.dropout, self.training)
+        return torch.bmm(out, self.w_out).view(S, B, Tq, nh * hs)  # (S, B, Tq, d)
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: ICLTransformerConfig, generators, device):
+    def __init__(self, cfg: ICLTransformerConfig, generators, device, layer: int = 0):
         super().__init__()
         self.w_in = _normal((cfg.d_model, 4 * cfg.d_model), 0.02, generators)  # (S, d, 4d)
         self.w_out = _normal((4 * cfg.d_model, cfg.d_model), 0.02, generators)  # (S, 4d, d)
-        self.dropout = cfg.dropout
+        self.dropout, self.layer = cfg.dropout, layer
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key: int | None = None) -> torch.Tensor:
         S, B, T, d = x.shape
         h = F.gelu(torch.bmm(x.reshape(S, B * T, d), self.w_in))  # (S, B*T, 4d)
-        return _dropout(torch.bmm(h, self.w_out).view(S, B, T, d), self.dropout, self.training)
+        site = _site_keys(key, self.layer)[_MLP] if self.training and key is not None else None
+        return _dropout(torch.bmm(h, self.w_out).view(S, B, T, d), self.dropout, site)
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ICLTransformerConfig, n_heads: int, generators, device):
+    def __init__(self, cfg: ICLTransformerConfig, n_heads: int, generators, device, layer: int = 0):
         super().__init__()
         n_replicas = len(generators)
         self.ln_attn = StackedLayerNorm(n_replicas, cfg.d_model, device)
-        self.attn = RelativeAttention(cfg, n_heads, generators, device)
+        self.attn = RelativeAttention(cfg, n_heads, generators, device, layer)
         self.ln_mlp = StackedLayerNorm(n_replicas, cfg.d_model, device) if cfg.mlp else None
-        self.mlp = MLP(cfg, generators, device) if cfg.mlp else None
+        self.mlp = MLP(cfg, generators, device, layer) if cfg.mlp else None
 
     def forward(self, x: torch.Tensor, last_query_only: bool = False, tokens: torch.Tensor | None = None,
-                embedding: torch.Tensor | None = None) -> torch.Tensor:
+                embedding: torch.Tensor | None = None, key: int | None = None) -> torch.Tensor:
         if tokens is not None:  # the first layer: its input is the token embedding alone
-            attended = self.attn(None, tokens=tokens, token_table=self.ln_attn(embedding.unsqueeze(1)).squeeze(1))
+            attended = self.attn(None, tokens=tokens, token_table=self.ln_attn(embedding.unsqueeze(1)).squeeze(1),
+                                 key=key)
         else:
-            attended = self.attn(self.ln_attn(x), last_query_only)
+            attended = self.attn(self.ln_attn(x), last_query_only, key=key)
         x = (x[:, :, -1:] if last_query_only else x) + attended
         if self.mlp is not None:
-            x = x + self.mlp(self.ln_mlp(x))
+            x = x + self.mlp(self.ln_mlp(x), key)
         return x
 
 
@@ -475,17 +517,19 @@ class ICLTransformer(nn.Module):
         self.cfg, self.vocab_size, self.n_replicas = cfg, vocab_size, len(seeds)
         generators = [generator(seed, device) for seed in seeds]
         self.wte = _normal((vocab_size, cfg.d_model), 0.02, generators)  # (S, k, d)
-        self.layers = nn.ModuleList(Block(cfg, cfg.heads[i], generators, device) for i in range(cfg.n_layers))
+        self.layers = nn.ModuleList(Block(cfg, cfg.heads[i], generators, device, i) for i in range(cfg.n_layers))
         self.ln_final = StackedLayerNorm(len(seeds), cfg.d_model, device)
         self.head = _normal((cfg.d_model, vocab_size), 0.01, generators)  # (S, d, k), bias-free
         self.token_tables = True  # False: compute layer 1 like any other layer (for tests)
 
     def forward(self, idx: torch.Tensor, last_position_only: bool = False) -> torch.Tensor:
         """Logits (S, B, T, k) for tokens (S, B, T); (S, B, 1, k) with ``last_position_only``,
-        which computes the last layer for the last query alone (evaluation)."""
+        which computes the last layer for the last query alone (evaluation). In training, one
+        64-bit dropout key a forward from the global torch generator (see the module docstring)."""
         S, B, T = idx.shape
         if T > self.cfg.max_len:
             raise ValueError(f"sequence length {T} exceeds max_len {self.cfg.max_len}")
+        key = int(torch.randint(0, 2**63 - 1, ()).item()) if self.training and self.cfg.dropout > 0 else None
         # A one-hot matmul, not an index: its backward is a matmul, not a scatter.
         one_hot = F.one_hot(idx.reshape(S, B * T), self.vocab_size).to(self.wte.dtype)  # (S, B*T, k)
         x = torch.bmm(one_hot, self.wte).view(S, B, T, self.cfg.d_model)  # (S, B, T, d)
@@ -493,7 +537,7 @@ class ICLTransformer(nn.Module):
             last = last_position_only and i == len(self.layers) - 1
             # Layer 1 sees only token embeddings: it runs on k x k and k x T x T tables (exact, cheaper).
             x = layer(x, last, tokens=idx if i == 0 and self.token_tables and not last else None,
-                      embedding=self.wte)
+                      embedding=self.wte, key=key)
         x = self.ln_final(x)
         return torch.bmm(x.reshape(S, -1, self.cfg.d_model), self.head).view(S, B, -1, self.vocab_size)
 

@@ -30,8 +30,10 @@ class MinimalInductionConfig:
     init_w: float = param(0.01, help="every entry of W starts here")
     # W's gradient grows with the context length (its logits are sums over positions), v's
     # does not: W needs a much smaller step (chosen so that SGD is stable at T = 100).
-    lr_v: float = param(1.0, Interval(0.0, None, closed="neither"), help="SGD learning rate of v")
-    lr_w: float = param(0.01, Interval(0.0, None, closed="neither"), help="SGD learning rate of W")
+    lr_v: float = param(1.0, Interval(0.0, None, closed="neither"),
+                        help="SGD learning rate of v: the minimal model trains at this rate")
+    lr_w: float = param(0.01, Interval(0.0, None, closed="neither"),
+                        help="SGD learning rate of W (its group's multiplier is lr_w / lr_v)")
 
 
 class MinimalInductionModel(nn.Module):
@@ -72,6 +74,8 @@ class MinimalInductionModel(nn.Module):
                 **{f"v_{m}": self.v[:, m] for m in range(min(offsets, self.v.shape[1]))}}
 
     def param_groups(self) -> list[dict]:
-        """SGD with a learning rate per parameter, as in the paper's analysis."""
-        return [{"params": [self.v], "lr": self.cfg.lr_v, "lr_scale": 1.0},
-                {"params": [self.w], "lr": self.cfg.lr_w, "lr_scale": 1.0}]
+        """SGD with a learning rate per parameter, as in the paper's analysis: v's group at the
+        run's learning rate (train at ``lr = cfg.lr_v``), W's at ``lr_w / lr_v`` times it. Only
+        multipliers (``lr_scale``): the training loop sets every group's rate."""
+        return [{"params": [self.v], "lr_scale": 1.0},
+                {"params": [self.w], "lr_scale": self.cfg.lr_w / self.cfg.lr_v}]

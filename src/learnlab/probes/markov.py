@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
+from learnlab.models import _icl_kernel as _kernel
 from learnlab.tasks.markov import context_index
 
 __all__ = ["ngram_strategy", "strategy_distributions", "kl_divergence", "count_only_floor", "transformer_last_position",
@@ -169,6 +170,11 @@ def transformer_last_position(model: torch.nn.Module, tokens: torch.Tensor, foll
                                 for i in range(0, N, chunk)], dim=1)
             return {"logits": logits}
         low_rank = len(model.layers) == 2 and model.layers[0].mlp is None
+        if (low_rank and model.layers[1].mlp is None and _kernel.available(model.wte) and _shared(tokens)
+                and (follows is None or _shared(follows))):  # one test set and follows mask for every replica
+            compiled = _compiled_two_layer(model, tokens, follows)
+            if compiled is not None:
+                return compiled
         last_hook = f"layers.{len(model.layers) - 1}.attn.hook_pattern"
         out: dict[str, list[torch.Tensor]] = {"logits": [], "l1_prev_attention": [], "l2_induction_mass": []}
         for start in range(0, N, chunk):
@@ -199,6 +205,66 @@ def transformer_last_position(model: torch.nn.Module, tokens: torch.Tensor, foll
               "layer1_first": layer1_first, "layer2_first": layer2_first}
     if follows is not None:
         result["l2_induction_mass"] = torch.stack(out["l2_induction_mass"]).sum(0) / N
+    return result
+
+
+def _shared(t: torch.Tensor) -> bool:
+    """Whether every replica's slice of t (S, ...) is the same tensor."""
+    return t.shape[0] == 1 or t.stride(0) == 0
+
+
+def _compiled_two_layer(model, tokens: torch.Tensor, follows: torch.Tensor | None) -> dict[str, torch.Tensor] | None:
+    """``transformer_last_position`` of a two-layer attention-only model by the compiled kernel
+    (``models._icl_kernel``, ``ll_eval_two_layer``): the same factorisation as
+    ``_factored_first_layer`` and ``_low_rank_last_layer``, one sequence at a time with its
+    (T, m) stream coordinates in cache. The tables it reads are built here; None when a
+    layer-1 row's mass underflows (the caller then takes the exact path)."""
+    S, N, T = tokens.shape
+    first, second = model.layers
+    a1, a2 = first.attn, second.attn
+    nh1, hs1, nh2, k = a1.n_heads, a1.d_head, a2.n_heads, model.vocab_size
+    d = nh1 * hs1
+    R = S * nh1
+    table = first.ln_attn(model.wte.unsqueeze(1)).squeeze(1)  # (S, k, d): each token's normalised embedding
+    q, key, v = torch.bmm(table, a1.w_qkv).view(S, k, 3, nh1, hs1).permute(2, 0, 3, 1, 4).reshape(3, R, k, hs1)
+    q = q / math.sqrt(hs1)
+    by_offset = q @ a1.rel[:, :, :T].reshape(R, T, hs1).transpose(1, 2)  # (R, k, T): q[a] . r_m
+    positions = torch.arange(T, device=tokens.device)
+    offsets = positions[:, None] - positions[None, :]  # i - j
+    positional = by_offset[:, :, offsets.clamp_min(0)].masked_fill(offsets < 0, float("-inf"))  # (R, k, T, T)
+    exp_positional = torch.exp(positional - positional.amax(dim=-1, keepdim=True))
+    # counts[r, n, c, a, i] = sum over j <= i with token c of exp_positional[r, a, i, j]: one matmul for all sequences
+    tokens = tokens[0].contiguous()  # (N, T), one test set for every replica (the caller checked)
+    one_hot = F.one_hot(tokens, k).to(q.dtype).permute(0, 2, 1).reshape(N * k, T)  # (N k, T)
+    counts = torch.matmul(one_hot, exp_positional.reshape(R, k * T, T).transpose(1, 2)).contiguous()  # (R, N k, k T)
+    exp_positional = F.pad(exp_positional, (0, _kernel.padded(T) - T)).contiguous()
+    pair = q @ key.transpose(1, 2)  # (R, k, k)
+    exp_pair = torch.exp(pair - pair.amax(dim=-1, keepdim=True)).contiguous()
+    head_values = torch.einsum("shcd,shde->shce", v.view(S, nh1, k, hs1), a1.w_out.view(S, nh1, hs1, -1))
+    basis = torch.cat([model.wte, head_values.reshape(S, nh1 * k, -1)], dim=1).contiguous()  # (S, m, d)
+    norm = second.ln_attn
+    centred = basis - basis.mean(dim=-1, keepdim=True)
+    gram = (centred @ centred.transpose(1, 2) / d).contiguous()  # (S, m, m)
+    maps = (centred * norm.weight.unsqueeze(1)) @ a2.w_qkv  # (S, m, 3d)
+    shifts = (norm.bias.unsqueeze(1) @ a2.w_qkv).squeeze(1).contiguous()  # (S, 3d)
+    qmap, kmap, vmap = (part.contiguous() for part in maps.split(d, dim=-1))
+    relative = F.pad(a2.rel[:, :, :T].flip(2).transpose(2, 3), (0, _kernel.padded(T) - T)).contiguous()  # r_{T-1-j}
+    follows_rows = None if follows is None else follows[0].to(torch.float32).contiguous()
+    logits, previous, induction = torch.empty(S, N, k), torch.empty(S, N), torch.empty(S, N)
+    first1, first2 = torch.empty(S, T, T), torch.empty(S, T)
+    lnw, lnb, head, w_out = (t.contiguous() for t in (model.ln_final.weight, model.ln_final.bias, model.head, a2.w_out))
+    underflow = _kernel.library().ll_eval_two_layer(
+        counts.data_ptr(), exp_positional.data_ptr(), exp_pair.data_ptr(), gram.data_ptr(), qmap.data_ptr(),
+        kmap.data_ptr(), vmap.data_ptr(), shifts.data_ptr(), relative.data_ptr(), basis.data_ptr(), w_out.data_ptr(),
+        lnw.data_ptr(), lnb.data_ptr(), head.data_ptr(), tokens.data_ptr(),
+        None if follows_rows is None else follows_rows.data_ptr(), S, N, T, nh1, a2.n_heads, k, d, logits.data_ptr(),
+        previous.data_ptr(), induction.data_ptr(), first1.data_ptr(), first2.data_ptr(), torch.get_num_threads())
+    if underflow:
+        return None
+    result = {"logits": logits, "l1_prev_attention": previous.mean(dim=1), "layer1_first": first1,
+              "layer2_first": first2}
+    if follows is not None:
+        result["l2_induction_mass"] = induction.mean(dim=1)
     return result
 
 

@@ -12,7 +12,8 @@ from learnlab.experiments.icl_markov import metrics as M
 from learnlab.experiments.icl_markov.config import ICLMarkovConfig
 from learnlab.probes.markov import (ReadoutModel, RelativeAttentionStack, kl_divergence, strategy_distributions,
                                     transformer_last_position)
-from learnlab.runtime import generator, replica_seeds
+from learnlab.runtime import generator
+from learnlab.seeding import stream
 from learnlab.tasks.markov import context_index, sample_icl_markov
 
 __all__ = ["MarkovEvaluator"]
@@ -40,7 +41,7 @@ class MarkovEvaluator:
         # One fixed test set for all seeds and checkpoints, from its own stream.
         tokens, table = sample_icl_markov(cfg.eval.n_test, k=task.k, length=task.length + 1, n=task.n,
                                           alpha=task.alpha, prior=task.prior, unigram_fraction=task.unigram_fraction,
-                                          generator=generator(replica_seeds(cfg.seed, 1)[0] ^ 0x7E57, device))
+                                          generator=generator(stream(cfg.seed, "test-set"), device))
         self.inputs, self.next_token = tokens[:, :-1], tokens[:, -1]
         context = context_index(self.inputs, task.k, task.n)[:, -1]  # (N,)
         self.truth = table.gather(1, context[:, None, None].expand(-1, 1, task.k)).squeeze(1)  # (N, k)
