@@ -62,3 +62,16 @@ def test_control_precisions_must_be_on_the_grid():
     quick = sq.presets()["quick"]
     assert quick.check() is None
     assert "control_rhos" in replace(quick, control_rhos=(0.5,)).check()
+
+
+def test_controls_run_only_where_their_claims_look_and_every_exact_row_runs(store):
+    # The quick preset's shape: controls (stochastic parity, the majority) at one batch size and
+    # one precision; the majority's exact row (rho = 1, off the control grid) must still run.
+    cfg = replace(sq.presets()["smoke"], steps=10, control_batches=(32,), control_rhos=(0.3,),
+                  modes=("nearest", "stochastic"), majority_modes=("nearest",))
+    run = _stored(store, cfg)
+    assert run.record.status == "completed"
+    assert len(sq.cell_accuracy(run, "majority", "exact", 32)) == cfg.n_seeds
+    assert len(sq.cell_accuracy(run, "majority", "nearest", 32, 0.3)) == cfg.n_seeds
+    assert len(sq.cell_accuracy(run, "parity", "stochastic", 32, 0.3)) == cfg.n_seeds
+    assert not run.has(f"{names.phase_scope('majority', 'exact', 4)}/{names.ACCURACY}")  # no control at b = 4

@@ -70,7 +70,7 @@ def _phase_row(cfg: Config, target: str, mode: str, b: int, seeds: _Seeds, run: 
     ``exact``) times every seed, trained as one stacked model."""
     device = run.device
     rhos = (1.0,) if mode == "exact" else cfg.rhos
-    if mode not in ("exact", "nearest") or target != "parity":  # a control: only where its claim looks
+    if mode != "exact" and (mode != "nearest" or target != "parity"):  # a control: only where its claim looks
         rhos = tuple(rho for rho in rhos if not cfg.control_rhos or rho in cfg.control_rhos)
     grid = [(rho, j) for rho in rhos for j in range(cfg.n_seeds)]
     supports = _supports(cfg, seeds, device)
