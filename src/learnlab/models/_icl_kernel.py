@@ -1,31 +1,37 @@
 """The ICL transformer's attention as a small compiled CPU kernel, and its dropout masks.
 
-``models.icl_transformer`` spends a CPU training step in its (B, T, T) attention tensors: a
+``models.icl_transformer`` spent a CPU training step in its (B, T, T) attention tensors: a
 dozen passes of PyTorch ops over 2.5 MB scores, patterns, masks and gradients per layer, and
 16 random bits an element from the mt19937 generator (~11 ns per 64-bit word here). This
 kernel does one (T, T) attention per work item (replica, sequence, head) with its rows in
 L1: the scores q_i . (k_j + r~_{i-j}) as vectors over the keys j, the softmax (glibc's
-vectorised ``expf``), the dropout and the product with the values in one pass, and in the
-backward the same rows again, the relative table's gradient summed over the batch in
-per-thread accumulators. Only the softmax pattern P is written (the hook's view and the
-backward's input). Layer 1, whose input is the token embedding alone, runs on its k x T x T
-tables (``ll_token_forward``).
+vectorised ``expf``), the dropout and the product with the values in one pass; items of a
+(replica, head) go in groups of four sequences so that each row of the relative table (and
+of its gradient's accumulator) is read once a group. The backward redoes the rows from the
+saved pattern, sums the table's gradient over the batch in per-thread accumulators and forms
+dk and dv sixteen keys at a time with their sums in registers. Only the softmax pattern P
+(the hook's view and the backward's input) and the keep flags (one bit an element) are
+stored. Layer 1, whose input is the token embedding alone, runs on its k x T x T tables
+(``ll_token_forward``). Also here: LayerNorm, cross-entropy and dropout for this model's
+(S, B, T, 16) tensors (PyTorch's CPU kernels spend ~40 ns a row of 16 or 2), and the
+last-position evaluation of a two-layer model (``ll_eval_two_layer``, for
+``probes.markov.transformer_last_position``).
 
 Dropout masks are a keyed hash of each element's index (Wellons' lowbias32, twice): element
 e of a draw keyed ``key`` is kept where ``bits16(key, e) >= round(p * 2^16)``, so P(drop) =
-p to 2^-16 (0.1 -> 0.1000061), as the masks before. No state and no stored mask: the backward
-recomputes them, and :func:`keep_bits` computes the same bits with torch ops, so the
-fallback path (no compiler, a GPU, float64) draws bit-identical masks. The model draws one
-64-bit key per forward from the global torch generator and derives a key per dropout site.
+p to 2^-16 (0.1 -> 0.1000061), as the masks before. No state: :func:`keep_bits` computes the
+same bits with torch ops, so the fallback path (no compiler, a GPU, float64) draws
+bit-identical masks. The model draws one 64-bit key per forward from the global torch
+generator and derives a key per dropout site (:func:`site_key`).
 
 Plain C, compiled by the system's C compiler into a shared library and loaded with
-``ctypes`` (no PyTorch headers: about a second to build, once, cached by a hash of the
+``ctypes`` (no PyTorch headers: a few seconds to build, once, cached by a hash of the
 source and flags under ``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``).
 ``-ffast-math`` is a compile flag only, never a link flag, so the process's denormal mode is
 untouched; OpenMP threads come from the ``libgomp`` PyTorch itself loaded (same soname), as
 many as ``torch.get_num_threads()``. Where it cannot be built :func:`library` returns None with
 a warning and the model takes its pure-PyTorch path; ``LEARNLAB_ICL_KERNEL=0`` asks for that
-path without trying.
+path without trying. Float32 on the CPU only (:func:`available`).
 """
 
 from __future__ import annotations
@@ -45,7 +51,6 @@ import torch
 __all__ = ["library", "available", "keep_bits", "keep_mask", "site_key", "Table", "Attention", "TokenAttention",
            "LayerNorm", "CrossEntropy", "Dropout"]
 
-_SOURCE = (Path(__file__).with_name("_icl_kernel.c")).read_text()
 _LEVELS = 1 << 16
 _M32 = 0xFFFFFFFF
 _M64 = (1 << 64) - 1
@@ -389,3 +394,870 @@ class CrossEntropy(torch.autograd.Function):
         library().ll_cross_entropy_backward(logits.data_ptr(), targets.data_ptr(), grad.data_ptr(), S, N,
                                             k, out.data_ptr(), torch.get_num_threads())
         return out, None
+
+
+# The kernel (C11, OpenMP; built by ``library()``). Layouts and the mask rule are described at its top.
+_SOURCE = r"""// Fused CPU attention for learnlab.models.icl_transformer (see _icl_kernel.py for what and why).
+//
+// Layouts (float32, contiguous): S replicas, B sequences, nh heads of hs, d = nh * hs, T tokens and
+// Tp = T rounded up to 16 (rows padded so that every loop over keys is whole 16-float vectors),
+// R = S * nh (replica, head) slices, items n = (s * B + b) * nh + h (one (T, T) attention each).
+//   qkv   (S, B, T, 3, nh, hs)  the input projection's output, q unscaled
+//   table (R, T, hs, Tp)       table[r][i][c][j] = r~_{i-j}[c] (after its dropout), 0 for j > i
+//   out   (S, B, T, nh, hs)    the heads' outputs, ready for the output projection
+//   P     (S, B, nh, T, T)     softmax pattern (0 above the diagonal): the hook's view and the backward's input
+// Dropout masks are a keyed hash of the element's index in the logical tensor (no state, no
+// stored mask): keep element e of the draw keyed k where bits16(k, e) >= threshold; the backward
+// recomputes them. _icl_kernel.py computes the same bits with torch ops (the fallback).
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int64_t i64;
+typedef uint32_t u32;
+typedef uint64_t u64;
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE i64 pad16(i64 n) { return (n + 15) & ~(i64)15; }
+
+// Loops over keys run in whole blocks of 16 floats (rows are padded to Tp): a loop whose trip count
+// the compiler cannot see to be a multiple of the vector width gets a scalar epilogue, which here
+// ran as often as the vector body (with scalar expf calls). Reductions keep 16 partial sums.
+#define BLOCKS(j0, n) for (i64 j0 = 0; j0 < (n); j0 += 16)
+#define SIMD _Pragma("omp simd")
+
+// Horizontal sum and max of 16 lanes as a tree (4 dependent steps, not 15).
+INLINE float sum16(const float *acc) {
+  float t8[8], t4[4];
+  for (int e = 0; e < 8; e++) t8[e] = acc[e] + acc[e + 8];
+  for (int e = 0; e < 4; e++) t4[e] = t8[e] + t8[e + 4];
+  return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
+
+INLINE float max16(const float *acc) {
+  float t8[8], t4[4];
+  for (int e = 0; e < 8; e++) t8[e] = acc[e] > acc[e + 8] ? acc[e] : acc[e + 8];
+  for (int e = 0; e < 4; e++) t4[e] = t8[e] > t8[e + 4] ? t8[e] : t8[e + 4];
+  const float a = t4[0] > t4[2] ? t4[0] : t4[2], b = t4[1] > t4[3] ? t4[1] : t4[3];
+  return a > b ? a : b;
+}
+
+INLINE float dot_padded(const float *restrict a, const float *restrict b, i64 Lp) {
+  float acc[16] = {0};
+  BLOCKS(j0, Lp) {
+    SIMD for (int jj = 0; jj < 16; jj++) acc[jj] += a[j0 + jj] * b[j0 + jj];
+  }
+  return sum16(acc);
+}
+
+INLINE u32 mix32(u32 x) {  // Wellons' lowbias32: a bijection with low bias
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+INLINE u32 bits16(u32 lo, u32 hi, u64 index) {
+  const u32 x = mix32((u32)index ^ lo);
+  return mix32(x ^ hi ^ ((u32)(index >> 32) * 0x9E3779B9U)) >> 16;
+}
+
+// out[e] = scale where element start + e * step of the draw `key` is kept, else 0, for e < n. The index is
+// carried in 32-bit lanes (its low word, and the high word plus a carry), so 16 elements go per vector.
+INLINE void mask_row(float *restrict out, i64 n, u64 key, u64 start, u64 step, u32 threshold, float scale) {
+  const u32 lo = (u32)key, hi = (u32)(key >> 32), base = (u32)start, base_hi = (u32)(start >> 32), st = (u32)step;
+  if (step > 0xFFFF || n > 0xFFFF) {  // e * step may pass 2^32: the 64-bit index
+    for (i64 e = 0; e < n; e++) out[e] = bits16(lo, hi, start + (u64)e * step) >= threshold ? scale : 0.0f;
+    return;
+  }
+  i64 e0 = 0;
+  for (; e0 + 16 <= n; e0 += 16) {
+    SIMD for (u32 jj = 0; jj < 16; jj++) {
+      const u32 index = base + ((u32)e0 + jj) * st, index_hi = base_hi + (index < base);
+      const u32 x = mix32(index ^ lo);
+      out[e0 + jj] = (mix32(x ^ hi ^ (index_hi * 0x9E3779B9U)) >> 16) >= threshold ? scale : 0.0f;
+    }
+  }
+  for (i64 e = e0; e < n; e++) out[e] = bits16(lo, hi, start + (u64)e * step) >= threshold ? scale : 0.0f;
+}
+
+typedef uint16_t u16;
+
+// A row's keep flags as bits (one u16 per 16 elements), stored by the forward for the backward.
+INLINE void pack_bits(u16 *restrict words, const float *restrict mask, i64 Lp) {
+  BLOCKS(j0, Lp) {
+    u32 w = 0;
+#pragma omp simd reduction(| : w)
+    for (u32 jj = 0; jj < 16; jj++) w |= (mask[j0 + jj] != 0.0f ? 1U : 0U) << jj;
+    words[j0 / 16] = (u16)w;
+  }
+}
+
+INLINE void unpack_bits(float *restrict mask, const u16 *restrict words, i64 Lp, float scale) {
+  BLOCKS(j0, Lp) {
+    const u32 w = words[j0 / 16];
+    SIMD for (u32 jj = 0; jj < 16; jj++) mask[j0 + jj] = (w >> jj) & 1U ? scale : 0.0f;
+  }
+}
+
+static float *scratch(i64 floats) {  // 64-byte aligned, whole cache lines, zeroed
+  i64 bytes = (floats * (i64)sizeof(float) + 63) / 64 * 64;
+  float *p = (float *)aligned_alloc(64, bytes > 0 ? bytes : 64);
+  memset(p, 0, bytes > 0 ? bytes : 64);
+  return p;
+}
+
+// the keep-scale of elements first .. first + n - 1 of the draw `key`
+void ll_keep_mask(float *out, i64 n, u64 key, u32 threshold, float scale, u64 first, int threads) {
+  const i64 chunk = 16384;
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 4 * chunk)
+  for (i64 start = 0; start < n; start += chunk)
+    mask_row(out + start, n - start < chunk ? n - start : chunk, key, first + (u64)start, 1, threshold, scale);
+}
+
+// table[r][i][c][j] = rel[r][i - j][c] * mask(((r T + i) T + j) hs + c) for j <= i, else 0 (j < Tp);
+// rel rows `stride` floats apart per r (the first T of max_len rows).
+void ll_table_forward(const float *rel, i64 R, i64 stride, i64 T, i64 hs, float *table, u16 *bits, u64 key,
+                      u32 threshold, float scale, int dropping, int threads) {
+  const i64 Tp = pad16(T);
+#pragma omp parallel num_threads(threads)
+  {
+    float *mask = scratch(Tp);
+#pragma omp for schedule(static)
+    for (i64 ri = 0; ri < R * T; ri++) {
+      const i64 r = ri / T, i = ri % T;
+      for (i64 c = 0; c < hs; c++) {
+        float *restrict row = table + (ri * hs + c) * Tp;
+        const float *src = rel + r * stride + c;
+        for (i64 j = 0; j <= i; j++) row[j] = src[(i - j) * hs];
+        for (i64 j = i + 1; j < Tp; j++) row[j] = 0.0f;
+        if (dropping) {  // element (r, i, j, c) of the gathered (R, T, T, hs) tensor
+          mask_row(mask, pad16(i + 1), key, (u64)(ri * T) * (u64)hs + (u64)c, (u64)hs, threshold, scale);
+          pack_bits(bits + (ri * hs + c) * (Tp / 16), mask, pad16(i + 1));
+          for (i64 j = 0; j <= i; j++) row[j] *= mask[j];
+        }
+      }
+    }
+    free(mask);
+  }
+}
+
+// drel[r][m][c] = sum over i - j = m of dtable[r][i][c][j] * mask (the forward's elements)
+void ll_table_backward(const float *dtable, i64 R, i64 stride, i64 T, i64 hs, float *drel, const u16 *bits,
+                       float scale, int dropping, int threads) {
+  const i64 Tp = pad16(T);
+#pragma omp parallel num_threads(threads)
+  {
+    float *mask = scratch(Tp), *acc = scratch(Tp);
+#pragma omp for schedule(static)
+    for (i64 rc = 0; rc < R * hs; rc++) {
+      const i64 r = rc / hs, c = rc % hs;
+      for (i64 m = 0; m < T; m++) acc[m] = 0.0f;
+      for (i64 i = 0; i < T; i++) {
+        const float *row = dtable + ((r * T + i) * hs + c) * Tp;
+        if (dropping) {
+          unpack_bits(mask, bits + ((r * T + i) * hs + c) * (Tp / 16), pad16(i + 1), scale);
+          for (i64 j = 0; j <= i; j++) acc[i - j] += row[j] * mask[j];
+        } else {
+          for (i64 j = 0; j <= i; j++) acc[i - j] += row[j];
+        }
+      }
+      for (i64 m = 0; m < T; m++) drel[r * stride + m * hs + c] = acc[m];
+    }
+    free(mask);
+    free(acc);
+  }
+}
+
+// softmax over row[0..L) in place, entries L..Lp-1 set to 0. The exponent is clamped at -87 (exp = 1.6e-38,
+// 0 next to the row's largest term, which is 1): nothing underflows in the vector expf.
+INLINE void softmax_row(float *restrict row, i64 L, i64 Lp) {
+  float top16[16];
+  for (int jj = 0; jj < 16; jj++) top16[jj] = -3e38f;
+  BLOCKS(j0, Lp) {
+    const i64 valid = L - j0;
+    SIMD for (int jj = 0; jj < 16; jj++) {
+      const float v = row[j0 + jj];
+      top16[jj] = jj < valid && v > top16[jj] ? v : top16[jj];
+    }
+  }
+  const float top = max16(top16);
+  float acc[16] = {0};
+  BLOCKS(j0, Lp) {
+    float *restrict r = row + j0;
+    const i64 valid = L - j0;
+    SIMD for (int jj = 0; jj < 16; jj++) {
+      const float x = r[jj] - top;
+      const float e = expf(x > -87.0f ? (x < 0.0f ? x : 0.0f) : -87.0f);
+      r[jj] = jj < valid ? e : 0.0f;
+    }
+    SIMD for (int jj = 0; jj < 16; jj++) acc[jj] += r[jj];
+  }
+  const float inv = 1.0f / sum16(acc);
+  BLOCKS(j0, Lp) {
+    SIMD for (int jj = 0; jj < 16; jj++) row[j0 + jj] *= inv;
+  }
+}
+
+INLINE void store_pattern(float *restrict Pi, const float *restrict row, i64 L, i64 T) {
+  memcpy(Pi, row, L * sizeof(float));
+  memset(Pi + L, 0, (T - L) * sizeof(float));
+}
+
+// Load item (sb, h): q scaled (T x hs), k transposed (hs x Tp), v (T x hs) or transposed (hs x Tp).
+INLINE void load_item(const float *qkv, i64 sb, i64 h, i64 T, i64 Tp, i64 nh, const i64 hs, float qscale,
+                      float *restrict Q, float *restrict KT, float *restrict V, float *restrict VT) {
+  const i64 d = nh * hs;
+  const float *base = qkv + sb * T * 3 * d + h * hs;
+  for (i64 t = 0; t < T; t++) {
+    const float *row = base + t * 3 * d;
+    for (i64 c = 0; c < hs; c++) {
+      Q[t * hs + c] = row[c] * qscale;
+      KT[c * Tp + t] = row[d + c];
+      if (V) V[t * hs + c] = row[2 * d + c];
+      if (VT) VT[c * Tp + t] = row[2 * d + c];
+    }
+  }
+}
+
+// Work items of one (replica, head) slice go in groups of up to G sequences: each row i of the relative
+// table (hs x Tp floats, and its gradient's accumulator) is read once for the group, not once a sequence.
+#define G 4
+
+typedef struct {
+  float *Q, *KT, *V, *VT, *dO, *DS, *KEPT, *p, *g, *ds, *mask;  // DS, KEPT: the item's (T, Tp) rows, backward
+} Item;
+
+static Item item_buffers(i64 T, i64 hs, int backward) {
+  const i64 Tp = pad16(T);
+  Item w = {scratch(T * hs), scratch(hs * Tp), NULL, NULL, NULL, NULL, NULL, scratch(Tp), NULL, NULL, scratch(Tp)};
+  if (backward) {
+    w.VT = scratch(hs * Tp), w.dO = scratch(T * hs), w.DS = scratch(T * Tp), w.KEPT = scratch(T * Tp);
+    w.g = scratch(Tp), w.ds = scratch(Tp);
+  } else {
+    w.V = scratch(Tp * hs);
+  }
+  return w;
+}
+
+static void item_free(Item *w) {
+  float *all[] = {w->Q, w->KT, w->V, w->VT, w->dO, w->DS, w->KEPT, w->p, w->g, w->ds, w->mask};
+  for (int e = 0; e < 11; e++) free(all[e]);
+}
+
+// Work units: (slice, group of up to G consecutive sequences), in slice order.
+INLINE i64 groups_per_slice(i64 B) { return (B + G - 1) / G; }
+
+INLINE void attn_forward_group(const float *qkv, i64 s, i64 h, i64 b0, const int ng, i64 B, i64 T, i64 nh,
+                               const i64 hs, const float *tab, float *out, float *P, u16 *bits, u64 key,
+                               u32 threshold, float dscale, int dropping, Item *w) {
+  const i64 Tp = pad16(T), d = nh * hs;
+  for (int g = 0; g < ng; g++)
+    load_item(qkv, s * B + b0 + g, h, T, Tp, nh, hs, 1.0f / sqrtf((float)hs), w[g].Q, w[g].KT, w[g].V, NULL);
+  for (i64 i = 0; i < T; i++) {
+    const i64 L = i + 1, Lp = pad16(L);
+    const float *tab_i = tab + i * hs * Tp;
+    BLOCKS(j0, Lp) {  // q_i . (k_j + r~_ij) for 16 keys j of every sequence of the group
+      float acc[G][16];
+      memset(acc, 0, sizeof acc);
+      for (i64 c = 0; c < hs; c++) {
+        const float *restrict rt = tab_i + c * Tp + j0;
+        for (int g = 0; g < ng; g++) {
+          const float qc = w[g].Q[i * hs + c];
+          const float *restrict kt = w[g].KT + c * Tp + j0;
+          SIMD for (int jj = 0; jj < 16; jj++) acc[g][jj] += qc * (kt[jj] + rt[jj]);
+        }
+      }
+      for (int g = 0; g < ng; g++) memcpy(w[g].p + j0, acc[g], sizeof acc[g]);
+    }
+    for (int g = 0; g < ng; g++) {
+      const i64 sb = s * B + b0 + g, n = sb * nh + h;
+      float *restrict row = w[g].p;
+      softmax_row(row, L, Lp);
+      if (P) store_pattern(P + (n * T + i) * T, row, L, T);
+      if (dropping) {
+        mask_row(w[g].mask, Lp, key, (u64)((n * T + i) * T), 1, threshold, dscale);
+        pack_bits(bits + (n * T + i) * (Tp / 16), w[g].mask, Lp);
+        BLOCKS(j0, Lp) {
+          SIMD for (int jj = 0; jj < 16; jj++) row[j0 + jj] *= w[g].mask[j0 + jj];
+        }
+      }
+      float acc[4][hs];  // four partial sums: the FMAs of consecutive keys do not wait on each other
+      memset(acc, 0, sizeof acc);
+      BLOCKS(j0, Lp) {
+        for (i64 jj = 0; jj < 16; jj += 4)
+          for (int u = 0; u < 4; u++) {
+            const float pj = row[j0 + jj + u];
+            const float *restrict vj = w[g].V + (j0 + jj + u) * hs;
+            SIMD for (i64 c = 0; c < hs; c++) acc[u][c] += pj * vj[c];
+          }
+      }
+      float *o = out + (sb * T + i) * d + h * hs;
+      SIMD for (i64 c = 0; c < hs; c++) o[c] = (acc[0][c] + acc[1][c]) + (acc[2][c] + acc[3][c]);
+    }
+  }
+}
+
+void ll_attn_forward(const float *qkv, i64 S, i64 B, i64 T, i64 nh, i64 hs, const float *table, float *out, float *P,
+                     u16 *bits, u64 key, u32 threshold, float dscale, int dropping, int threads) {
+  const i64 Tp = pad16(T), groups = groups_per_slice(B);
+#pragma omp parallel num_threads(threads)
+  {
+    Item w[G];
+    for (int g = 0; g < G; g++) w[g] = item_buffers(T, hs, 0);
+#pragma omp for schedule(static)
+    for (i64 unit = 0; unit < S * nh * groups; unit++) {
+      const i64 r = unit / groups, b0 = (unit % groups) * G, s = r / nh, h = r % nh;
+      const int ng = B - b0 < G ? (int)(B - b0) : G;
+      const float *tab = table + r * T * hs * Tp;
+#define FORWARD(NG, HS) \
+  attn_forward_group(qkv, s, h, b0, NG, B, T, nh, HS, tab, out, P, bits, key, threshold, dscale, dropping, w)
+      if (ng == G && hs == 16)
+        FORWARD(G, 16);
+      else if (ng == G)
+        FORWARD(G, hs);
+      else
+        FORWARD(ng, hs);
+#undef FORWARD
+    }
+    for (int g = 0; g < G; g++) item_free(&w[g]);
+  }
+}
+
+// Work units of a backward that sums over the batch into per-slice accumulators of `size` floats:
+// slices x chunks of the batch, chunk 0 of a slice writing into `accumulators`, chunk c > 0 into
+// scratch, added in afterwards.
+typedef struct {
+  i64 slices, chunks, size;
+  float *accumulators, *extra;
+} Units;
+
+static Units units_for(i64 slices, i64 B, i64 size, float *accumulators, int threads) {
+  Units u = {slices, 1, size, accumulators, NULL};
+  if (slices < threads) u.chunks = (threads + slices - 1) / slices;
+  if (u.chunks > B) u.chunks = B;
+  if (u.chunks > 1) u.extra = scratch(slices * (u.chunks - 1) * size);
+  return u;
+}
+
+static float *unit_accumulator(const Units *u, i64 unit) {
+  const i64 slice = unit / u->chunks, chunk = unit % u->chunks;
+  float *acc = chunk == 0 ? u->accumulators + slice * u->size
+                          : u->extra + (slice * (u->chunks - 1) + chunk - 1) * u->size;
+  memset(acc, 0, u->size * sizeof(float));
+  return acc;
+}
+
+static void units_reduce(Units *u) {
+  if (!u->extra) return;
+  for (i64 slice = 0; slice < u->slices; slice++)
+    for (i64 chunk = 1; chunk < u->chunks; chunk++) {
+      float *restrict target = u->accumulators + slice * u->size;
+      const float *restrict part = u->extra + (slice * (u->chunks - 1) + chunk - 1) * u->size;
+#pragma omp simd
+      for (i64 e = 0; e < u->size; e++) target[e] += part[e];
+    }
+  free(u->extra);
+}
+
+// d loss / d x_j = sum over i >= j of a[i][j] y_i, for every key j: a (T, Tp) rows (zero for j > i), y (T, hs); written
+// to out[j * stride + c]. Sixteen keys at a time with their hs sums in registers (no read-modify-write a row).
+INLINE void transposed_product(const float *restrict a, const float *restrict y, i64 T, const i64 hs, float *out,
+                               i64 stride) {
+  const i64 Tp = pad16(T);
+  BLOCKS(j0, Tp) {
+    float acc[hs][16];
+    memset(acc, 0, sizeof acc);
+    for (i64 i = j0; i < T; i++) {
+      const float *restrict row = a + i * Tp + j0, *restrict yi = y + i * hs;
+      for (i64 c = 0; c < hs; c++) {
+        const float yc = yi[c];
+        SIMD for (int jj = 0; jj < 16; jj++) acc[c][jj] += yc * row[jj];
+      }
+    }
+    for (int jj = 0; jj < 16 && j0 + jj < T; jj++)
+      for (i64 c = 0; c < hs; c++) out[(j0 + jj) * stride + c] = acc[c][jj];
+  }
+}
+
+INLINE void attn_backward_group(const float *qkv, const float *tab, const float *P, const float *gout, i64 s, i64 h,
+                                i64 b0, const int ng, i64 B, i64 T, i64 nh, const i64 hs, float *gqkv, float *gtab,
+                                const u16 *bits, float dscale, int dropping, Item *w) {
+  const i64 Tp = pad16(T), d = nh * hs;
+  const float qscale = 1.0f / sqrtf((float)hs);
+  for (int g = 0; g < ng; g++) {
+    const i64 sb = s * B + b0 + g;
+    load_item(qkv, sb, h, T, Tp, nh, hs, qscale, w[g].Q, w[g].KT, NULL, w[g].VT);
+    for (i64 t = 0; t < T; t++) memcpy(w[g].dO + t * hs, gout + (sb * T + t) * d + h * hs, hs * sizeof(float));
+  }
+  for (i64 i = 0; i < T; i++) {
+    const i64 L = i + 1, Lp = pad16(L);
+    for (int g = 0; g < ng; g++) {  // the softmax backward of row i, per sequence
+      const i64 n = (s * B + b0 + g) * nh + h;
+      float *restrict p = w[g].p, *restrict ds = w[g].DS + i * Tp, *restrict kept = w[g].KEPT + i * Tp;
+      float *restrict mask = w[g].mask;
+      memcpy(p, P + (n * T + i) * T, L * sizeof(float));
+      for (i64 j = L; j < Lp; j++) p[j] = 0.0f;
+      const float *restrict dOi = w[g].dO + i * hs;
+      if (dropping) unpack_bits(mask, bits + (n * T + i) * (Tp / 16), Lp, dscale);
+      float dot16[16] = {0};
+      BLOCKS(j0, Lp) {  // d loss / d p_ij = mask_ij (dO_i . v_j)
+        float acc[16] = {0};
+        for (i64 c = 0; c < hs; c++) {
+          const float oc = dOi[c];
+          const float *restrict vt = w[g].VT + c * Tp + j0;
+          SIMD for (int jj = 0; jj < 16; jj++) acc[jj] += oc * vt[jj];
+        }
+        if (dropping) {
+          SIMD for (int jj = 0; jj < 16; jj++) {
+            acc[jj] *= mask[j0 + jj];
+            kept[j0 + jj] = p[j0 + jj] * mask[j0 + jj];
+          }
+        } else {
+          SIMD for (int jj = 0; jj < 16; jj++) kept[j0 + jj] = p[j0 + jj];
+        }
+        SIMD for (int jj = 0; jj < 16; jj++) {
+          ds[j0 + jj] = acc[jj];
+          dot16[jj] += p[j0 + jj] * acc[jj];
+        }
+      }
+      const float dot = sum16(dot16);
+      BLOCKS(j0, Lp) {  // d loss / d score_ij
+        SIMD for (int jj = 0; jj < 16; jj++) ds[j0 + jj] = p[j0 + jj] * (ds[j0 + jj] - dot);
+      }
+    }
+    // dq_i = sum_j ds_ij (k_j + r~_ij), and the table's gradient ds_ij q_i summed over the group
+    const float *tab_i = tab + i * hs * Tp;
+    float *gtab_i = gtab + i * hs * Tp;
+    for (i64 c = 0; c < hs; c++) {
+      const float *restrict rt = tab_i + c * Tp;
+      float *restrict dr = gtab_i + c * Tp;
+      float acc[G][16];
+      memset(acc, 0, sizeof acc);
+      BLOCKS(j0, Lp) {
+        float sum[16];
+        SIMD for (int jj = 0; jj < 16; jj++) sum[jj] = dr[j0 + jj];
+        for (int g = 0; g < ng; g++) {
+          const float qc = w[g].Q[i * hs + c];
+          const float *restrict ds = w[g].DS + i * Tp + j0, *restrict kt = w[g].KT + c * Tp + j0;
+          float *restrict ag = acc[g];
+          SIMD for (int jj = 0; jj < 16; jj++) {
+            ag[jj] += ds[jj] * (kt[jj] + rt[j0 + jj]);
+            sum[jj] += ds[jj] * qc;
+          }
+        }
+        SIMD for (int jj = 0; jj < 16; jj++) dr[j0 + jj] = sum[jj];
+      }
+      for (int g = 0; g < ng; g++) gqkv[((s * B + b0 + g) * T + i) * 3 * d + h * hs + c] = sum16(acc[g]) * qscale;
+    }
+  }
+  for (int g = 0; g < ng; g++) {  // dk_j = sum_i ds_ij q_i, dv_j = sum_i kept_ij dO_i
+    float *gbase = gqkv + (s * B + b0 + g) * T * 3 * d + h * hs;
+    transposed_product(w[g].DS, w[g].Q, T, hs, gbase + d, 3 * d);
+    transposed_product(w[g].KEPT, w[g].dO, T, hs, gbase + 2 * d, 3 * d);
+  }
+}
+
+// gqkv (S, B, T, 3d) and gtable (R, T, hs, Tp) (summed over the batch) from gout (S, B, T, nh, hs)
+void ll_attn_backward(const float *qkv, const float *table, const float *P, const float *gout, i64 S, i64 B, i64 T,
+                      i64 nh, i64 hs, float *gqkv, float *gtable, const u16 *bits, float dscale, int dropping,
+                      int threads) {
+  const i64 Tp = pad16(T);
+  Units u = units_for(S * nh, B, T * hs * Tp, gtable, threads);
+#pragma omp parallel num_threads(threads)
+  {
+    Item w[G];
+    for (int g = 0; g < G; g++) w[g] = item_buffers(T, hs, 1);
+#pragma omp for schedule(static)
+    for (i64 unit = 0; unit < u.slices * u.chunks; unit++) {
+      const i64 r = unit / u.chunks, chunk = unit % u.chunks, s = r / nh, h = r % nh;
+      float *gtab = unit_accumulator(&u, unit);
+      const float *tab = table + r * T * hs * Tp;
+      const i64 first = chunk * B / u.chunks, last = (chunk + 1) * B / u.chunks;
+      for (i64 b0 = first; b0 < last; b0 += G) {
+        const int ng = last - b0 < G ? (int)(last - b0) : G;
+#define BACKWARD(NG, HS) \
+  attn_backward_group(qkv, tab, P, gout, s, h, b0, NG, B, T, nh, HS, gqkv, gtab, bits, dscale, dropping, w)
+        if (ng == G && hs == 16)
+          BACKWARD(G, 16);
+        else if (ng == G)
+          BACKWARD(G, hs);
+        else
+          BACKWARD(ng, hs);
+#undef BACKWARD
+      }
+    }
+    for (int g = 0; g < G; g++) item_free(&w[g]);
+  }
+  units_reduce(&u);
+}
+
+// Layer 1 on token tables (k tokens): score_ij = rows[r][i][x_i][j] + pairs[r][x_i][x_j], rows (R, T, k, Tp),
+// pairs (R, k, k), tokens (S, B, T); out (S, B, T, nh, k): the dropped-out pattern's mass on each token.
+void ll_token_forward(const float *rows, const float *pairs, const i64 *tokens, i64 S, i64 B, i64 T, i64 nh, i64 k,
+                      float *out, float *P, u16 *bits, u64 key, u32 threshold, float dscale, int dropping,
+                      int threads) {
+  const i64 N = S * B * nh, Tp = pad16(T);
+#pragma omp parallel num_threads(threads)
+  {
+    float *pv = scratch(k * Tp), *hot = scratch(k * Tp), *row = scratch(Tp), *mask = scratch(Tp);
+#pragma omp for schedule(static)
+    for (i64 n = 0; n < N; n++) {
+      const i64 h = n % nh, sb = n / nh, s = sb / B, r = s * nh + h;
+      const i64 *x = tokens + sb * T;
+      for (i64 a = 0; a < k; a++)
+        for (i64 j = 0; j < T; j++) {
+          pv[a * Tp + j] = pairs[(r * k + a) * k + x[j]];
+          hot[a * Tp + j] = x[j] == a ? 1.0f : 0.0f;
+        }
+      for (i64 i = 0; i < T; i++) {
+        const i64 L = i + 1, Lp = pad16(L), a = x[i];
+        const float *restrict rw = rows + ((r * T + i) * k + a) * Tp, *restrict pa = pv + a * Tp;
+        BLOCKS(j0, Lp) {
+          SIMD for (int jj = 0; jj < 16; jj++) row[j0 + jj] = rw[j0 + jj] + pa[j0 + jj];
+        }
+        softmax_row(row, L, Lp);
+        if (P) store_pattern(P + (n * T + i) * T, row, L, T);
+        if (dropping) {
+          mask_row(mask, Lp, key, (u64)((n * T + i) * T), 1, threshold, dscale);
+          pack_bits(bits + (n * T + i) * (Tp / 16), mask, Lp);
+          BLOCKS(j0, Lp) {
+            SIMD for (int jj = 0; jj < 16; jj++) row[j0 + jj] *= mask[j0 + jj];
+          }
+        }
+        float *o = out + ((sb * T + i) * nh + h) * k;
+        for (i64 c = 0; c < k; c++) o[c] = dot_padded(row, hot + c * Tp, Lp);
+      }
+    }
+    free(pv), free(hot), free(row), free(mask);
+  }
+}
+
+// grows (R, T, k, Tp) and gpairs (R, k, k), both summed over the batch, from gout (S, B, T, nh, k)
+void ll_token_backward(const float *P, const i64 *tokens, const float *gout, i64 S, i64 B, i64 T, i64 nh, i64 k,
+                       float *grows, float *gpairs, const u16 *bits, float dscale, int dropping, int threads) {
+  const i64 Tp = pad16(T), rows_size = T * k * Tp, size = rows_size + k * k;
+  float *both = scratch(S * nh * size);  // per slice: its rows' gradient, then its pairs'
+  Units u = units_for(S * nh, B, size, both, threads);
+#pragma omp parallel num_threads(threads)
+  {
+    float *hot = scratch(k * Tp), *p = scratch(Tp), *g = scratch(Tp), *mask = scratch(Tp);
+#pragma omp for schedule(static)
+    for (i64 unit = 0; unit < u.slices * u.chunks; unit++) {
+      const i64 r = unit / u.chunks, chunk = unit % u.chunks, s = r / nh, h = r % nh;
+      float *acc = unit_accumulator(&u, unit), *acc_pairs = acc + rows_size;
+      for (i64 b = chunk * B / u.chunks; b < (chunk + 1) * B / u.chunks; b++) {
+        const i64 sb = s * B + b, n = sb * nh + h;
+        const i64 *x = tokens + sb * T;
+        for (i64 a = 0; a < k; a++)
+          for (i64 j = 0; j < T; j++) hot[a * Tp + j] = x[j] == a ? 1.0f : 0.0f;
+        for (i64 i = 0; i < T; i++) {
+          const i64 L = i + 1, Lp = pad16(L), a = x[i];
+          memcpy(p, P + (n * T + i) * T, L * sizeof(float));
+          for (i64 j = L; j < Lp; j++) p[j] = 0.0f;
+          const float *go = gout + ((sb * T + i) * nh + h) * k;
+          if (dropping) unpack_bits(mask, bits + (n * T + i) * (Tp / 16), Lp, dscale);
+          float dot16[16] = {0};
+          BLOCKS(j0, Lp) {  // g_ij = d loss / d p_ij = mask_ij gout_i[x_j]
+            float acc[16] = {0};
+            for (i64 c = 0; c < k; c++) {
+              const float gc = go[c];
+              const float *restrict hc = hot + c * Tp + j0;
+              SIMD for (int jj = 0; jj < 16; jj++) acc[jj] += gc * hc[jj];
+            }
+            if (dropping) {
+              SIMD for (int jj = 0; jj < 16; jj++) acc[jj] *= mask[j0 + jj];
+            }
+            SIMD for (int jj = 0; jj < 16; jj++) {
+              g[j0 + jj] = acc[jj];
+              dot16[jj] += p[j0 + jj] * acc[jj];
+            }
+          }
+          const float dot = sum16(dot16);
+          float *restrict gr = acc + (i * k + a) * Tp;
+          BLOCKS(j0, Lp) {
+            SIMD for (int jj = 0; jj < 16; jj++) {
+              const i64 j = j0 + jj;
+              g[j] = p[j] * (g[j] - dot);  // d loss / d score_ij
+              gr[j] += g[j];
+            }
+          }
+          for (i64 c = 0; c < k; c++) acc_pairs[a * k + c] += dot_padded(g, hot + c * Tp, Lp);
+        }
+      }
+    }
+    free(hot), free(p), free(g), free(mask);
+  }
+  units_reduce(&u);
+  for (i64 r = 0; r < S * nh; r++) {
+    memcpy(grows + r * rows_size, both + r * size, rows_size * sizeof(float));
+    memcpy(gpairs + r * k * k, both + r * size + rows_size, k * k * sizeof(float));
+  }
+  free(both);
+}
+
+// LayerNorm over the last dimension d of x (S, N, d) with per-replica weight and bias (S, d), eps 1e-5
+// (F.layer_norm's): y, and the rows' mean and 1 / std (S, N) for the backward.
+void ll_layer_norm_forward(const float *x, const float *weight, const float *bias, i64 S, i64 N, i64 d, float *y,
+                           float *mean, float *rstd, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (S * N * d > 65536)
+  for (i64 sn = 0; sn < S * N; sn++) {
+    const i64 s = sn / N;
+    const float *restrict xr = x + sn * d, *restrict w = weight + s * d, *restrict b = bias + s * d;
+    float *restrict yr = y + sn * d;
+    float total = 0.0f;
+    SIMD for (i64 c = 0; c < d; c++) total += xr[c];
+    const float mu = total / (float)d;
+    float squares = 0.0f;
+    SIMD for (i64 c = 0; c < d; c++) squares += (xr[c] - mu) * (xr[c] - mu);
+    const float r = 1.0f / sqrtf(squares / (float)d + 1e-5f);
+    SIMD for (i64 c = 0; c < d; c++) yr[c] = (xr[c] - mu) * r * w[c] + b[c];
+    mean[sn] = mu, rstd[sn] = r;
+  }
+}
+
+// dx (S, N, d), dweight and dbias (S, d) from dy; the replica's rows summed in order (one thread a replica)
+void ll_layer_norm_backward(const float *dy, const float *x, const float *weight, const float *mean, const float *rstd,
+                            i64 S, i64 N, i64 d, float *dx, float *dweight, float *dbias, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (S > 1 && S * N * d > 65536)
+  for (i64 s = 0; s < S; s++) {
+    float *restrict dw = dweight + s * d, *restrict db = dbias + s * d;
+    const float *restrict w = weight + s * d;
+    for (i64 c = 0; c < d; c++) dw[c] = 0.0f, db[c] = 0.0f;
+    for (i64 n = 0; n < N; n++) {
+      const i64 sn = s * N + n;
+      const float *restrict xr = x + sn * d, *restrict gr = dy + sn * d;
+      float *restrict out = dx + sn * d;
+      const float mu = mean[sn], r = rstd[sn];
+      float a = 0.0f, bsum = 0.0f;  // mean of w dy and of w dy xhat
+      SIMD for (i64 c = 0; c < d; c++) {
+        const float xhat = (xr[c] - mu) * r, g = gr[c] * w[c];
+        a += g;
+        bsum += g * xhat;
+        dw[c] += gr[c] * xhat;
+        db[c] += gr[c];
+      }
+      a /= (float)d, bsum /= (float)d;
+      SIMD for (i64 c = 0; c < d; c++) out[c] = r * (gr[c] * w[c] - a - (xr[c] - mu) * r * bsum);
+    }
+  }
+}
+
+// Cross-entropy of logits (S, N, k) against targets (S, N), averaged over each replica's N rows: loss (S);
+// the backward's d loss_s / d logits = (softmax - one_hot) / N, scaled by the loss gradient g_s.
+void ll_cross_entropy_forward(const float *logits, const i64 *targets, i64 S, i64 N, i64 k, float *loss, int threads) {
+  for (i64 s = 0; s < S; s++) {
+    double total = 0.0;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : total) if (N * k > 65536)
+    for (i64 n = 0; n < N; n++) {
+      const float *row = logits + (s * N + n) * k;
+      float top = row[0];
+      for (i64 c = 1; c < k; c++) top = row[c] > top ? row[c] : top;
+      float sum = 0.0f;
+      for (i64 c = 0; c < k; c++) sum += expf(row[c] - top);
+      total += (double)(top + logf(sum) - row[targets[s * N + n]]);
+    }
+    loss[s] = (float)(total / (double)N);
+  }
+}
+
+void ll_cross_entropy_backward(const float *logits, const i64 *targets, const float *grad_loss, i64 S, i64 N, i64 k,
+                               float *grad, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (S * N * k > 65536)
+  for (i64 sn = 0; sn < S * N; sn++) {
+    const i64 s = sn / N;
+    const float *row = logits + sn * k;
+    float *out = grad + sn * k;
+    float top = row[0];
+    for (i64 c = 1; c < k; c++) top = row[c] > top ? row[c] : top;
+    float sum = 0.0f;
+    for (i64 c = 0; c < k; c++) sum += (out[c] = expf(row[c] - top));
+    const float scale = grad_loss[s] / (float)N / sum;
+    for (i64 c = 0; c < k; c++) out[c] *= scale;
+    out[targets[sn]] -= grad_loss[s] / (float)N;
+  }
+}
+
+// Inverted dropout y = x * mask(key), the keep flags stored as bits (ceil(n / 16) u16) for the backward.
+void ll_dropout_forward(const float *x, float *y, u16 *bits, i64 n, u64 key, u32 threshold, float scale, int threads) {
+  const i64 chunk = 16384;
+#pragma omp parallel num_threads(threads) if (n > 4 * chunk)
+  {
+    float *mask = scratch(chunk);
+#pragma omp for schedule(static)
+    for (i64 start = 0; start < n; start += chunk) {
+      const i64 m = n - start < chunk ? n - start : chunk;
+      mask_row(mask, m, key, (u64)start, 1, threshold, scale);
+      for (i64 e = m; e < pad16(m); e++) mask[e] = 0.0f;
+      pack_bits(bits + start / 16, mask, pad16(m));
+      const float *restrict xs = x + start;
+      float *restrict ys = y + start;
+      SIMD for (i64 e = 0; e < m; e++) ys[e] = xs[e] * mask[e];
+    }
+    free(mask);
+  }
+}
+
+void ll_dropout_backward(const float *g, float *out, const u16 *bits, i64 n, float scale, int threads) {
+  const i64 chunk = 16384;
+#pragma omp parallel num_threads(threads) if (n > 4 * chunk)
+  {
+    float *mask = scratch(chunk);
+#pragma omp for schedule(static)
+    for (i64 start = 0; start < n; start += chunk) {
+      const i64 m = n - start < chunk ? n - start : chunk;
+      unpack_bits(mask, bits + start / 16, pad16(m), scale);
+      const float *restrict gs = g + start;
+      float *restrict os = out + start;
+      SIMD for (i64 e = 0; e < m; e++) os[e] = gs[e] * mask[e];
+    }
+    free(mask);
+  }
+}
+
+// Evaluation of a two-layer attention-only model at the last position, per sequence (eval mode, no
+// dropout), from the tables probes.markov.transformer_last_position builds (S replicas, nh1 heads in
+// layer 1, nh2 in layer 2, k tokens, m = k (1 + nh1) stream coordinates, d model width):
+//   counts (S nh1, N, k, k, T)  [c][a][i] = sum over keys j <= i holding token c of exp(q[a] . r_{i-j} - row max)
+//   expP (S nh1, k, T, Tp) the exp() table itself (for the probes), expA (S nh1, k, k) exp(q[a] . k[c] - row max)
+//   gram (S, m, m) of the centred basis / d; qmap, kmap, vmap (S, m, d) with shifts (S, 3d); relT (S, nh2, hs2, Tp)
+//   r_{T-1-j} transposed; basis (S, m, d); wout (S, d, d); lnw, lnb (S, d); head (S, d, k); tokens (N, T)
+//   follows (N, T) or NULL
+// Out: logits (S, N, k), previous (S, N) (best head's mean attention to the previous token), induction
+// (S, N) (last query's layer-2 attention on `follows`, mean over heads), and for sequence 0 head 0's layer-1
+// pattern first1 (S, T, T) and layer-2 last-query pattern first2 (S, T). Returns 1 where a layer-1 row's
+// mass underflowed (the caller then takes the exact path), else 0.
+int ll_eval_two_layer(const float *counts, const float *expP, const float *expA, const float *gram, const float *qmap,
+                      const float *kmap, const float *vmap, const float *shifts, const float *relT, const float *basis,
+                      const float *wout, const float *lnw, const float *lnb, const float *head, const i64 *tokens,
+                      const float *follows, i64 S, i64 N, i64 T, i64 nh1, i64 nh2, i64 k, i64 d, float *logits,
+                      float *previous, float *induction, float *first1, float *first2, int threads) {
+  const i64 Tp = pad16(T), m = k * (1 + nh1), hs2 = d / nh2;
+  int underflow = 0;
+#pragma omp parallel num_threads(threads) reduction(| : underflow)
+  {
+    float *gT = scratch(m * Tp), *sigma = scratch(Tp), *u = scratch(m), *p = scratch(Tp), *score = scratch(Tp);
+    float *avg = scratch(m), *q = scratch(d), *mixed = scratch(d), *x = scratch(d), *y = scratch(d), *f = scratch(Tp);
+#pragma omp for schedule(static)
+    for (i64 sn = 0; sn < S * N; sn++) {
+      const i64 s = sn / N, n = sn % N;
+      const i64 *xs = tokens + n * T;
+      memset(gT, 0, m * Tp * sizeof(float));
+      float best_previous = 0.0f;
+      for (i64 h = 0; h < nh1; h++) {  // layer 1: each query's attention mass on each token
+        const i64 r = s * nh1 + h;
+        const float *block = counts + (r * N + n) * k * k * T;  // [c][a][i]
+        float prev_sum = 0.0f;
+        for (i64 i = 0; i < T; i++) {
+          const i64 a = xs[i];
+          const float *pair = expA + (r * k + a) * k;
+          float total = 0.0f;
+          for (i64 c = 0; c < k; c++) total += (gT[(k + h * k + c) * Tp + i] = pair[c] * block[(c * k + a) * T + i]);
+          if (!(total > 1e-30f)) underflow = 1;
+          const float inv = 1.0f / total;
+          for (i64 c = 0; c < k; c++) gT[(k + h * k + c) * Tp + i] *= inv;
+          const float *row = expP + ((r * k + a) * T + i) * Tp;
+          if (i > 0) prev_sum += row[i - 1] * pair[xs[i - 1]] * inv;
+          if (first1 && n == 0 && h == 0) {
+            float *out = first1 + (s * T + i) * T;
+            for (i64 j = 0; j < T; j++) out[j] = j <= i ? row[j] * pair[xs[j]] * inv : 0.0f;
+          }
+        }
+        const float mean_previous = T > 1 ? prev_sum / (float)(T - 1) : 0.0f;
+        best_previous = h == 0 || mean_previous > best_previous ? mean_previous : best_previous;
+      }
+      previous[sn] = best_previous;
+      for (i64 i = 0; i < T; i++) gT[xs[i] * Tp + i] = 1.0f;  // the token's own embedding
+      // layer 2 at the last query: LayerNorm(x_j) = (g_j / sigma_j) @ ((u - mean u) w) + b, sigma_j^2 = g_j^T C g_j
+      const float *C = gram + s * m * m;
+      for (i64 j = 0; j < Tp; j++) sigma[j] = 0.0f;
+      for (i64 a = 0; a < m; a++)
+        for (i64 b = 0; b < m; b++) {
+          const float cab = C[a * m + b];
+          const float *restrict ga = gT + a * Tp, *restrict gb = gT + b * Tp;
+          BLOCKS(j0, Tp) {
+            SIMD for (int jj = 0; jj < 16; jj++) sigma[j0 + jj] += cab * ga[j0 + jj] * gb[j0 + jj];
+          }
+        }
+      BLOCKS(j0, Tp) {
+        SIMD for (int jj = 0; jj < 16; jj++) sigma[j0 + jj] = 1.0f / sqrtf(sigma[j0 + jj] + 1e-5f);
+      }
+      const float *sh = shifts + s * 3 * d;
+      const float last_sigma = sigma[T - 1];
+      for (i64 c = 0; c < d; c++) {
+        float acc = sh[c];
+        for (i64 a = 0; a < m; a++) acc += gT[a * Tp + T - 1] * last_sigma * qmap[(s * m + a) * d + c];
+        q[c] = acc / sqrtf((float)hs2);
+      }
+      if (follows)
+        for (i64 j = 0; j < T; j++) f[j] = follows[n * T + j];
+      float mass = 0.0f;
+      for (i64 h = 0; h < nh2; h++) {
+        float cst = 0.0f;
+        for (i64 c = 0; c < hs2; c++) cst += q[h * hs2 + c] * sh[d + h * hs2 + c];
+        for (i64 a = 0; a < m; a++) {
+          float acc = 0.0f;
+          for (i64 c = 0; c < hs2; c++) acc += kmap[(s * m + a) * d + h * hs2 + c] * q[h * hs2 + c];
+          u[a] = acc;
+        }
+        for (i64 j = 0; j < Tp; j++) score[j] = 0.0f;
+        for (i64 a = 0; a < m; a++) {  // (g_j / sigma_j) . (kmap q) + q . r_{T-1-j}, a vector over keys j
+          const float ua = u[a];
+          const float *restrict ga = gT + a * Tp;
+          BLOCKS(j0, Tp) {
+            SIMD for (int jj = 0; jj < 16; jj++) score[j0 + jj] += ua * ga[j0 + jj];
+          }
+        }
+        const float *rh = relT + (s * nh2 + h) * hs2 * Tp;
+        BLOCKS(j0, Tp) {
+          SIMD for (int jj = 0; jj < 16; jj++) p[j0 + jj] = score[j0 + jj] * sigma[j0 + jj] + cst;
+        }
+        for (i64 c = 0; c < hs2; c++) {
+          const float qc = q[h * hs2 + c];
+          const float *restrict rc = rh + c * Tp;
+          BLOCKS(j0, Tp) {
+            SIMD for (int jj = 0; jj < 16; jj++) p[j0 + jj] += qc * rc[j0 + jj];
+          }
+        }
+        softmax_row(p, T, Tp);
+        if (follows) mass += dot_padded(p, f, Tp) / (float)nh2;
+        if (first2 && n == 0 && h == 0) memcpy(first2 + s * T, p, T * sizeof(float));
+        BLOCKS(j0, Tp) {
+          SIMD for (int jj = 0; jj < 16; jj++) score[j0 + jj] = p[j0 + jj] * sigma[j0 + jj];
+        }
+        for (i64 a = 0; a < m; a++) avg[a] = dot_padded(score, gT + a * Tp, Tp);
+        for (i64 c = 0; c < hs2; c++) {
+          float acc = sh[2 * d + h * hs2 + c];
+          for (i64 a = 0; a < m; a++) acc += avg[a] * vmap[(s * m + a) * d + h * hs2 + c];
+          mixed[h * hs2 + c] = acc;
+        }
+      }
+      induction[sn] = mass;
+      for (i64 c = 0; c < d; c++) {  // the residual stream at the last position, its LayerNorm, the head
+        float acc = 0.0f;
+        for (i64 a = 0; a < m; a++) acc += gT[a * Tp + T - 1] * basis[(s * m + a) * d + c];
+        for (i64 e = 0; e < d; e++) acc += mixed[e] * wout[(s * d + e) * d + c];
+        x[c] = acc;
+      }
+      float mu = 0.0f, var = 0.0f;
+      for (i64 c = 0; c < d; c++) mu += x[c];
+      mu /= (float)d;
+      for (i64 c = 0; c < d; c++) var += (x[c] - mu) * (x[c] - mu);
+      const float rs = 1.0f / sqrtf(var / (float)d + 1e-5f);
+      for (i64 c = 0; c < d; c++) y[c] = (x[c] - mu) * rs * lnw[s * d + c] + lnb[s * d + c];
+      for (i64 c = 0; c < k; c++) {
+        float acc = 0.0f;
+        for (i64 e = 0; e < d; e++) acc += y[e] * head[(s * d + e) * k + c];
+        logits[sn * k + c] = acc;
+      }
+    }
+    free(gT), free(sigma), free(u), free(p), free(score), free(avg), free(q), free(mixed), free(x), free(y), free(f);
+  }
+  return underflow;
+}
+"""

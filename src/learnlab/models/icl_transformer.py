@@ -13,10 +13,10 @@ would. ``forward(idx)`` takes (S, B, T) tokens and returns (S, B, T, k) logits.
 
 How it is fast. On a CPU (float32) the attention of every layer is a small compiled kernel
 (``models._icl_kernel``): one (T, T) attention per (replica, sequence, head) with its rows in
-L1, scores, softmax, dropout and the product with the values in one pass, the backward
-recomputing the masks; the module's own PyTorch path (below) is the fallback where no C
-compiler is found, on a GPU, and in float64. Both compute the same numbers from the same
-masks:
+L1, scores, softmax, dropout and the product with the values in one pass, its keep flags
+stored as bits for the backward; LayerNorm and the residual dropout are fused too. The
+module's own PyTorch path (below) is the fallback where no C compiler is found, on a GPU,
+and in float64. Both compute the same numbers from the same masks:
 
 - dropout masks are a keyed hash of each element's index (``_icl_kernel.keep_bits``), one
   64-bit key drawn from the global torch generator per forward and a key per site (layer x
