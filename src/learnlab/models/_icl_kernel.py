@@ -1053,14 +1053,28 @@ void ll_layer_norm_backward(const float *dy, const float *x, const float *weight
 void ll_cross_entropy_forward(const float *logits, const i64 *targets, i64 S, i64 N, i64 k, float *loss, int threads) {
   for (i64 s = 0; s < S; s++) {
     double total = 0.0;
+    if (k == 2) {  // this model's case: log(1 + exp(other - target)), a vector over rows
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : total) if (N > 65536)
+      for (i64 n0 = 0; n0 < N; n0 += 4096) {
+        float part = 0.0f;
+        SIMD for (i64 n = n0; n < (N < n0 + 4096 ? N : n0 + 4096); n++) {
+          const float *row = logits + (s * N + n) * 2;
+          const i64 t = targets[s * N + n];
+          const float x = (t ? row[0] : row[1]) - (t ? row[1] : row[0]);  // other - target
+          part += (x > 0.0f ? x : 0.0f) + log1pf(expf(-fabsf(x)));
+        }
+        total += (double)part;
+      }
+    } else {
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : total) if (N * k > 65536)
-    for (i64 n = 0; n < N; n++) {
-      const float *row = logits + (s * N + n) * k;
-      float top = row[0];
-      for (i64 c = 1; c < k; c++) top = row[c] > top ? row[c] : top;
-      float sum = 0.0f;
-      for (i64 c = 0; c < k; c++) sum += expf(row[c] - top);
-      total += (double)(top + logf(sum) - row[targets[s * N + n]]);
+      for (i64 n = 0; n < N; n++) {
+        const float *row = logits + (s * N + n) * k;
+        float top = row[0];
+        for (i64 c = 1; c < k; c++) top = row[c] > top ? row[c] : top;
+        float sum = 0.0f;
+        for (i64 c = 0; c < k; c++) sum += expf(row[c] - top);
+        total += (double)(top + logf(sum) - row[targets[s * N + n]]);
+      }
     }
     loss[s] = (float)(total / (double)N);
   }
@@ -1068,6 +1082,19 @@ void ll_cross_entropy_forward(const float *logits, const i64 *targets, i64 S, i6
 
 void ll_cross_entropy_backward(const float *logits, const i64 *targets, const float *grad_loss, i64 S, i64 N, i64 k,
                                float *grad, int threads) {
+  if (k == 2) {  // d/d logit_c = (softmax_c - [c = target]) g / N, with softmax_1 = sigmoid(l1 - l0)
+#pragma omp parallel for num_threads(threads) schedule(static) if (S * N > 65536)
+    for (i64 s = 0; s < S; s++) {
+      const float scale = grad_loss[s] / (float)N;
+      SIMD for (i64 n = 0; n < N; n++) {
+        const float *row = logits + (s * N + n) * 2;
+        const float p1 = 1.0f / (1.0f + expf(row[0] - row[1]));
+        const float d1 = (p1 - (targets[s * N + n] ? 1.0f : 0.0f)) * scale;
+        grad[(s * N + n) * 2] = -d1, grad[(s * N + n) * 2 + 1] = d1;
+      }
+    }
+    return;
+  }
 #pragma omp parallel for num_threads(threads) schedule(static) if (S * N * k > 65536)
   for (i64 sn = 0; sn < S * N; sn++) {
     const i64 s = sn / N;
