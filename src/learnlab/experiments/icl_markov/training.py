@@ -15,7 +15,7 @@ from learnlab.models import _icl_kernel as kernel
 from learnlab.models.icl_transformer import ICLTransformer
 from learnlab.models.minimal_induction import MinimalInductionModel
 from learnlab.probes.markov import count_only_floor
-from learnlab.runtime import generator
+from learnlab.runtime import generator, one_cpu_thread
 from learnlab.seeding import replica_seeds, stream
 from learnlab.tasks.markov import sample_icl_markov
 from learnlab.train.data import ReplicaStream
@@ -84,12 +84,16 @@ def train_one(cfg: ICLMarkovConfig, run: Run) -> MarkovEvaluator:
 
 
 def run(cfg: ICLMarkovConfig, run: Run) -> None:
-    # 1. The main model on the configured prior.
-    train_one(cfg, run)
-    # 2. Controls, each in its own scope: the one-layer transformer, the minimal model,
-    #    and the prior variations.
-    for control in cfg.controls:
-        train_one(control_config(cfg, control), run.scoped(control))
+    # One CPU thread: a 5k-parameter model whose step is 10-20 ms; a second thread halves the kernel's
+    # work on an idle machine, but on a shared one waits for its partner at every parallel region
+    # (benchmarks/icl_markov.py at load ~4 on 2 cores: 21 ms a step with one thread, 320 ms with two).
+    with one_cpu_thread(run.device):
+        # 1. The main model on the configured prior.
+        train_one(cfg, run)
+        # 2. Controls, each in its own scope: the one-layer transformer, the minimal model,
+        #    and the prior variations.
+        for control in cfg.controls:
+            train_one(control_config(cfg, control), run.scoped(control))
     if "one_layer" in cfg.controls and cfg.task.n == 2:
         floor = count_only_floor(k=cfg.task.k, length=cfg.task.length, alpha=cfg.task.alpha,
                                  n_samples=200_000 if cfg.task.k == 2 else 400_000,
