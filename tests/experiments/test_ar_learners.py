@@ -25,3 +25,21 @@ def test_the_linear_length_part_cuts_the_count_chain():
     names = {s.name for s in ar_learners.claims(quick)}
     assert {"length-linear-count", "length-linear-shorter", "length-mlp-long-chain", "length-mlp-one-token"} <= names
     assert 2 ** len(bin(quick.length.linear_subset_size)[2:]) - 1 == quick.length.linear_subset_size
+
+
+def test_the_text_claim_pairs_each_validation_chunk_with_the_bigram_on_the_same_tokens(store):
+    import numpy as np
+
+    smoke = ar_learners.presets()["smoke"]
+    cfg = replace(smoke, parts=("text",), text=replace(smoke.text, corpora=("pydoc",)))
+    run = StoredRun(store.get_run(execute(ar_learners, cfg, store=store, device="cpu", quiet=True).run_id),
+                    ar_learners.Config)
+    model = run.over_seeds("text_pydoc/val_chunk_nll")
+    bigram = run.over_seeds("text_pydoc/val_chunk_bigram_nll")
+    assert model.shape == bigram.shape == (20,)
+    # The chunks cover the validation tokens, so their mean is the overall bigram's log-perplexity
+    # (up to the tokens past the last whole window) -- and the chunks differ by topic.
+    assert abs(bigram.mean() - np.log(run.last("text_pydoc/bigram_perplexity"))) < 0.05
+    assert bigram.std() > 0.05
+    claim = {c.name: c for c in check_claims(ar_learners.claims(cfg), run)}["text-pydoc"]
+    assert "paired" in claim.detail and claim.n_units == 20

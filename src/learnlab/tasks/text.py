@@ -190,3 +190,13 @@ def ngram_perplexities(train_ids: list[int], val_ids: list[int], vocab_size: int
             best_k, best = k, nll
     return {"unigram": float(np.exp(-np.mean(np.log(unigram[next_val])))), "bigram": float(np.exp(best)),
             "add_k": float(best_k)}
+
+
+def bigram_token_nll(train_ids: list[int], val_ids: list[int], vocab_size: int, k: float) -> np.ndarray:
+    """Per-token negative log-likelihood of validation tokens 1.. under the add-k bigram model
+    of ``train_ids`` (token t given token t - 1): the baseline scored token by token, so it
+    can be paired with a model's loss on the same tokens."""
+    train, val = np.asarray(train_ids), np.asarray(val_ids)
+    pairs = np.bincount(train[:-1] * vocab_size + train[1:], minlength=vocab_size**2).reshape(vocab_size, vocab_size)
+    previous = pairs.sum(axis=1)
+    return -np.log((pairs[val[:-1], val[1:]] + k) / (previous[val[:-1]] + k * vocab_size))

@@ -70,8 +70,12 @@ def _perplexity_ratio(corpus: str):
         bigram = float(run.last(M.scoped(scope, M.BIGRAM_PERPLEXITY)))
         unigram = float(run.last(M.scoped(scope, M.UNIGRAM_PERPLEXITY)))
         model = float(run.last(M.scoped(scope, M.VAL_PERPLEXITY)))
-        return Measurement(chunks / bigram, detail=f"perplexity {model:.2f} ({len(chunks)} validation chunks); add-k "
-                                                   f"bigram {bigram:.2f}, unigram {unigram:.2f}")
+        paired = run.has(M.scoped(scope, M.VAL_CHUNK_BIGRAM_NLL))
+        # Paired per chunk (the bigram on the same tokens) where stored; runs before it: the overall bigram.
+        per_chunk = np.exp(run.over_seeds(M.scoped(scope, M.VAL_CHUNK_BIGRAM_NLL))) if paired else bigram
+        return Measurement(chunks / per_chunk, detail=f"perplexity {model:.2f} ({len(chunks)} validation chunks, "
+                                                      f"{'paired' if paired else 'against the overall bigram'}); "
+                                                      f"add-k bigram {bigram:.2f}, unigram {unigram:.2f}")
     return measure
 
 
@@ -112,8 +116,8 @@ def claims(cfg: Config) -> list:
         for corpus in cfg.text.corpora:
             out.append(Reproduction(
                 f"text-{corpus}", "The linear model is a language model: its validation perplexity is no worse than "
-                "an add-k bigram model's.", source="Sec. 5.1", statistic="validation perplexity per chunk / add-k "
-                "bigram perplexity (same split and vocabulary), mean over chunks", threshold=1.1, side="<=",
+                "an add-k bigram model's.", source="Sec. 5.1", statistic="validation perplexity per chunk / the add-k "
+                "bigram's perplexity on the same chunk (same split and vocabulary), mean over chunks", threshold=1.1, side="<=",
                 threshold_source="theory: the linear predictor's class contains a rank-d bigram model, so it is at "
                 "least as good as a bigram at convergence; 10% slack for rank and steps",
                 unit="validation chunks", measure=_perplexity_ratio(corpus)))

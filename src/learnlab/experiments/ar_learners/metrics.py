@@ -19,6 +19,7 @@ MULT_COT, MULT_DIRECT = "mult_cot", "mult_direct"
 # text
 VAL_PERPLEXITY = "val_perplexity"
 VAL_CHUNK_NLL = "val_chunk_nll"  # (20,) mean token loss on chunks of the validation windows
+VAL_CHUNK_BIGRAM_NLL = "val_chunk_bigram_nll"  # (20,) the add-k bigram's mean token loss on the same chunks
 UNIGRAM_PERPLEXITY = "unigram_perplexity"
 BIGRAM_PERPLEXITY = "bigram_perplexity"
 BIGRAM_ADD_K = "bigram_add_k"

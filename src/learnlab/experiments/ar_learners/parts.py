@@ -165,7 +165,13 @@ def _text(part: TextPartConfig, corpus: str, seed: int, run: Run) -> None:
     _train(model, draw, data_seed, part.train, run, measure)
     with torch.no_grad():  # the final model's loss on 20 chunks of the validation windows: units for an interval
         chunks = [model(w[:, :-1], w[:, 1:])[1] for w in windows.chunk(min(20, len(windows)))]
-    run.log(part.train.max_steps, **{M.VAL_CHUNK_NLL: torch.stack(chunks)})
+    # The bigram on the same tokens (window i scores validation tokens i*context+1 .. (i+1)*context),
+    # so that chunks pair: pydoc's topics differ in perplexity far more than the two models do.
+    bigram = torch.from_numpy(textlib.bigram_token_nll(vocab.encode(train_words), vocab.encode(val_words), len(vocab),
+                                                       baselines["add_k"]))[:len(windows) * part.context]
+    bigram_chunks = [c.mean() for c in bigram.view(len(windows), part.context).chunk(min(20, len(windows)))]
+    run.log(part.train.max_steps, **{M.VAL_CHUNK_NLL: torch.stack(chunks),
+                                     M.VAL_CHUNK_BIGRAM_NLL: torch.stack(bigram_chunks).float()})
     run.log(0, **{M.UNIGRAM_PERPLEXITY: baselines["unigram"], M.BIGRAM_PERPLEXITY: baselines["bigram"],
                   M.BIGRAM_ADD_K: baselines["add_k"]})
     # Samples at temperature 0.5 from the start of validation windows.
