@@ -251,6 +251,7 @@ def test_the_kernel_layer_norm_and_cross_entropy_equal_pytorch(needs_kernel):
 
 
 def test_without_a_compiler_the_model_takes_the_pytorch_path_with_a_warning(monkeypatch, tmp_path):
+    monkeypatch.delenv("LEARNLAB_ICL_KERNEL", raising=False)
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # nothing cached there
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     _icl_kernel.library.cache_clear()
