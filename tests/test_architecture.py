@@ -74,9 +74,7 @@ def test_no_experiment_source_file_over_400_lines():
 # Seeds come from named streams of the run seed (learnlab.seeding), never from offsets: no
 # arithmetic on a seed (seed + 7, seed * 1000 + n, seeds[j] + b, seed ^ 0x7E57), no arithmetic
 # as the seed a generator is made from, no magic number beside a seed in a generator's entropy.
-SEED_OFFSETS_ALLOWED = (  # not yet converted to named streams (issue #19): remove each when it is
-    "experiments/icl_markov",
-)
+SEED_OFFSETS_ALLOWED: tuple[str, ...] = ()  # every experiment derives its seeds from named streams (issue #19)
 _SEED = re.compile(r"(^|_)seeds?$")  # seed, init_seed, seeds, student_seeds, replica_seeds(...)[0]; not n_seeds
 _SEED_FUNCTIONS = {"stream", "streams", "replica_seeds"}  # what returns seeds
 _SEEDED = {"generator", "manual_seed", "default_rng", "SeedSequence", "RandomState", "seed_everything",

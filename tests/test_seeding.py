@@ -46,6 +46,5 @@ def test_replica_i_has_the_same_seed_whatever_the_number_of_replicas(n):
     assert len(set(replica_seeds(42, n))) == n
 
 
-def test_runtime_re_exports_the_one_replica_seeds():
-    # Kept only for the modules still importing it from runtime; there is one definition.
-    assert runtime.replica_seeds is replica_seeds
+def test_seeds_have_one_home():
+    assert not hasattr(runtime, "replica_seeds")  # learnlab.seeding holds every seed derivation

@@ -13,10 +13,6 @@ import torch
 
 from learnlab.errors import ConfigError
 
-# replica_seeds moved to learnlab.seeding; re-exported (outside __all__) only for the modules
-# that still import it from here: experiments/subtuning and experiments/icl_markov.
-from learnlab.seeding import replica_seeds  # noqa: E402,F401
-
 __all__ = ["DEVICES", "resolve_device", "seed_everything", "generator", "keep_freed_memory", "one_cpu_thread"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
