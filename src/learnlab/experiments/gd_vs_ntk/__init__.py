@@ -34,7 +34,7 @@ What changed, and why (the claims are pre-registered tests: ``claims``):
   correlates alpha^(k - d) with degree-d monomials of its bits, and a kernel with N samples
   fits degree d = floor(log N / log n); where 1/2 + alpha^(k - d) / 2 exceeds the 0.6 band
   the kernel beats chance without learning the parity. (0.5, 30, 4) at N = 4,000 (d = 2,
-  0.25) is such a cell: the kernel reached 0.72 there (seeds 0 and 1), 0.56 at
+  0.25) is such a cell: the kernel reached 0.71-0.72 there (seeds 0 and 1), 0.56 at
   (0.5, 50, 5) (d = 2, 0.125). The network claim keeps both binding cells.
 - The kernel exponent is one-sided, as the theory's lower bound is: the fitted slope is
   at least k - 1, with the regression's standard error as its interval (it was a band).

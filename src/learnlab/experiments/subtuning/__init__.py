@@ -38,8 +38,9 @@ input-level shift is fixed where the input is read), unlike the paper's corrupti
 Budget: 5 paired seeds x 5 folds x every candidate block set is ~350 finetuning runs a
 greedy size; on 2 CPU cores a run costs 32 steps at batch 64 on cached prefix activations,
 so the quick network has 4 blocks (c = 6) and the runs are short (32 steps, lr 2e-3). The
-8-block, c = 18 network of earlier versions (100-step runs) is the ``cpu`` preset: its greedy
-alone took over 30 minutes here.
+8-block, c = 18 network of earlier versions (100-step runs) is the ``cpu`` preset: as the
+quick preset it was still running after 33 minutes (2026-12-02); 25 cross-validated runs of
+one candidate block set took 24-76 s of one thread here, so a greedy round takes minutes.
 
 Presets: ``quick`` (``learnlab run subtuning --preset quick``, about 3 minutes): 5 paired
 seeds, 5-fold greedy with epsilon 0.01 on ``shift``, both targets' profiles and LP / FT;
