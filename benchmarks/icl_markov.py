@@ -71,6 +71,7 @@ from _table import row  # noqa: E402
 
 from learnlab.experiments import get_experiment, resolve_preset  # noqa: E402
 from learnlab.experiments.icl_markov import MarkovEvaluator, markov_stream, next_token_loss  # noqa: E402
+from learnlab.experiments.icl_markov.training import make_icl_optimizer  # noqa: E402
 from learnlab.models import _icl_kernel as kernel  # noqa: E402
 from learnlab.models.icl_transformer import ICLTransformer  # noqa: E402
 from learnlab.probes.hooks import capture  # noqa: E402
@@ -166,7 +167,8 @@ class Stepper:
         groups = [{"params": [p for p in model.parameters() if id(p) in decay_ids]},
                   {"params": [p for p in model.parameters() if id(p) not in decay_ids], "weight_decay": 0.0}]
         self.model, self.official, self.compiled = model.train(), official, compiled
-        self.optimizer = make_optimizer(groups, cfg.train)
+        # the experiment's optimizer (FlatAdamW) for ours, torch.optim.AdamW (foreach) for the port
+        self.optimizer = make_optimizer(groups, cfg.train) if official else make_icl_optimizer(groups, cfg.train)
         self.device, self.times, self.cpu = device, [], []
         for _ in range(2):
             self.step(record=False)  # warm-up

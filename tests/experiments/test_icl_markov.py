@@ -131,3 +131,34 @@ def test_the_learning_rate_is_set_in_one_place_from_the_config():
     transformer_cfg = icl_markov.presets()["smoke"]
     _, train, groups = model_and_optimizer(transformer_cfg, [0], torch.device("cpu"))
     assert train == transformer_cfg.train and all("lr" not in group for group in groups)
+
+
+def test_flat_adamw_takes_the_steps_of_torch_adamw():
+    # The transformer trains with FlatAdamW (one flat buffer, no torch.optim.Optimizer: the first of those
+    # imports torch._dynamo, seconds): the same parameters as PyTorch's foreach AdamW, bit for bit, and its
+    # state round-trips through state_dict (checkpoints).
+    import torch
+
+    from learnlab.experiments.icl_markov.training import FlatAdamW, make_icl_optimizer, model_and_optimizer
+    from learnlab.train.optim import make_optimizer, set_learning_rate
+
+    cfg = icl_markov.presets()["smoke"]
+    trained = {}
+    for name in ("torch", "flat"):
+        model, train, groups = model_and_optimizer(cfg, [0, 1], torch.device("cpu"))
+        optimizer = make_optimizer(groups, train) if name == "torch" else make_icl_optimizer(groups, train)
+        assert isinstance(optimizer, FlatAdamW) == (name == "flat")
+        g = torch.Generator().manual_seed(3)
+        for step in range(5):
+            optimizer.zero_grad(set_to_none=True)
+            for p in model.parameters():
+                p.grad = torch.randn(p.shape, generator=g)
+            set_learning_rate(optimizer, train.lr * (1 + step))
+            optimizer.step()
+        trained[name] = [p.detach().clone() for p in model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(trained["torch"], trained["flat"]))
+    state = optimizer.state_dict()
+    model, train, groups = model_and_optimizer(cfg, [0, 1], torch.device("cpu"))
+    again = make_icl_optimizer(groups, train)
+    again.load_state_dict(state)
+    assert again.steps == 5 and torch.equal(again.exp_avg, optimizer.exp_avg)
