@@ -250,6 +250,16 @@ def test_the_kernel_layer_norm_and_cross_entropy_equal_pytorch(needs_kernel):
     assert torch.allclose(torch.autograd.grad(got, logits, g)[0], torch.autograd.grad(want, logits, g)[0], atol=1e-6)
 
 
+def test_the_kernel_token_rows_equal_the_batched_matmul(needs_kernel):
+    # Layer 1's rows[r, i, a] = q[r, a] @ table[r, i] (TokenRows) against torch.matmul, values and gradients
+    q, table = torch.randn(3, 4, 16, requires_grad=True), torch.randn(3, 21, 16, 32, requires_grad=True)
+    got, want = _icl_kernel.TokenRows.apply(q, table), torch.matmul(q.unsqueeze(1), table)
+    assert torch.allclose(got, want, atol=1e-5)
+    g = torch.randn_like(got)
+    for a, b in zip(torch.autograd.grad(got, [q, table], g), torch.autograd.grad(want, [q, table], g)):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
 def test_without_a_compiler_the_model_takes_the_pytorch_path_with_a_warning(monkeypatch, tmp_path):
     monkeypatch.delenv("LEARNLAB_ICL_KERNEL", raising=False)
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # nothing cached there

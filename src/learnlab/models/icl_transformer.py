@@ -342,7 +342,7 @@ class RelativeAttention(nn.Module):
             k = token_table.shape[1]
             q, key_, v = torch.bmm(token_table, self.w_qkv).view(S, k, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)
             q = q.reshape(S * nh, k, hs) * (1.0 / math.sqrt(hs))  # (S nh, k, hs): each token's query
-            rows = torch.matmul(q.unsqueeze(1), table)  # (S nh, T, k, Tp): q[a] . r_{i-j}
+            rows = kernel.TokenRows.apply(q, table)  # (S nh, T, k, Tp): q[a] . r_{i-j}
             pairs = torch.bmm(q, key_.reshape(S * nh, k, hs).transpose(1, 2))  # (S nh, k, k): q[a] . k[c]
             mass = kernel.TokenAttention.apply(rows, pairs, tokens, nh, p, keys[_PATTERN], patterns, buffer)
             # each head's value of each token through its block of the output projection: (S, nh k, d)
