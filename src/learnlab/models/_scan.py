@@ -42,7 +42,10 @@ __all__ = ["kernel", "compiled_selective_scan", "compiled_mamba_inner"]
 _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <immintrin.h>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 // Vectorise the loop that follows (-fopenmp-simd semantics; _Pragma works inside macro arguments).
@@ -56,9 +59,36 @@ namespace {
 // the only horizontal sums are dB_t and dC_t, one per state index and step.
 constexpr int64_t kBlock = 64;
 
+// exp, inlined into the vector loops. For float, Cephes' expf (Cody-Waite reduction by ln 2, a
+// degree-7 polynomial, 2^k put in the exponent bits): within 2 ulp of expf over its range, and pure
+// arithmetic, so gcc keeps it in vector registers (a call to libmvec's expf spills them all: the
+// exps were most of the scan's time). 0 below -87.3 (expf is denormal or 0 there), exp(88.3) above
+// 88.3; no branch. Double: std::exp (libmvec).
 template <typename T>
-inline T sigmoid(T v) {  // 1 / (1 + inf) = 0 for v < -88: no branch, so the loops vectorise
-  return T(1) / (T(1) + std::exp(-v));
+inline T fast_exp(T v) {
+  return std::exp(v);
+}
+
+template <>
+inline float fast_exp<float>(float v) {
+  const float x = std::min(std::max(v, -87.3f), 88.3f);
+  const float k = std::floor(std::fma(x, 1.44269504088896341f, 0.5f));  // round(x / ln 2), in [-126, 127]
+  float r = std::fma(k, -0.693359375f, x);  // x - k ln 2 in two parts (the first exact in k ln 2)
+  r = std::fma(k, 2.12194440e-4f, r);
+  float p = 1.9875691500e-4f;
+  p = std::fma(p, r, 1.3981999507e-3f);
+  p = std::fma(p, r, 8.3334519073e-3f);
+  p = std::fma(p, r, 4.1665795894e-2f);
+  p = std::fma(p, r, 1.6666665459e-1f);
+  p = std::fma(p, r, 5.0000001201e-1f);
+  p = std::fma(p * r, r, r) + 1.0f;
+  const float scale = std::bit_cast<float>((static_cast<int32_t>(k) + 127) << 23);
+  return v < -87.3f ? 0.0f : p * scale;
+}
+
+template <typename T>
+inline T sigmoid(T v) {  // 1 / (1 + exp(-v)): no branch, so the loops vectorise
+  return T(1) / (T(1) + fast_exp(-v));
 }
 
 // The inputs, whole tensors (all contiguous, one dtype). At: A transposed, (n, c).
@@ -78,7 +108,7 @@ struct Inputs {
 SIMD
       for (int64_t j = 0; j < width; ++j) {
         const T v = raw[j] + b[j];
-        out[j] = v > T(20) ? v : std::log1p(std::exp(v));
+        out[j] = v > T(20) ? v : std::log1p(fast_exp(v));
       }
     } else {
 SIMD
@@ -103,7 +133,7 @@ inline void state_step(const Inputs<T>& s, int64_t c0, int64_t width, const T* _
       T* __restrict ak = decay + k * kBlock;
 SIMD
       for (int64_t j = 0; j < width; ++j) {
-        const T a = std::exp(d[j] * Ak[j]);
+        const T a = fast_exp(d[j] * Ak[j]);
         ak[j] = a;
         hn[j] = a * hp[j] + u[j] * Bk;
         y[j] += Ck * hn[j];
@@ -111,7 +141,7 @@ SIMD
     } else {
 SIMD
       for (int64_t j = 0; j < width; ++j) {
-        hn[j] = std::exp(d[j] * Ak[j]) * hp[j] + u[j] * Bk;
+        hn[j] = fast_exp(d[j] * Ak[j]) * hp[j] + u[j] * Bk;
         y[j] += Ck * hn[j];
       }
     }
@@ -251,6 +281,218 @@ SIMD
   }
 }
 
+// ---- Full blocks in float: the same two passes written with GCC's vector types (16 floats, one
+// AVX-512 register; two AVX2 ones), so that a step's per-channel values (Delta, Delta x, y, the
+// gradients being summed) stay in registers across the n states instead of going through memory
+// once a state, and the exp is inlined on whole vectors. Partial blocks and double take the loops above.
+typedef float vf __attribute__((vector_size(64), aligned(4)));
+typedef int32_t vi __attribute__((vector_size(64), aligned(4)));
+constexpr int64_t kLanes = 16, kVecs = kBlock / kLanes;
+
+inline vf vload(const float* p) { vf v; __builtin_memcpy(&v, p, sizeof v); return v; }
+inline void vstore(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
+inline vf splat(float s) { return vf{} + s; }
+
+#ifdef __AVX512F__
+// fast_exp<float> a vector at a time: the reduction by round(x / ln 2) and the scaling by 2^k are
+// single instructions here (vrndscaleps, vscalefps). Inputs below -87.3 give exp(-87.3) ~ 1e-38
+// (never a denormal); the same polynomial as fast_exp, so the same values to an ulp.
+inline vf vexp(vf v) {
+  const __m512 x = _mm512_max_ps(reinterpret_cast<__m512>(v), _mm512_set1_ps(-87.3f));
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+  return reinterpret_cast<vf>(_mm512_scalef_ps(p, k));
+}
+#else
+inline vf vexp(vf v) {  // fast_exp<float>, a vector at a time
+  vf x = v < -87.3f ? splat(-87.3f) : v;
+  x = x > 88.3f ? splat(88.3f) : x;
+  const vf t = x * 1.44269504088896341f;
+  const vi ki = __builtin_convertvector(t + (t < 0.0f ? splat(-0.5f) : splat(0.5f)), vi);  // round(t)
+  const vf k = __builtin_convertvector(ki, vf);
+  vf r = x - k * 0.693359375f;
+  r = r + k * 2.12194440e-4f;
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = (p * r) * r + r + 1.0f;
+  const vf scale = reinterpret_cast<vf>((ki + 127) << 23);
+  return v < -87.3f ? splat(0.0f) : p * scale;
+}
+#endif
+
+inline vf vsigmoid(vf v) { return 1.0f / (1.0f + vexp(-v)); }
+
+inline float hsum(vf v) {
+  float s = 0;
+  for (int64_t i = 0; i < kLanes; ++i) s += v[i];
+  return s;
+}
+
+#define VECS _Pragma("GCC unroll 4") for (int64_t v = 0; v < kVecs; ++v)
+
+// forward_item for a full block: h (n, kBlock); d: kBlock scratch.
+bool forward_block(const Inputs<float>& s, float* __restrict out, float* __restrict h, float* __restrict dbuf,
+                   int64_t b, int64_t c0) {
+  const int64_t n = s.n, L = s.length;
+  std::fill(h, h + n * kBlock, 0.0f);
+  for (int64_t t = 0; t < L; ++t) {
+    const int64_t i0 = (b * L + t) * s.channels + c0;
+    s.deltas(i0, c0, kBlock, dbuf);
+    vf d[kVecs], u[kVecs], y[kVecs];
+    VECS {
+      d[v] = vload(dbuf + v * kLanes);
+      u[v] = d[v] * vload(s.x + i0 + v * kLanes);
+      y[v] = splat(0.0f);
+    }
+    const float* __restrict Bt = s.B + (b * L + t) * n;
+    const float* __restrict Ct = s.C + (b * L + t) * n;
+    for (int64_t k = 0; k < n; ++k) {
+      const float* __restrict Ak = s.At + k * s.channels + c0;
+      float* __restrict hk = h + k * kBlock;
+      const float Bk = Bt[k], Ck = Ct[k];
+      VECS {
+        const vf hv = vexp(d[v] * vload(Ak + v * kLanes)) * vload(hk + v * kLanes) + u[v] * Bk;
+        vstore(hk + v * kLanes, hv);
+        y[v] += Ck * hv;
+      }
+    }
+    float* __restrict o = out + i0;
+    const float* __restrict z = s.z ? s.z + (b * L + t) * s.z_row + c0 : nullptr;
+    VECS {
+      const vf xv = vload(s.x + i0 + v * kLanes);
+      vf r = y[v] + vload(s.D + c0 + v * kLanes) * xv;
+      if (z) {
+        const vf zv = vload(z + v * kLanes);
+        r = r * zv * vsigmoid(zv);
+      }
+      vstore(o + v * kLanes, r);
+    }
+  }
+  return true;
+}
+
+// backward_item for a full block, the same buffers.
+bool backward_block(const Inputs<float>& s, const float* __restrict dy, const Grads<float>& g, float* __restrict H,
+                    float* __restrict decay, float* __restrict dh, float* __restrict kept, int64_t b, int64_t block,
+                    int64_t c0) {
+  const int64_t n = s.n, L = s.length, row = n * kBlock;
+  std::fill(H, H + row, 0.0f);
+  for (int64_t t = 0; t < L; ++t) {  // the forward again, every state and decay kept this time
+    const int64_t i0 = (b * L + t) * s.channels + c0;
+    float* __restrict dbuf = kept + t * kBlock;
+    s.deltas(i0, c0, kBlock, dbuf);
+    vf d[kVecs], u[kVecs], y[kVecs];
+    VECS {
+      d[v] = vload(dbuf + v * kLanes);
+      u[v] = d[v] * vload(s.x + i0 + v * kLanes);
+      y[v] = splat(0.0f);
+    }
+    const float* __restrict Bt = s.B + (b * L + t) * n;
+    const float* __restrict Ct = s.C + (b * L + t) * n;
+    const float* __restrict hp = H + t * row;
+    float* __restrict hn = H + (t + 1) * row;
+    float* __restrict at = decay + t * row;
+    for (int64_t k = 0; k < n; ++k) {
+      const float* __restrict Ak = s.At + k * s.channels + c0;
+      const float Bk = Bt[k], Ck = Ct[k];
+      VECS {
+        const int64_t o = k * kBlock + v * kLanes;
+        const vf a = vexp(d[v] * vload(Ak + v * kLanes));
+        const vf hv = a * vload(hp + o) + u[v] * Bk;
+        vstore(at + o, a);
+        vstore(hn + o, hv);
+        y[v] += Ck * hv;
+      }
+    }
+    VECS vstore(kept + (L + t) * kBlock + v * kLanes, y[v]);
+  }
+  std::fill(dh, dh + row, 0.0f);
+  vf dD[kVecs], dbias[kVecs];
+  VECS { dD[v] = splat(0.0f); dbias[v] = splat(0.0f); }
+  for (int64_t t = L - 1; t >= 0; --t) {
+    const int64_t i0 = (b * L + t) * s.channels + c0;
+    vf g_y[kVecs], d[kVecs], u[kVecs], xv[kVecs], d_u[kVecs], d_d[kVecs];
+    VECS {
+      xv[v] = vload(s.x + i0 + v * kLanes);
+      d[v] = vload(kept + t * kBlock + v * kLanes);
+      const vf dyt = vload(dy + i0 + v * kLanes);
+      if (s.z) {  // out = (y + D x) silu(z): the gradients of z and of y
+        const vf zv = vload(s.z + (b * L + t) * s.z_row + c0 + v * kLanes);
+        const vf sg = vsigmoid(zv);
+        const vf pre = vload(kept + (L + t) * kBlock + v * kLanes) + vload(s.D + c0 + v * kLanes) * xv[v];
+        vstore(g.z + (b * L + t) * g.z_row + c0 + v * kLanes, dyt * pre * sg * (1.0f + zv * (1.0f - sg)));
+        g_y[v] = dyt * zv * sg;
+      } else {
+        g_y[v] = dyt;
+      }
+      dD[v] += g_y[v] * xv[v];
+      u[v] = d[v] * xv[v];
+      d_u[v] = splat(0.0f);
+      d_d[v] = splat(0.0f);
+    }
+    const float* __restrict Bt = s.B + (b * L + t) * n;
+    const float* __restrict Ct = s.C + (b * L + t) * n;
+    float* __restrict dBt = g.B + ((block * s.batch + b) * L + t) * n;
+    float* __restrict dCt = g.C + ((block * s.batch + b) * L + t) * n;
+    const float* __restrict at = decay + t * row;
+    const float* __restrict hp = H + t * row;
+    const float* __restrict hn = H + (t + 1) * row;
+    for (int64_t k = 0; k < n; ++k) {
+      const float* __restrict Ak = s.At + k * s.channels + c0;
+      float* __restrict dAk = g.At + (b * n + k) * s.channels + c0;
+      const float Bk = Bt[k], Ck = Ct[k];
+      vf sum_B = splat(0.0f), sum_C = splat(0.0f);
+      VECS {
+        const int64_t o = k * kBlock + v * kLanes;
+        const vf a = vload(at + o);
+        const vf g_h = vload(dh + o) + Ck * g_y[v];  // dh_t
+        const vf g_a = g_h * a * vload(hp + o);
+        sum_C += g_y[v] * vload(hn + o);
+        sum_B += g_h * u[v];
+        d_u[v] += g_h * Bk;
+        d_d[v] += g_a * vload(Ak + v * kLanes);
+        vstore(dAk + v * kLanes, vload(dAk + v * kLanes) + g_a * d[v]);
+        vstore(dh + o, g_h * a);  // a_t dh_t, what reaches h_{t-1}
+      }
+      dBt[k] = hsum(sum_B);
+      dCt[k] = hsum(sum_C);
+    }
+    VECS {
+      vstore(g.x + i0 + v * kLanes, d_u[v] * d[v] + g_y[v] * vload(s.D + c0 + v * kLanes));
+      const vf raw = vload(s.delta + i0 + v * kLanes) + vload(s.bias + c0 + v * kLanes);
+      vf gd = d_d[v] + d_u[v] * xv[v];
+      if (s.softplus) gd = raw > 20.0f ? gd : gd * vsigmoid(raw);
+      vstore(g.delta + i0 + v * kLanes, gd);
+      dbias[v] += gd;
+    }
+  }
+  VECS {
+    vstore(g.D + b * s.channels + c0 + v * kLanes, vload(g.D + b * s.channels + c0 + v * kLanes) + dD[v]);
+    vstore(g.bias + b * s.channels + c0 + v * kLanes, vload(g.bias + b * s.channels + c0 + v * kLanes) + dbias[v]);
+  }
+  return true;
+}
+
+// Double: no vector version (the generic loops then).
+bool forward_block(const Inputs<double>&, double*, double*, double*, int64_t, int64_t) { return false; }
+bool backward_block(const Inputs<double>&, const double*, const Grads<double>&, double*, double*, double*, double*,
+                    int64_t, int64_t, int64_t) {
+  return false;
+}
+
 // A thread's scratch memory, kept between calls: fresh buffers this size come from mmap, and
 // faulting their pages in (and zero-filling them) took ~10% of a backward call.
 template <typename T>
@@ -317,6 +559,8 @@ at::Tensor scan_forward(at::Tensor delta, at::Tensor x, at::Tensor A, at::Tensor
       scalar_t* h = thread_buffer<scalar_t>((s.n + 3) * kBlock);
       for (int64_t item = begin; item < end; ++item) {
         const int64_t c0 = (item % blocks) * kBlock;
+        if (c0 + kBlock <= s.channels && forward_block(s, y.data_ptr<scalar_t>(), h, h + s.n * kBlock, item / blocks, c0))
+          continue;
         forward_item<scalar_t>(s, y.data_ptr<scalar_t>(), h, h + s.n * kBlock, item / blocks, c0,
                                std::min(c0 + kBlock, s.channels));
       }
@@ -359,6 +603,8 @@ std::vector<at::Tensor> scan_backward(at::Tensor dy, at::Tensor delta, at::Tenso
       scalar_t* scratch = kept + 2 * length * kBlock;
       for (int64_t item = begin; item < end; ++item) {
         const int64_t b = item / blocks, block = item % blocks, c0 = block * kBlock;
+        if (c0 + kBlock <= channels && backward_block(s, dy.data_ptr<scalar_t>(), g, H, decay, dh, kept, b, block, c0))
+          continue;
         backward_item<scalar_t>(s, dy.data_ptr<scalar_t>(), g, H, decay, dh, kept, scratch, b, block, c0,
                                 std::min(c0 + kBlock, channels));
       }
