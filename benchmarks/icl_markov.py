@@ -43,11 +43,45 @@ Where a 1-seed training step spends its time (1 thread, this 2-core machine shar
   backward); the kernel's rows are whole 16-float vectors (a scalar epilogue with scalar
   expf calls had cost as much as the vector body).
 
-What is left is a seed's own work: each seed's (T, T) scores, softmax, dropout and
-gradients, so 10 stacked seeds cost ~8 one-seed steps (169 ms against 21.5 ms, load ~4):
-the 3x target would need a one-seed step dominated 3.5 : 1 by per-step overhead, and this
-one is not. The paper preset end to end (``learnlab run icl-markov --preset paper``, one
-thread): 133 s before, 59 s after, measured at load ~1.5 and ~4.
+Profiles of 2026-12-03 (second pass, 1 thread, the machine at load 4-8 on 2 cores, so shares):
+
+- a 1-seed step, torch.profiler (self CPU): attention backward 20%, ``aten::bmm`` 17% (26 calls a
+  step: the Q/K/V projection 6400 x 16 x 48 and its two backward products the largest, then the
+  output projection, the head, the one-hot embedding, and layer 1's broadcast ``q[a] @ table[i]``
+  whose backward alone was ~0.5 ms), attention forward 9.5%, layer 1's token attention 6% + 4.6%
+  backward, AdamW 5.4% + zero_grad 1%, the relative tables 6.4% (both ways), residual dropout
+  4.8%, LayerNorm 4.3%, ``cat`` 1.5%; the rest small ops and autograd. Thread CPU time by part
+  (median of 100 steps): forward 11.6 ms, backward 12.3, ``torch.optim.AdamW`` (foreach) 1.8,
+  zero_grad 0.3;
+- the paper preset end to end (py-spy, 240 s under py-spy at load ~7): inside ``fit`` 76% (of
+  which backward 39%, forward 36%, evaluation 11.5% (last position 7.8, all positions 3.0,
+  readouts 0.5), the optimizer 5.7%, the data stream's refills 3.8%, logging and checkpoints
+  under 1%); the figures (matplotlib ``savefig``, shared ``figures.py``) 10%; the first
+  ``torch.optim.Optimizer`` 9%: its ``__init__`` imports ``torch._dynamo`` (4.1 s measured alone,
+  4.3 s for the first ``AdamW(...)``); imports 2.6%.
+
+Cut in this pass: the transformer trains with ``training.FlatAdamW`` (PyTorch's AdamW arithmetic on
+one flat buffer, bit-identical to foreach AdamW over 30 steps of this model; 1.51 -> 0.42 ms a step
+measured side by side, and no ``torch._dynamo`` import in the paper preset: it has no SGD control);
+layer 1's rows ``q[a] @ table[i]`` in one compiled pass each way (``_icl_kernel.TokenRows``; 0.60 ->
+0.45 ms forward and backward, medians in one run). Before against after, the 1-seed step alternating
+the two trees three times (``/tmp`` copy of cb1ec62 vs this commit, thread CPU ms, median of 60
+steps, load ~8): 27.3 / 29.1 / 26.5 before, 24.4 / 26.2 / 23.8 after (about 2.7 ms, 10%); 10 seeds
+unchanged within noise (167-191 ms).
+
+What is left is mostly a seed's own work: each seed's (T, T) scores, softmax, dropout and
+gradients in the compiled kernel (~6.6 ms of a step by the earlier profile), so 10 stacked seeds
+cost ~7-8 one-seed steps; the 3x target would need a one-seed step dominated 3.5 : 1 by per-step
+overhead, and this one is not. Of the overhead, the ~35 small PyTorch ops a forward (layer 1's
+k x d tables: LayerNorm, Q/K/V, pairs, values) and their autograd nodes remain; one autograd
+Function for layer 1's table preparation, and the residual dropout fused with the residual add,
+are the next cuts. The paper preset end to end (``learnlab run icl-markov --preset paper``, one
+thread): 133 s before the compiled kernel, 59 s after it (load ~1.5 and ~4). This pass, the two trees
+one after the other at load 6-8 on 2 cores (``/usr/bin/time``): before 163 s wall, 77.7 s CPU (user +
+sys); after 166 s wall, 72.9 s CPU: the wall clock is the other processes' (twice the CPU time), the
+CPU time 5 s less; the claims' numbers are the same in both runs (transition at step 1,080, final KL
+0.0196, layer-1 and layer-2 probes 0.577 and 0.918: the random draws did not change). The 30 s
+target is not met: at ~12 ms a step in the loop the 2,000 steps alone are ~24 s.
 """
 
 from __future__ import annotations
