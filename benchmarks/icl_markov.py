@@ -81,7 +81,8 @@ one after the other at load 6-8 on 2 cores (``/usr/bin/time``): before 163 s wal
 sys); after 166 s wall, 72.9 s CPU: the wall clock is the other processes' (twice the CPU time), the
 CPU time 5 s less; the claims' numbers are the same in both runs (transition at step 1,080, final KL
 0.0196, layer-1 and layer-2 probes 0.577 and 0.918: the random draws did not change). The 30 s
-target is not met: at ~12 ms a step in the loop the 2,000 steps alone are ~24 s.
+target is not met: at the ~24 ms of CPU a 1-seed step took in this session's runs, the 2,000 steps
+alone are ~48 s of CPU.
 """
 
 from __future__ import annotations
