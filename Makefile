@@ -25,9 +25,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests
 
 # The bench extra (other loaders) depends on torch: pin the installed torch so pip keeps it.
+# Streaming and LitData also pull PyPI's torchvision, which does not load beside a local CPU
+# torch and then breaks transformers' imports (and the tests): remove it where it cannot import.
 bench: $(STAMP)
 	$(BIN)/python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/torch-pin.txt
 	$(BIN)/python -m pip install --quiet -e ".[bench]" -c $(VENV)/torch-pin.txt
+	$(BIN)/python -c "import torchvision" 2>/dev/null || $(BIN)/python -m pip uninstall --quiet -y torchvision
 	$(BIN)/python benchmarks/all.py
 
 clean:

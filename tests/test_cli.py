@@ -97,6 +97,28 @@ def test_reproduce_prints_the_report_path_and_claims_table(capsys, store_path):
     assert re.search(r"^hidden-progress: paper claims: \d+ reproduced", out, re.M)
 
 
+def test_reproduce_with_jobs_runs_experiments_in_processes_and_reuses_completed_runs(capsys, store_path):
+    names = ("hidden-progress", "sq-vs-pac")
+    code, out, err = _run(capsys, "reproduce", *names, "--preset", "smoke", "--jobs", "2", "--quiet",
+                          "--store", str(store_path))
+    assert code == 0, err
+    runs = Store(store_path).list_runs()
+    assert sorted(r.experiment for r in runs) == sorted(names) and all(r.status == "completed" for r in runs)
+    for name in names:
+        assert re.search(rf"^{name}: paper claims: \d+ reproduced", out, re.M)
+    # A second call finds both completed with this config and code, and runs nothing.
+    code, out, err = _run(capsys, "reproduce", *names, "--preset", "smoke", "--jobs", "2", "--quiet",
+                          "--store", str(store_path))
+    assert code == 0 and len(Store(store_path).list_runs()) == 2
+    assert err.count("already completed as run") == 2
+
+
+def test_reproduce_rejects_jobs_below_one(capsys, store_path):
+    code, _, err = _run(capsys, "reproduce", "hidden-progress", "--preset", "smoke", "--jobs", "0",
+                        "--store", str(store_path))
+    assert code != 0 and "--jobs must be an int >= 1" in err and not store_path.exists()
+
+
 def test_list_names_every_experiment_with_its_presets(capsys):
     from learnlab.experiments import EXPERIMENTS, get_experiment
 

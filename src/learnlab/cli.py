@@ -14,7 +14,7 @@ import os
 import sqlite3
 import sys
 
-from learnlab.errors import LearnlabError, Terminated
+from learnlab.errors import ConfigError, LearnlabError, Terminated
 from learnlab.store import DEFAULT_STORE, Store
 
 __all__ = ["main"]
@@ -168,52 +168,79 @@ def cmd_sweep(args) -> int:
 def cmd_reproduce(args) -> int:
     import time
 
+    from learnlab import config as config_lib
+    from learnlab.claims import summarise
     from learnlab.experiments import EXPERIMENTS, get_experiment, resolve_preset
     from learnlab.report import build_report
     from learnlab.runner import config_hash, current_code_version, execute
     from learnlab.runtime import resolve_device
-    from learnlab import config as config_lib
+    from learnlab.sweep import LocalPoolExecutor, SweepPoint
 
     resolve_device(args.device)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be an int >= 1. Got {args.jobs}.")
     names = args.experiments or list(EXPERIMENTS)
     plan = []
     for name in names:  # validate everything before running anything
         module = get_experiment(name)
         plan.append((module, resolve_preset(module, args.preset)))
     store = _store(args)
-    rows, summaries, failed = [], [], 0
     started = time.monotonic()
     previous = store.list_runs()
     code = current_code_version()
+    record_of: dict[str, object] = {}  # experiment -> its completed (or failed) run
+    todo = []
     for position, (module, cfg) in enumerate(plan, 1):
         digest = config_hash(module.NAME, config_lib.to_dict(cfg))
         done = [r for r in previous if r.experiment == module.NAME and r.config_hash == digest
                 and r.status == "completed" and r.git_commit == code]
-        elapsed = time.monotonic() - started
-        # The estimate: this preset's last completed duration in this store, where there is one.
-        times = [r.duration for r in previous if r.experiment == module.NAME and r.preset == args.preset
-                 and r.status == "completed" and r.duration]
-        estimate = f", last time {times[-1]:.0f} s" if times else ""
         if done and not args.force:
-            record = done[-1]
-            print(f"== {module.NAME} ({args.preset}): experiment {position} of {len(plan)}, already completed as run "
-                  f"{record.id} with this config and code (--force reruns)", file=sys.stderr)
+            record_of[module.NAME] = done[-1]
+            print(f"== {module.NAME} ({args.preset}): already completed as run {done[-1].id} with this config and "
+                  f"code (--force reruns)", file=sys.stderr)
         else:
-            print(f"== {module.NAME} ({args.preset}): experiment {position} of {len(plan)}, {elapsed:.0f} s elapsed"
-                  f"{estimate}", file=sys.stderr)
-            outcome = execute(module, cfg, store=store, preset=args.preset, device=args.device, quiet=args.quiet)
-            if outcome.error:
-                failed += 1
-                print(f"{module.NAME} failed: {outcome.error.splitlines()[0]}", file=sys.stderr)
-            record = store.get_run(outcome.run_id)
-        claims = record.claims()
+            # The estimate: this preset's last completed duration in this store, where there is one.
+            times = [r.duration for r in previous if r.experiment == module.NAME and r.preset == args.preset
+                     and r.status == "completed" and r.duration]
+            todo.append((module, cfg, times[-1] if times else None))
+    failed = 0
+
+    def finished(name: str, outcome) -> None:
+        nonlocal failed
+        if outcome.error:
+            failed += 1
+            print(f"{name} failed: {outcome.error.splitlines()[0]}", file=sys.stderr)
+        if outcome.run_id:
+            record_of[name] = store.get_run(outcome.run_id)
+
+    if args.jobs == 1:
+        for position, (module, cfg, last) in enumerate(todo, 1):
+            estimate = f", last time {last:.0f} s" if last else ""
+            print(f"== {module.NAME} ({args.preset}): {position} of {len(todo)} to run, "
+                  f"{time.monotonic() - started:.0f} s elapsed{estimate}", file=sys.stderr)
+            finished(module.NAME, execute(module, cfg, store=store, preset=args.preset, device=args.device,
+                                          quiet=args.quiet))
+    else:
+        # Longest first (by the last time this store saw), so the pool's last job is a short one.
+        todo.sort(key=lambda item: -(item[2] or 0.0))
+        points = [SweepPoint(module.NAME, args.preset, (), config_lib.to_dict(cfg)) for module, cfg, _ in todo]
+        print(f"== {len(points)} experiments ({args.preset}), {args.jobs} at a time: "
+              + ", ".join(p.experiment for p in points), file=sys.stderr)
+        for point, outcome in LocalPoolExecutor(args.jobs).map(points, store.path, args.device, True):
+            finished(point.experiment, outcome)
+            record = record_of.get(point.experiment)
+            verdicts = summarise(record.claims()) if record is not None else outcome.status
+            print(f"== {point.experiment} {outcome.status} at {time.monotonic() - started:.0f} s: {verdicts}",
+                  file=sys.stderr, flush=True)
+    rows, summaries = [], []
+    for module, _ in plan:
+        record = record_of.get(module.NAME)
+        claims = record.claims() if record is not None else []
         rows += [(module.NAME, claim) for claim in claims]
         summaries.append((module.NAME, claims))
     index = build_report(store, args.out or store.root / "report", progress=not args.quiet)
     print(f"report: {index}")
     _print_claims(rows)
-    from learnlab.claims import summarise
-
     for name, claims in summaries:
         print(f"{name}: {summarise(claims)}")
     print(f"reproduce: {len(plan)} experiments in {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -492,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser("reproduce", parents=[common, running], help="every experiment, then the report")
     reproduce.add_argument("experiments", nargs="*", metavar="EXP")
     reproduce.add_argument("--preset", default="quick")
+    reproduce.add_argument("--jobs", type=int, default=1,
+                           help="experiments at once, each in its own process with cores/jobs threads (default 1)")
     reproduce.add_argument("--out", help="report folder (default: report/ beside the store)")
     reproduce.add_argument("--force", action="store_true",
                            help="rerun experiments already completed with the same config and code")
