@@ -87,21 +87,70 @@ def ours(url: str, order: str, blocks: int, per_shard: int, latency: float) -> t
     return time.perf_counter() - start, loader.last_epoch_stats.requests, labels
 
 
-def webdataset_loader(tars: list[str], blocks: int, per_shard: int) -> tuple[float, int, np.ndarray]:
+def webdataset_loader(tars: list[str], blocks: int, per_shard: int, latency: float) -> tuple[float, int, np.ndarray]:
     import webdataset as wds
+    from webdataset import cache
 
     pipeline = (wds.WebDataset(tars, shardshuffle=len(tars), empty_check=False).shuffle(blocks * per_shard)
                 .decode().to_tuple("x.npy", "cls").batched(BATCH))
-    start = time.perf_counter()
-    labels = np.concatenate([np.asarray(batch[1]) for batch in pipeline])
-    return time.perf_counter() - start, len(tars), labels
+    # WebDataset opens a local tar with open() inside StreamingOpen: one storage request a shard.
+    original, requests = cache.StreamingOpen.__call__, [0]
+
+    def slow_open(self, urls):
+        for item in original(self, urls):
+            requests[0] += 1
+            time.sleep(latency)
+            yield item
+
+    cache.StreamingOpen.__call__ = slow_open
+    try:
+        start = time.perf_counter()
+        labels = np.concatenate([np.asarray(batch[1]) for batch in pipeline])
+        seconds = time.perf_counter() - start
+    finally:
+        cache.StreamingOpen.__call__ = original
+    return seconds, requests[0], labels
 
 
 def _record_bytes(dim: int = 32) -> int:
     return dim * 4 + 8
 
 
+def _without_torchvision() -> None:
+    """Let ``import streaming`` work where torchvision cannot load.
+
+    Streaming's package import pulls in its image datasets (``streaming.vision``), which
+    import ``torchvision.datasets.VisionDataset`` and ``to_tensor``; the loaders measured
+    here never touch them. PyPI's torchvision does not load beside a local CPU build of torch
+    ('operator torchvision::nms does not exist'), so where it cannot be imported, register
+    inert stand-ins for just those two names (they raise if anything calls them).
+    """
+    try:
+        import torchvision  # noqa: F401
+        return
+    except Exception:  # missing, or a build that does not match this torch
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+    import types
+
+    with contextlib.suppress(ImportError):  # streaming imports transformers, which probes torchvision: probe first
+        import transformers.feature_extraction_utils  # noqa: F401
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("torchvision is not importable here; streaming's image datasets are not available")
+
+    package, datasets = types.ModuleType("torchvision"), types.ModuleType("torchvision.datasets")
+    transforms, functional = types.ModuleType("torchvision.transforms"), types.ModuleType("torchvision.transforms.functional")
+    datasets.VisionDataset = type("VisionDataset", (), {"__init__": unavailable})
+    datasets.CIFAR10 = type("CIFAR10", (), {"__init__": unavailable})
+    functional.to_tensor = unavailable
+    package.datasets, package.transforms, transforms.functional = datasets, transforms, functional
+    sys.modules.update({"torchvision": package, "torchvision.datasets": datasets,
+                        "torchvision.transforms": transforms, "torchvision.transforms.functional": functional})
+
+
 def write_mds(root: Path, x: np.ndarray, y: np.ndarray, per_shard: int) -> str:
+    _without_torchvision()
     from streaming import MDSWriter
 
     out = root / "mds"
@@ -139,6 +188,7 @@ def _one_epoch_of_labels(dataset) -> tuple[float, np.ndarray]:
 
 def streaming_loader(remote: str, algorithm: str, blocks: int, per_shard: int, latency: float
                      ) -> tuple[float, int, np.ndarray]:
+    _without_torchvision()
     import streaming.base.storage.download as download
     from streaming import StreamingDataset
     from streaming.base.util import clean_stale_shared_memory
@@ -184,60 +234,74 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--per-shard", type=int, default=100)
     parser.add_argument("--blocks", type=int, default=10, help="online buffer, in blocks (all loaders)")
-    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--latency", type=float, nargs="+", default=[0.0, 0.02],
+                        help="seconds added to every storage request; one table per value (default: 0 and 20 ms)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         tars = make_data(root, args.records, args.per_shard)
         offline_shuffle(str(root / "sorted"), str(root / "offline"), args.blocks, seed=0)
-        rows = [("pyarrow, shards in order", *sequential_reference(str(root / "sorted")))]
-        for order in ("sequential", "shard", "sliding_buffer", "corgipile", "corgi2", "full"):
-            url = str(root / ("offline" if order == "corgi2" else "sorted"))
-            if order == "full" and args.records > 20_000:
-                rows.append((f"learnlab {order} (first 20,000 records)", *_partial_full(url, args)))
-                continue
-            rows.append((f"learnlab {order}", *ours(url, order, args.blocks, args.per_shard, args.latency)))
-        try:
-            rows.append(("webdataset shardshuffle + buffer", *webdataset_loader(tars, args.blocks, args.per_shard)))
-        except ImportError:
-            print("(webdataset not installed: pip install learnlab[bench])")
         x, y = _arrays(args.records)
+        mds = lit = None
         try:
             mds = write_mds(root, x, y, args.per_shard)
-            # py1s re-fetches a shard per sample at this cache size (33k requests for 20k records):
-            # with a latency it would take many minutes, so it runs on local storage only.
-            for algorithm in ("py1e", "py1br") + (("py1s",) if args.latency == 0 else ()):
-                rows.append((f"mosaicml-streaming {algorithm}",
-                             *streaming_loader(mds, algorithm, args.blocks, args.per_shard, args.latency)))
         except ImportError:
             print("(mosaicml-streaming not installed: pip install learnlab[bench])")
         try:
             lit = write_litdata(root, x, y, args.per_shard)
-            rows.append(("litdata chunk shuffle", *litdata_loader(lit, args.blocks, args.per_shard, args.latency)))
         except ImportError:
             print("(litdata not installed: pip install learnlab[bench])")
-        reference = args.records / rows[0][1]
-        print(f"{args.records:,} records, {args.per_shard} per shard, sorted by label; buffers of {args.blocks} blocks "
-              f"({args.blocks * args.per_shard:,} records); batch label KL over batches of {BATCH}")
-        print(f"{'loader':<42} {'records/s':>12} {'vs seq.':>8} {'requests':>9} {'batch KL':>9}")
-        for name, seconds, requests, labels in rows:
-            order = np.arange(len(labels))
-            kl = batch_label_kl(order, labels.astype(np.int64), BATCH)
-            rate = len(labels) / seconds
-            print(f"{name:<42} {rate:>12,.0f} {rate / reference:>7.2f}x {requests:>9,} {kl:>9.3f}")
-            row(f"{name} ({args.latency * 1e3:g} ms a request)", seconds, baseline="pyarrow in order",
-                baseline_seconds=rows[0][1] * len(labels) / args.records,
-                target=f"batch KL {kl:.3f}; Corgi^2 fastest with lowest KL" if "corgi2" in name else f"batch KL {kl:.3f}")
+        for latency in args.latency:
+            table(root, tars, mds, lit, args, latency)
 
 
-def _partial_full(url: str, args) -> tuple[float, int, np.ndarray]:
-    """Random access is ~10^3x slower: time the first 20,000 records of its epoch."""
-    dataset = ShardedDataset(url, latency=args.latency)
+def table(root: Path, tars: list[str], mds: str | None, lit: str | None, args, latency: float) -> None:
+    """Every loader for one epoch at one storage latency; prints the table and the BENCH rows."""
+    rows = [("pyarrow, shards in order", *sequential_reference(str(root / "sorted")))]
+    for order in ("sequential", "shard", "sliding_buffer", "corgipile", "corgi2", "full"):
+        url = str(root / ("offline" if order == "corgi2" else "sorted"))
+        if order == "full":
+            # Random access is a request a record or so: time the head of its epoch.
+            head = 20_000 if latency == 0 else 1_000
+            if args.records > head:
+                rows.append((f"learnlab {order} (first {head:,} records)", *_partial_full(url, latency, head)))
+                continue
+        rows.append((f"learnlab {order}", *ours(url, order, args.blocks, args.per_shard, latency)))
+    try:
+        rows.append(("webdataset shardshuffle + buffer", *webdataset_loader(tars, args.blocks, args.per_shard, latency)))
+    except ImportError:
+        print("(webdataset not installed: pip install learnlab[bench])")
+    if mds is not None:
+        # py1s re-fetches a shard per sample at this cache size (33k requests for 20k records):
+        # with a latency it would take many minutes, so it runs on local storage only.
+        for algorithm in ("py1e", "py1br") + (("py1s",) if latency == 0 else ()):
+            rows.append((f"mosaicml-streaming {algorithm}",
+                         *streaming_loader(mds, algorithm, args.blocks, args.per_shard, latency)))
+    if lit is not None:
+        rows.append(("litdata chunk shuffle", *litdata_loader(lit, args.blocks, args.per_shard, latency)))
+    reference = args.records / rows[0][1]
+    print(f"\n{args.records:,} records, {args.per_shard} per shard, sorted by label; buffers of {args.blocks} blocks "
+          f"({args.blocks * args.per_shard:,} records); {latency * 1e3:g} ms a storage request (pyarrow in order: "
+          f"none); batch label KL over batches of {BATCH}")
+    print(f"{'loader':<42} {'records/s':>12} {'vs seq.':>8} {'requests':>9} {'batch KL':>9}")
+    for name, seconds, requests, labels in rows:
+        order = np.arange(len(labels))
+        kl = batch_label_kl(order, labels.astype(np.int64), BATCH)
+        rate = len(labels) / seconds
+        print(f"{name:<42} {rate:>12,.0f} {rate / reference:>7.2f}x {requests:>9,} {kl:>9.3f}")
+        row(f"{name} ({latency * 1e3:g} ms a request)", seconds, baseline="pyarrow in order",
+            baseline_seconds=rows[0][1] * len(labels) / args.records,
+            target=f"batch KL {kl:.3f}; Corgi^2 fastest with lowest KL" if "corgi2" in name else f"batch KL {kl:.3f}")
+
+
+def _partial_full(url: str, latency: float, head: int) -> tuple[float, int, np.ndarray]:
+    """Random access is ~10^3x slower: time the first ``head`` records of its epoch."""
+    dataset = ShardedDataset(url, latency=latency)
     loader = ShardedLoader(dataset, "full", batch_size=BATCH)
     start, labels = time.perf_counter(), []
     for batch in loader:
         labels.append(batch["y"].numpy())
-        if sum(len(b) for b in labels) >= 20_000:
+        if sum(len(b) for b in labels) >= head:
             break
     return time.perf_counter() - start, dataset.storage.stats.requests, np.concatenate(labels)
 

@@ -51,17 +51,20 @@ from _table import row  # noqa: E402
 
 from learnlab.models import _scan  # noqa: E402
 from learnlab.models.mamba import Mamba, MambaConfig  # noqa: E402
+from learnlab.train.optim import TrainConfig, make_optimizer  # noqa: E402
 
 TARGET_MS, TARGET_RATIO = 60.0, 50.0
 BASELINE = "transformers MambaForCausalLM (pure-PyTorch fallback)"
 
 
 class Stepper:
-    """One model, its AdamW and a fixed batch; ``step()`` times one training step."""
+    """One model, its AdamW and a fixed batch; ``step()`` times one training step. Every row gets the
+    optimizer learnlab's training loop builds (``train.optim.make_optimizer``: AdamW, ``foreach=True``),
+    transformers' model included, so the rows differ only in the model."""
 
     def __init__(self, model, forward, device: str):
         self.model, self.forward, self.device = model, forward, device
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        self.optimizer = make_optimizer(model.parameters(), TrainConfig(optimizer="adamw", lr=1e-3))
         self.idx = torch.randint(0, 30, (16, 65), device=device)
         self.times: list[float] = []
         self.step(record=False)  # warm-up

@@ -557,11 +557,12 @@ at::Tensor scan_forward(at::Tensor delta, at::Tensor x, at::Tensor A, at::Tensor
     const int64_t blocks = (s.channels + kBlock - 1) / kBlock;
     at::parallel_for(0, s.batch * blocks, grain(s.length, s.channels, s.n), [&](int64_t begin, int64_t end) {
       scalar_t* h = thread_buffer<scalar_t>((s.n + 3) * kBlock);
+      scalar_t* const out = y.data_ptr<scalar_t>();
       for (int64_t item = begin; item < end; ++item) {
         const int64_t c0 = (item % blocks) * kBlock;
-        if (c0 + kBlock <= s.channels && forward_block(s, y.data_ptr<scalar_t>(), h, h + s.n * kBlock, item / blocks, c0))
+        if (c0 + kBlock <= s.channels && forward_block(s, out, h, h + s.n * kBlock, item / blocks, c0))
           continue;
-        forward_item<scalar_t>(s, y.data_ptr<scalar_t>(), h, h + s.n * kBlock, item / blocks, c0,
+        forward_item<scalar_t>(s, out, h, h + s.n * kBlock, item / blocks, c0,
                                std::min(c0 + kBlock, s.channels));
       }
     });
@@ -659,11 +660,13 @@ at::Tensor conv_forward(at::Tensor x, at::Tensor weight, at::Tensor bias) {
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_forward", [&] {
     const auto s = conv_inputs<scalar_t>(x, wt, bias);
     const int64_t blocks = (s.channels + kBlock - 1) / kBlock;
+    // (data pointers taken once: data_ptr() is a call into libtorch with checks, too dear per row)
+    scalar_t* const out_data = out.data_ptr<scalar_t>();
     at::parallel_for(0, s.batch * blocks, grain(s.length, s.channels, s.width), [&](int64_t begin, int64_t end) {
       for (int64_t item = begin; item < end; ++item) {
         const int64_t b = item / blocks, c0 = (item % blocks) * kBlock, n = std::min(kBlock, s.channels - c0);
         for (int64_t t = 0; t < s.length; ++t) {
-          scalar_t* __restrict o = out.data_ptr<scalar_t>() + (b * s.length + t) * s.channels + c0;
+          scalar_t* __restrict o = out_data + (b * s.length + t) * s.channels + c0;
           s.pre(b, t, c0, n, o);
 SIMD
           for (int64_t j = 0; j < n; ++j) o[j] = o[j] * sigmoid(o[j]);
@@ -688,14 +691,18 @@ std::vector<at::Tensor> conv_backward(at::Tensor d_out, at::Tensor x, at::Tensor
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_backward", [&] {
     const auto s = conv_inputs<scalar_t>(x, wt, bias);
     const int64_t blocks = (s.channels + kBlock - 1) / kBlock, L = s.length;
+    scalar_t* const dbias_data = dbias.data_ptr<scalar_t>();
+    scalar_t* const dx_data = dx.data_ptr<scalar_t>();
+    scalar_t* const dwt_data = dwt.data_ptr<scalar_t>();
+    const scalar_t* const d_out_data = d_out.data_ptr<scalar_t>();
     at::parallel_for(0, s.batch * blocks, grain(L, s.channels, s.width), [&](int64_t begin, int64_t end) {
       scalar_t* g_pre = thread_buffer<scalar_t>((L + s.width) * kBlock);  // rows past T stay zero
       for (int64_t item = begin; item < end; ++item) {
         const int64_t b = item / blocks, c0 = (item % blocks) * kBlock, n = std::min(kBlock, s.channels - c0);
-        scalar_t* __restrict db = dbias.data_ptr<scalar_t>() + b * channels + c0;
+        scalar_t* __restrict db = dbias_data + b * channels + c0;
         for (int64_t t = 0; t < L; ++t) {  // the gradient of the pre-activation, through silu
           scalar_t* __restrict g = g_pre + t * kBlock;
-          const scalar_t* __restrict dyt = d_out.data_ptr<scalar_t>() + (b * L + t) * channels + c0;
+          const scalar_t* __restrict dyt = d_out_data + (b * L + t) * channels + c0;
           s.pre(b, t, c0, n, g);
 SIMD
           for (int64_t j = 0; j < n; ++j) {
@@ -707,13 +714,13 @@ SIMD
         std::fill(g_pre + L * kBlock, g_pre + (L + s.width) * kBlock, scalar_t(0));
         for (int64_t t = 0; t < L; ++t) {  // x_t feeds the outputs t + K - 1 - k through w_k
           const scalar_t* __restrict xt = s.x + b * s.stride_b + t * s.stride_t + c0;
-          scalar_t* __restrict dxt = dx.data_ptr<scalar_t>() + (b * L + t) * dx_row + c0;
+          scalar_t* __restrict dxt = dx_data + (b * L + t) * dx_row + c0;
 SIMD
           for (int64_t j = 0; j < n; ++j) dxt[j] = scalar_t(0);
           for (int64_t k = 0; k < s.width; ++k) {
             const scalar_t* __restrict g = g_pre + (t + s.width - 1 - k) * kBlock;
             const scalar_t* __restrict wk = s.wt + k * channels + c0;
-            scalar_t* __restrict dwk = dwt.data_ptr<scalar_t>() + (b * s.width + k) * channels + c0;
+            scalar_t* __restrict dwk = dwt_data + (b * s.width + k) * channels + c0;
 SIMD
             for (int64_t j = 0; j < n; ++j) {
               dxt[j] += wk[j] * g[j];
