@@ -202,22 +202,25 @@ def test_the_hand_written_scan_backward_passes_gradcheck():
                                         (x, delta, A, B, C))
 
 
+# d 16 (32 channels: the kernel's generic loops) and d 64 with state 16 (128 channels: two full blocks of its
+# vector path, as the benchmark shape runs)
+@pytest.mark.parametrize("d_model, d_state", [(16, 4), (64, 16)], ids=["d16", "d64"])
 @pytest.mark.parametrize("scan", ["compiled", "sequential", "parallel"])
-def test_block_gradients_match_transformers_mamba_mixer(scan, request):
+def test_block_gradients_match_transformers_mamba_mixer(scan, d_model, d_state, request):
     transformers = pytest.importorskip("transformers")
     from transformers.models.mamba.modeling_mamba import MambaMixer
 
     if scan == "compiled":
         request.getfixturevalue("needs_kernel")
     torch.manual_seed(4)
-    cfg = MambaConfig(d_model=16, d_state=4, d_conv=4, expand=2, scan=scan)
+    cfg = MambaConfig(d_model=d_model, d_state=d_state, d_conv=4, expand=2, scan=scan)
     ours = MambaBlock(cfg)
-    hf_config = transformers.MambaConfig(hidden_size=16, state_size=4, conv_kernel=4, expand=2,
+    hf_config = transformers.MambaConfig(hidden_size=d_model, state_size=d_state, conv_kernel=4, expand=2,
                                          time_step_rank=ours.rank, use_conv_bias=True, use_bias=False)
     theirs = MambaMixer(hf_config, layer_idx=0)
     theirs.load_state_dict(ours.state_dict())
-    x = torch.randn(2, 13, 16)
-    weights = torch.randn(2, 13, 16)
+    x = torch.randn(2, 13, d_model)
+    weights = torch.randn(2, 13, d_model)
     (ours(x) * weights).sum().backward()
     (theirs(x) * weights).sum().backward()
     theirs_grads = dict(theirs.named_parameters())

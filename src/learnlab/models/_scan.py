@@ -209,8 +209,8 @@ SIMD
                   H + (t + 1) * row, kept + (L + t) * kBlock, decay + t * row);
   }
   std::fill(dh, dh + row, T(0));
-  T* __restrict dD = g.D + b * s.channels + c0;
-  T* __restrict dbias = g.bias + b * s.channels + c0;
+  T* __restrict dD = g.D + c0;
+  T* __restrict dbias = g.bias + c0;
   for (int64_t t = L - 1; t >= 0; --t) {
     const int64_t i0 = (b * L + t) * s.channels + c0;
     const T* __restrict x = s.x + i0;
@@ -240,15 +240,15 @@ SIMD
     }
     const T* __restrict Bt = s.B + (b * L + t) * n;
     const T* __restrict Ct = s.C + (b * L + t) * n;
-    T* __restrict dBt = g.B + ((block * s.batch + b) * L + t) * n;
-    T* __restrict dCt = g.C + ((block * s.batch + b) * L + t) * n;
+    T* __restrict dBt = g.B + (b * L + t) * n;
+    T* __restrict dCt = g.C + (b * L + t) * n;
     for (int64_t k = 0; k < n; ++k) {
       const T* __restrict Ak = s.At + k * s.channels + c0;
       const T* __restrict ak = decay + t * row + k * kBlock;
       const T* __restrict hk = H + (t + 1) * row + k * kBlock;
       const T* __restrict hp = H + t * row + k * kBlock;
       T* __restrict dhk = dh + k * kBlock;
-      T* __restrict dAk = g.At + (b * n + k) * s.channels + c0;
+      T* __restrict dAk = g.At + k * s.channels + c0;
       const T Bk = Bt[k], Ck = Ct[k];
       T sum_B = 0, sum_C = 0;
 _Pragma("omp simd reduction(+ : sum_B, sum_C)")
@@ -262,8 +262,8 @@ _Pragma("omp simd reduction(+ : sum_B, sum_C)")
         dAk[j] += g_a * d[j];
         dhk[j] = g_h * ak[j];  // a_t dh_t, what reaches h_{t-1}
       }
-      dBt[k] = sum_B;
-      dCt[k] = sum_C;
+      dBt[k] += sum_B;
+      dCt[k] += sum_C;
     }
     T* __restrict dx = g.x + i0;
     T* __restrict ddelta = g.delta + i0;
@@ -445,14 +445,14 @@ bool backward_block(const Inputs<float>& s, const float* __restrict dy, const Gr
     }
     const float* __restrict Bt = s.B + (b * L + t) * n;
     const float* __restrict Ct = s.C + (b * L + t) * n;
-    float* __restrict dBt = g.B + ((block * s.batch + b) * L + t) * n;
-    float* __restrict dCt = g.C + ((block * s.batch + b) * L + t) * n;
+    float* __restrict dBt = g.B + (b * L + t) * n;
+    float* __restrict dCt = g.C + (b * L + t) * n;
     const float* __restrict at = decay + t * row;
     const float* __restrict hp = H + t * row;
     const float* __restrict hn = H + (t + 1) * row;
     for (int64_t k = 0; k < n; ++k) {
       const float* __restrict Ak = s.At + k * s.channels + c0;
-      float* __restrict dAk = g.At + (b * n + k) * s.channels + c0;
+      float* __restrict dAk = g.At + k * s.channels + c0;
       const float Bk = Bt[k], Ck = Ct[k];
       vf sum_B = splat(0.0f), sum_C = splat(0.0f);
       VECS {
@@ -467,8 +467,8 @@ bool backward_block(const Inputs<float>& s, const float* __restrict dy, const Gr
         vstore(dAk + v * kLanes, vload(dAk + v * kLanes) + g_a * d[v]);
         vstore(dh + o, g_h * a);  // a_t dh_t, what reaches h_{t-1}
       }
-      dBt[k] = hsum(sum_B);
-      dCt[k] = hsum(sum_C);
+      dBt[k] += hsum(sum_B);
+      dCt[k] += hsum(sum_C);
     }
     VECS {
       vstore(g.x + i0 + v * kLanes, d_u[v] * d[v] + g_y[v] * vload(s.D + c0 + v * kLanes));
@@ -480,8 +480,8 @@ bool backward_block(const Inputs<float>& s, const float* __restrict dy, const Gr
     }
   }
   VECS {
-    vstore(g.D + b * s.channels + c0 + v * kLanes, vload(g.D + b * s.channels + c0 + v * kLanes) + dD[v]);
-    vstore(g.bias + b * s.channels + c0 + v * kLanes, vload(g.bias + b * s.channels + c0 + v * kLanes) + dbias[v]);
+    vstore(g.D + c0 + v * kLanes, vload(g.D + c0 + v * kLanes) + dD[v]);
+    vstore(g.bias + c0 + v * kLanes, vload(g.bias + c0 + v * kLanes) + dbias[v]);
   }
   return true;
 }
@@ -500,6 +500,18 @@ T* thread_buffer(size_t size) {
   thread_local std::vector<T> buffer;
   if (buffer.size() < size) buffer.resize(size);
   return buffer.data();
+}
+
+// This thread's partial-sum slot, of `slots` (at::get_num_threads() when the call began).
+int64_t thread_slot(int64_t slots) {
+  const int64_t tid = at::get_thread_num();
+  TORCH_CHECK(tid >= 0 && tid < slots, "thread ", tid, " outside the ", slots, " partial-sum slots");
+  return tid;
+}
+
+// The per-thread partials (slots, ...) added up.
+at::Tensor slots_sum(const at::Tensor& partials) {
+  return partials.size(0) == 1 ? partials[0] : partials.sum(0);
 }
 
 // Items per thread at least: small problems (the tests' gradchecks) run on the calling thread, as
@@ -583,11 +595,13 @@ std::vector<at::Tensor> scan_backward(at::Tensor dy, at::Tensor delta, at::Tenso
   if (z.numel() > 0) check(d_z, "d_z_out", z.sizes(), delta, true);
   const int64_t batch = delta.size(0), length = delta.size(1), channels = delta.size(2), n = A.size(1);
   const int64_t blocks = (channels + kBlock - 1) / kBlock;
-  // Sums over batch rows (A, D, bias) and channel blocks (B, C) are per-item partials added after: no races.
-  auto d_At = at::zeros({batch, n, channels}, delta.options());
-  auto d_D = at::zeros({batch, channels}, delta.options()), d_bias = at::zeros({batch, channels}, delta.options());
-  auto d_B = at::empty({blocks, batch, length, n}, delta.options());
-  auto d_C = at::empty({blocks, batch, length, n}, delta.options());
+  // Sums over batch rows (A, D, bias) and channel blocks (B, C) go to one partial a thread, added after
+  // (no races; with one thread, no sum at all).
+  const int64_t threads = at::get_num_threads();
+  auto d_At = at::zeros({threads, n, channels}, delta.options());
+  auto d_D = at::zeros({threads, channels}, delta.options()), d_bias = at::zeros({threads, channels}, delta.options());
+  auto d_B = at::zeros({threads, batch, length, n}, delta.options());
+  auto d_C = at::zeros({threads, batch, length, n}, delta.options());
   AT_DISPATCH_FLOATING_TYPES(delta.scalar_type(), "scan_backward", [&] {
     const auto s = inputs<scalar_t>(delta, x, At, B, C, D, z, delta_bias, softplus);
     const Grads<scalar_t> g{d_delta.data_ptr<scalar_t>(), d_x.data_ptr<scalar_t>(),
@@ -596,6 +610,9 @@ std::vector<at::Tensor> scan_backward(at::Tensor dy, at::Tensor delta, at::Tenso
                             d_D.data_ptr<scalar_t>(), d_bias.data_ptr<scalar_t>(), d_B.data_ptr<scalar_t>(),
                             d_C.data_ptr<scalar_t>()};
     at::parallel_for(0, batch * blocks, grain(length, channels, n), [&](int64_t begin, int64_t end) {
+      const int64_t tid = thread_slot(threads);
+      const Grads<scalar_t> gt{g.delta, g.x, g.z, g.z_row, g.At + tid * n * channels, g.D + tid * channels,
+                               g.bias + tid * channels, g.B + tid * batch * length * n, g.C + tid * batch * length * n};
       const int64_t row = n * kBlock;
       scalar_t* H = thread_buffer<scalar_t>((2 * length + 2) * row + (2 * length + 4) * kBlock);
       scalar_t* decay = H + (length + 1) * row;
@@ -604,14 +621,15 @@ std::vector<at::Tensor> scan_backward(at::Tensor dy, at::Tensor delta, at::Tenso
       scalar_t* scratch = kept + 2 * length * kBlock;
       for (int64_t item = begin; item < end; ++item) {
         const int64_t b = item / blocks, block = item % blocks, c0 = block * kBlock;
-        if (c0 + kBlock <= channels && backward_block(s, dy.data_ptr<scalar_t>(), g, H, decay, dh, kept, b, block, c0))
+        if (c0 + kBlock <= channels && backward_block(s, dy.data_ptr<scalar_t>(), gt, H, decay, dh, kept, b, block, c0))
           continue;
-        backward_item<scalar_t>(s, dy.data_ptr<scalar_t>(), g, H, decay, dh, kept, scratch, b, block, c0,
+        backward_item<scalar_t>(s, dy.data_ptr<scalar_t>(), gt, H, decay, dh, kept, scratch, b, block, c0,
                                 std::min(c0 + kBlock, channels));
       }
     });
   });
-  return {d_delta, d_x, d_At.sum(0).t().contiguous(), d_B.sum(0), d_C.sum(0), d_D.sum(0), d_z, d_bias.sum(0)};
+  return {d_delta, d_x, slots_sum(d_At).t().contiguous(), slots_sum(d_B), slots_sum(d_C), slots_sum(d_D), d_z,
+          slots_sum(d_bias)};
 }
 
 // ---- The causal depthwise convolution and SiLU before the scan: out = silu(bias + sum_k w_k x_{t-K+1+k}).
@@ -651,6 +669,71 @@ Conv<T> conv_inputs(const at::Tensor& x, const at::Tensor& wt, const at::Tensor&
           x.stride(0), x.stride(1)};
 }
 
+// conv_backward's item for a full block in float and a width up to 4 (Mamba's), in vector types with
+// the weight-gradient sums in registers: g_pre (T + K, kBlock) scratch, dwt (K, c) and dbias (c,) the
+// thread's partials. False (nothing done) otherwise.
+bool conv_backward_block(const Conv<float>& s, const float* __restrict d_out, float* __restrict dx, int64_t dx_row,
+                         float* __restrict dwt, float* __restrict dbias, float* __restrict g_pre, int64_t b,
+                         int64_t c0) {
+  constexpr int64_t kMaxWidth = 4;
+  const int64_t K = s.width, L = s.length, c = s.channels;
+  if (K > kMaxWidth) return false;
+  vf db[kVecs], w[kMaxWidth][kVecs], dw[kMaxWidth][kVecs];
+  VECS {
+    db[v] = splat(0.0f);
+    _Pragma("GCC unroll 4") for (int64_t k = 0; k < kMaxWidth; ++k) {
+      w[k][v] = k < K ? vload(s.wt + k * c + c0 + v * kLanes) : splat(0.0f);
+      dw[k][v] = splat(0.0f);
+    }
+  }
+  for (int64_t t = 0; t < L; ++t) {  // the gradient of the pre-activation, through silu
+    vf p[kVecs];
+    VECS p[v] = vload(s.bias + c0 + v * kLanes);
+    _Pragma("GCC unroll 4") for (int64_t k = 0; k < kMaxWidth; ++k) {
+      const int64_t src = t - K + 1 + k;
+      if (k >= K || src < 0) continue;
+      const float* __restrict xs = s.x + b * s.stride_b + src * s.stride_t + c0;
+      VECS p[v] += w[k][v] * vload(xs + v * kLanes);
+    }
+    const float* __restrict dyt = d_out + (b * L + t) * c + c0;
+    VECS {
+      const vf sg = vsigmoid(p[v]);
+      const vf g = vload(dyt + v * kLanes) * sg * (1.0f + p[v] * (1.0f - sg));
+      vstore(g_pre + t * kBlock + v * kLanes, g);
+      db[v] += g;
+    }
+  }
+  std::fill(g_pre + L * kBlock, g_pre + (L + K) * kBlock, 0.0f);
+  for (int64_t t = 0; t < L; ++t) {  // x_t feeds the outputs t + K - 1 - k through w_k
+    const float* __restrict xt = s.x + b * s.stride_b + t * s.stride_t + c0;
+    float* __restrict dxt = dx + (b * L + t) * dx_row + c0;
+    vf acc[kVecs], xv[kVecs];
+    VECS { acc[v] = splat(0.0f); xv[v] = vload(xt + v * kLanes); }
+    _Pragma("GCC unroll 4") for (int64_t k = 0; k < kMaxWidth; ++k) {
+      if (k >= K) continue;
+      const float* __restrict g = g_pre + (t + K - 1 - k) * kBlock;
+      VECS {
+        const vf gv = vload(g + v * kLanes);
+        acc[v] += w[k][v] * gv;
+        dw[k][v] += gv * xv[v];
+      }
+    }
+    VECS vstore(dxt + v * kLanes, acc[v]);
+  }
+  VECS {
+    vstore(dbias + c0 + v * kLanes, vload(dbias + c0 + v * kLanes) + db[v]);
+    _Pragma("GCC unroll 4") for (int64_t k = 0; k < kMaxWidth; ++k) {
+      if (k < K) vstore(dwt + k * c + c0 + v * kLanes, vload(dwt + k * c + c0 + v * kLanes) + dw[k][v]);
+    }
+  }
+  return true;
+}
+
+bool conv_backward_block(const Conv<double>&, const double*, double*, int64_t, double*, double*, double*, int64_t,
+                         int64_t) {
+  return false;
+}
+
 }  // namespace
 
 // silu(causal depthwise conv(x)) (b, T, c) for x (b, T, c), weight (c, K), bias (c,).
@@ -687,7 +770,8 @@ std::vector<at::Tensor> conv_backward(at::Tensor d_out, at::Tensor x, at::Tensor
   auto dx = dx_out.numel() > 0 ? dx_out : at::empty({batch, x.size(1), channels}, x.options());
   check(dx, "dx_out", x.sizes(), x, true);
   const int64_t dx_row = dx.stride(1);
-  auto dwt = at::zeros({batch, width, channels}, x.options()), dbias = at::zeros({batch, channels}, x.options());
+  const int64_t threads = at::get_num_threads();  // one partial of the weight and bias gradients a thread
+  auto dwt = at::zeros({threads, width, channels}, x.options()), dbias = at::zeros({threads, channels}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_backward", [&] {
     const auto s = conv_inputs<scalar_t>(x, wt, bias);
     const int64_t blocks = (s.channels + kBlock - 1) / kBlock, L = s.length;
@@ -697,9 +781,13 @@ std::vector<at::Tensor> conv_backward(at::Tensor d_out, at::Tensor x, at::Tensor
     const scalar_t* const d_out_data = d_out.data_ptr<scalar_t>();
     at::parallel_for(0, s.batch * blocks, grain(L, s.channels, s.width), [&](int64_t begin, int64_t end) {
       scalar_t* g_pre = thread_buffer<scalar_t>((L + s.width) * kBlock);  // rows past T stay zero
+      const int64_t tid = thread_slot(threads);
       for (int64_t item = begin; item < end; ++item) {
         const int64_t b = item / blocks, c0 = (item % blocks) * kBlock, n = std::min(kBlock, s.channels - c0);
-        scalar_t* __restrict db = dbias_data + b * channels + c0;
+        if (n == kBlock && conv_backward_block(s, d_out_data, dx_data, dx_row, dwt_data + tid * s.width * channels,
+                                               dbias_data + tid * channels, g_pre, b, c0))
+          continue;
+        scalar_t* __restrict db = dbias_data + tid * channels + c0;
         for (int64_t t = 0; t < L; ++t) {  // the gradient of the pre-activation, through silu
           scalar_t* __restrict g = g_pre + t * kBlock;
           const scalar_t* __restrict dyt = d_out_data + (b * L + t) * channels + c0;
@@ -720,7 +808,7 @@ SIMD
           for (int64_t k = 0; k < s.width; ++k) {
             const scalar_t* __restrict g = g_pre + (t + s.width - 1 - k) * kBlock;
             const scalar_t* __restrict wk = s.wt + k * channels + c0;
-            scalar_t* __restrict dwk = dwt_data + (b * s.width + k) * channels + c0;
+            scalar_t* __restrict dwk = dwt_data + (tid * s.width + k) * channels + c0;
 SIMD
             for (int64_t j = 0; j < n; ++j) {
               dxt[j] += wk[j] * g[j];
@@ -731,7 +819,7 @@ SIMD
       }
     });
   });
-  return {dx, dwt.sum(0).t().contiguous(), dbias.sum(0)};
+  return {dx, slots_sum(dwt).t().contiguous(), slots_sum(dbias)};
 }
 """
 
