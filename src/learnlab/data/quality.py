@@ -31,17 +31,23 @@ def label_runs(order: np.ndarray, labels: np.ndarray) -> tuple[int, float]:
     return runs, float(1 + (len(emitted) - 1) * (1 - np.square(p).sum()))
 
 
-def batch_label_kl(order: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
-    """Mean over full batches of KL(batch label histogram || global label histogram) (nats)."""
+def batch_label_kl(order: np.ndarray, labels: np.ndarray, batch_size: int,
+                   reference: np.ndarray | None = None) -> float:
+    """Mean over full batches of KL(batch label histogram || global label histogram) (nats).
+
+    ``reference``: the global histogram (class frequencies) when ``labels`` are only part of
+    the data set, e.g. the head of an epoch; by default the histogram of ``labels``.
+    """
     labels = _classes(labels)
-    n_classes = int(labels.max()) + 1 if len(labels) else 0
+    n_classes = max(int(labels.max()) + 1 if len(labels) else 0, 0 if reference is None else len(reference))
     emitted = labels[order[:len(order) - len(order) % batch_size]].reshape(-1, batch_size)
     if not len(emitted):
         return float("nan")
     counts = np.zeros((len(emitted), n_classes))
     np.add.at(counts, (np.arange(len(emitted))[:, None], emitted), 1)
     batch = counts / batch_size
-    reference = np.bincount(labels, minlength=n_classes) / len(labels)
+    if reference is None:
+        reference = np.bincount(labels, minlength=n_classes) / len(labels)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(batch > 0, batch * np.log(batch / reference), 0.0)
     return float(terms.sum(axis=1).mean())
