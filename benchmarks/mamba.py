@@ -20,13 +20,34 @@ machine, so the milliseconds are inflated; the shares are what to read):
   ``conv1d``'s backward 4% (~12 ms a layer at 1 thread on its own: mkldnn's depthwise
   backward on a CPU is slow); then ~1,500 small ops a step of copies, transposes and
   elementwise gates.
-- after (``scan="compiled"``), 104 ms a step: the projections ``mm`` 40% (2.7 GFLOP at
-  ~75 GFLOP/s a core with MKL: 37 ms of CPU a step, the floor named in issue 20); the
-  compiled block interior 44% (backward 30%: it recomputes the states, with their exp, into
-  an L2-sized buffer, then runs the reverse scan; forward 15%); AdamW, LayerNorm and the
-  remaining ~600 small ops ~15%. Per layer, on its own at 1 thread: scan forward 2 ms,
-  backward 6 ms, conv + SiLU 0.3 + 0.6 ms (was 4.5 ms as shifted multiply-adds through
-  autograd).
+- the first compiled kernel (commit cb1ec62): the compiled block interior 55% (backward 38%,
+  forward 17%), the projections ``mm`` 29%, AdamW, LayerNorm and ~600 small ops the rest. Per
+  layer on its own (CPU time, loaded): scan forward 5.7 ms, backward 12.4 ms, conv + SiLU
+  backward 1.9-2.4 ms, forward 0.6 ms. About half of the scan's forward was its exps (a
+  standalone copy with the exp replaced by a multiply-add ran in half the time).
+- now (2026-12-03, the vector path of ``_scan.py``: exp inlined, a step's values in registers
+  across the states, the conv backward in vector types, one partial-sum slot a thread): the
+  projections ``mm`` 33% (~2.7 GFLOP a step: the floor named in issue 20), the block interior
+  49% (backward 33%: it recomputes the states and decays, then runs the reverse scan; forward
+  16%), AdamW 6-8% (``foreach``, still ~10 ops a parameter on a CPU), LayerNorm ~2.5%, the rest
+  small ops. Per layer on its own (CPU time, the same loaded machine): scan forward 3.1-3.6 ms,
+  backward 7.2-8.0 ms, conv + SiLU backward 0.4-0.5 ms, forward 0.3-0.45 ms.
+
+Measured on 2026-12-03 on that loaded machine (load average 4-6 on 2 cores: every number here
+is inflated, transformers' most; on a quiet day the baseline step was 0.75-1.1 s):
+
+    OMP_NUM_THREADS=1 python benchmarks/mamba.py --threads 1
+    learnlab, compiled scan (auto on a CPU)                   190.6 ms                 37.4x
+    learnlab, sequential scan                                 729.4 ms                  9.8x
+    learnlab, parallel scan                                  4246.4 ms                  1.7x
+    transformers MambaForCausalLM (pure-PyTorch fallback)    7133.3 ms                  1.0x
+
+and the kernel of commit cb1ec62 beside this one in one process (interleaved rounds, medians,
+wall and CPU time): before 223.7 ms wall, 151.6 ms CPU a step; now 201.2 ms wall, 129.6 ms CPU
+(transformers' step 6,932 ms wall, 4,659 ms CPU: 34.5x wall, 36.0x CPU). The compiled step is
+~15% faster end to end, the block interior ~45% faster; targets not met on this machine:
+what is left is the projections (a third of the step, at MKL's speed for these shapes), the
+scan's exps (one per state entry forward, again in the backward's recompute) and AdamW.
 
 Threads: on a machine shared with other jobs, 2 OpenMP threads can take 3x longer than 1
 (each parallel region waits on a descheduled spinning thread); ``--threads 1`` (or

@@ -22,8 +22,8 @@ written with GCC's vector types (16 floats): a step's per-channel values (Delta,
 gradient sums) stay in registers across the n states, and exp is inlined: Cephes' ``expf``
 polynomial, with AVX-512's ``vrndscaleps``/``vscalefps`` for the reduction and the scaling where
 the CPU has them (within ~2 ulp of glibc's ``expf``; ``exp(-87.3)`` ~ 1e-38 for inputs below
--87.3, where ``expf`` is denormal or 0). The exps were most of the scan's time: a call to
-libmvec's vector ``expf`` in the loop spills every vector register. Partial blocks and float64
+-87.3, where ``expf`` is denormal or 0). About half of the forward's time was its exps (a
+standalone copy with each exp replaced by a multiply-add ran in half the time). Partial blocks and float64
 (the gradchecks) take plain ``omp simd`` loops over the block's channels, float with the same
 inlined polynomial (0 below -87.3), float64 with ``std::exp``. Measured at the benchmark shape,
 one layer at one thread on a loaded 2-core machine (CPU time): scan forward 5.7 -> 3.1-3.6 ms,
