@@ -13,6 +13,9 @@ import pytest
 from learnlab.store import Store, export_run, import_run
 from learnlab.sweep import SlurmExecutor, _RemoteExecutor, expand_grid, pending_points, run_point_isolated, run_sweep
 
+# These tests check runs' numbers, claims and statuses, not their figures.
+pytestmark = pytest.mark.usefixtures("no_figures")
+
 FAST = ["train.max_steps=40", "train.eval_every=20"]
 
 
@@ -83,7 +86,7 @@ def _cli(store_path, *args):
 def test_a_ray_sweep_killed_midway_reruns_only_the_missing_points(tmp_path):
     pytest.importorskip("ray")
     store_path = tmp_path / "s.sqlite"
-    grid = ["sweep", "hidden-progress", "--preset", "smoke", "--grid", f"seed={','.join(map(str, range(24)))}",
+    grid = ["sweep", "hidden-progress", "--preset", "smoke", "--grid", f"seed={','.join(map(str, range(12)))}",
             "--executor", "ray", "--ray-cpus", "2", "--quiet", *FAST]
     env = dict(os.environ)
     driver = subprocess.Popen(_cli(store_path, *grid), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
@@ -99,19 +102,19 @@ def _kill_midway_and_rerun(driver, store_path, grid, env):
     store = Store(store_path)
     deadline = time.time() + 180
     while time.time() < deadline and driver.poll() is None:
-        if store_path.exists() and len(store.list_runs(status="completed")) >= 4:
+        if store_path.exists() and len(store.list_runs(status="completed")) >= 3:
             break
         time.sleep(0.2)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
     driver.wait(timeout=30)
     before = len(store.list_runs(status="completed"))
-    assert 4 <= before < 24
+    assert 3 <= before < 12
     rerun = subprocess.run(_cli(store_path, *grid), capture_output=True, text=True, env=env, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{before} already completed, {24 - before} to run" in rerun.stderr
+    assert f"{before} already completed, {12 - before} to run" in rerun.stderr
     completed = store.list_runs(status="completed")
-    assert len(completed) == 24 and len({r.config_hash for r in completed}) == 24
-    assert sorted(r.seed for r in completed) == list(range(24))
+    assert len(completed) == 12 and len({r.config_hash for r in completed}) == 12
+    assert sorted(r.seed for r in completed) == list(range(12))
     store.close()
 
 

@@ -1,9 +1,14 @@
 from dataclasses import replace
 
+import pytest
+
 from learnlab.claims import check_claims
 from learnlab.experiments import ar_learners
 from learnlab.results import StoredRun
 from learnlab.runner import execute
+
+# These tests check runs' numbers, claims and statuses, not their figures.
+pytestmark = pytest.mark.usefixtures("no_figures")
 
 
 def test_a_linear_predictor_learns_parity_only_with_the_chain(store):

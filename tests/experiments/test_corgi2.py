@@ -1,14 +1,20 @@
 import numpy as np
+import pytest
 
 from learnlab.data import ShardedDataset, offline_shuffle, write_arrays
 from learnlab.experiments import corgi2
 from learnlab.results import StoredRun
 from learnlab.runner import execute
 
+# These tests check runs' numbers, claims and statuses, not their figures.
+pytestmark = pytest.mark.usefixtures("no_figures")
 
-def test_smoke_run_checks_io_orders_and_shuffle_quality(store):
+
+def test_smoke_run_checks_io_orders_and_shuffle_quality(smoke_run):
     cfg = corgi2.presets()["smoke"]
-    record = store.get_run(execute(corgi2, cfg, store=store, device="cpu", quiet=True).run_id)
+    shared, run_id = smoke_run(corgi2.NAME)  # the session's smoke run, shared with the contract test
+    record = shared.get_run(run_id)
+    assert record.status == "completed", record.error
     run = StoredRun(record, corgi2.Config)
     for arm in cfg.arms:  # each loader emitted exactly its planned order in its real epoch
         assert run.last(f"gaussian/{arm}_matches_plan") == 1.0

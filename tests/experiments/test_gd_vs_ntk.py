@@ -1,11 +1,15 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from learnlab.experiments import gd_vs_ntk as gn
 from learnlab.models.mlp import MLPConfig
 from learnlab.results import StoredRun
 from learnlab.runner import execute
+
+# These tests check runs' numbers, claims and statuses, not their figures.
+pytestmark = pytest.mark.usefixtures("no_figures")
 
 
 def _stored(store, cfg):
@@ -24,9 +28,10 @@ def test_edge_cells_separate_a_learnable_parity_from_an_unlearnable_one(store):
     assert claims["edge-predicts-gd"].verdict != "not reproduced"
 
 
-def test_scaling_curves_and_the_lazy_model(store):
+def test_scaling_curves_and_the_lazy_model(smoke_run):
     cfg = gn.presets()["smoke"]
-    run = _stored(store, cfg)
+    shared, run_id = smoke_run(gn.NAME)  # the session's smoke run, shared with the contract test
+    run = StoredRun(shared.get_run(run_id), gn.Config)
     assert set(gn.network_curve(run, 8, cfg.k)) == set(cfg.network_samples)
     kernel = gn.kernel_curve(run, 4, cfg.k)
     assert list(kernel)[0] == cfg.kernel_samples[0] and all(v.shape == (cfg.kernel_seeds,) for v in kernel.values())

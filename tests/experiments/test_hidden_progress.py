@@ -10,6 +10,9 @@ from learnlab.probes.fourier import fourier_gap
 from learnlab.probes.parity_progress import neuron_support_margin, neuron_support_share, unit_init_fourier_gap
 from learnlab.results import StoredRun
 
+# These tests check runs' numbers, claims and statuses, not their figures.
+pytestmark = pytest.mark.usefixtures("no_figures")
+
 
 def _synthetic_run(store, *, loss_curve, support_growth, n_seeds=16, t_c=1000, max_accuracy=1.0, drift=1.0):
     """A stored run whose curves are given in closed form (no training)."""

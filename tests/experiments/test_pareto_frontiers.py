@@ -1,6 +1,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from learnlab.claims import check_claims
 from learnlab.config import to_dict
@@ -8,6 +9,9 @@ from learnlab.experiments import pareto_frontiers as pf
 from learnlab.experiments.pareto_frontiers import schema as M
 from learnlab.results import StoredRun
 from learnlab.runner import execute
+
+# These tests check runs' numbers, claims and statuses, not their figures.
+pytestmark = pytest.mark.usefixtures("no_figures")
 
 
 def _synthetic(store, success, *, widths=(10, 100, 300), sizes=(250, 500), trials=8, grokking=False):

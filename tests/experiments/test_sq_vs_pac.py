@@ -1,12 +1,16 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from learnlab.experiments import sq_vs_pac as sq
 from learnlab.experiments.sq_vs_pac import schema as names
 from learnlab.models.mlp import MLPConfig
 from learnlab.results import StoredRun
 from learnlab.runner import execute
+
+# These tests check runs' numbers, claims and statuses, not their figures.
+pytestmark = pytest.mark.usefixtures("no_figures")
 
 
 def _stored(store, cfg):
@@ -27,9 +31,10 @@ def test_deterministic_rounding_blocks_the_parity_at_large_batch_and_not_at_smal
     assert verdicts["sq-regime"] != "not reproduced"  # 2 seeds: reproduced or (too few runs) inconclusive
 
 
-def test_the_channel_reads_examples_back_below_the_dead_zone_and_nothing_above(store):
+def test_the_channel_reads_examples_back_below_the_dead_zone_and_nothing_above(smoke_run):
     cfg = sq.presets()["smoke"]
-    run = _stored(store, cfg)
+    shared, run_id = smoke_run(sq.NAME)  # the session's smoke run, shared with the contract test
+    run = StoredRun(shared.get_run(run_id), sq.Config)
     recovered = names.channel_metric(names.channel_prefix("sgd", "nearest"), "recovered")
     assert list(run.steps(recovered)) == list(cfg.channel.batch_sizes)
     # b = 4, rho = 0.05 nearest: every example is above rho / 2 and read back (few collisions at M = 512)

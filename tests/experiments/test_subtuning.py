@@ -1,14 +1,20 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from learnlab.experiments import subtuning
 from learnlab.runner import execute
 
+# These tests check runs' numbers, claims and statuses, not their figures.
+pytestmark = pytest.mark.usefixtures("no_figures")
 
-def test_smoke_run_stores_a_reusable_backbone_and_checks_every_claim(store, tmp_path):
+
+def test_smoke_run_stores_a_reusable_backbone_and_checks_every_claim(store, smoke_run):
     cfg = subtuning.presets()["smoke"]
-    record = store.get_run(execute(subtuning, cfg, store=store, device="cpu", quiet=True).run_id)
+    shared, run_id = smoke_run(subtuning.NAME)  # the session's smoke run, shared with the contract test
+    record = shared.get_run(run_id)
+    assert record.status == "completed", record.error
     claims = {c.name: c for c in record.claims()}
     assert {"later-blocks-matter-more", "low-data-greedy-vs-ft-shift", "more-blocks-with-more-data-shift",
             "greedy-cap-did-not-bind", "multitask-outputs-equal", "multitask-flops"} <= set(claims)

@@ -7,6 +7,9 @@ from learnlab.errors import StoreError
 from learnlab.experiments import get_experiment, resolve_preset
 from learnlab.runner import execute
 
+# These tests check runs' numbers, claims and statuses, not their figures.
+pytestmark = pytest.mark.usefixtures("no_figures")
+
 
 def test_time_based_checkpoints_keep_the_numbers(store):
     experiment = get_experiment("hidden-progress")
