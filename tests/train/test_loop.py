@@ -93,14 +93,15 @@ def test_a_run_killed_mid_way_and_resumed_ends_like_an_uninterrupted_one(tmp_pat
     store_path = tmp_path / "learnlab.sqlite"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-    reference = subprocess.run(_cli(store_path, "run", "hidden-progress", *settings), capture_output=True,
-                               text=True, env=env, timeout=300)
-    assert reference.returncode == 0, reference.stderr
-    reference_id = reference.stdout.strip().splitlines()[-1]
+    store = Store(store_path)
+    # The uninterrupted reference runs in this process (the same config and arithmetic: one
+    # thread under xdist, as its subprocesses); the victim and its resume are real CLI processes.
+    reference = execute(HIDDEN_PROGRESS, _config(*settings[2:]), store=store, device="cpu", quiet=True)
+    assert reference.status == "completed", reference.error
+    reference_id = reference.run_id
 
     victim = subprocess.Popen(_cli(store_path, "run", "hidden-progress", *settings), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env)
-    store = Store(store_path)
     deadline = time.time() + 120
     victim_id = None
     while time.time() < deadline:  # kill it once its first checkpoint is on disk
