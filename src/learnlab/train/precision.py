@@ -49,21 +49,23 @@ class PrecisionConfig:
 def round_to_lattice(values: torch.Tensor, rho: float | torch.Tensor, mode: RoundingMode,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Round every coordinate to the lattice rho Z (``exact`` returns ``values``)."""
-    scaled = values / rho
     if mode == "exact":
         return values
+    # ``scaled`` is a fresh tensor: the rounding runs in place on it (the sample channel's
+    # answers are ~10^7 coordinates, where every new tensor costs page faults).
+    scaled = values / rho
     if mode == "nearest":
-        return torch.round(scaled) * rho
+        return scaled.round_().mul_(rho)
     if mode == "trunc":
-        return torch.trunc(scaled) * rho
+        return scaled.trunc_().mul_(rho)
     if mode == "adv_zero":
         # Admissible answers: lattice points within 3 rho / 4 of the value (a window of
         # width 3 rho / 2 always holds one). The adversary answers the one nearest zero.
-        nearest_zero = torch.ceil(scaled.abs() - 0.75).clamp_min(0.0)
-        return torch.sign(scaled) * nearest_zero * rho
+        nearest_zero = scaled.abs().sub_(0.75).ceil_().clamp_min_(0.0)
+        return scaled.sign_().mul_(nearest_zero).mul_(rho)
     if mode == "stochastic":
         noise = torch.rand(scaled.shape, generator=generator, device=values.device, dtype=values.dtype)
-        return torch.floor(scaled + noise) * rho
+        return noise.add_(scaled).floor_().mul_(rho)
     raise ValueError(f"unknown rounding mode {mode!r}")
 
 
@@ -181,11 +183,10 @@ def _two_layer_clipped_means(model: StackedTwoLayer, x, y, loss_fn, scale: float
         return g.clamp_(-1.0, 1.0) if clip else g
 
     back = squash_(gradients.pop("pre"))  # (S, B, r)
-    means = {"weight": torch.bmm(back.transpose(1, 2), x) / x.shape[1]}  # (S, r, n)
-    if "bias" in gradients:
-        gradients.pop("bias")
-        means["bias"] = back.mean(dim=1)
-    means.update({name: squash_(g).mean(dim=1) for name, g in gradients.items()})
+    # In the order of ``gradients`` (readout, bias, output_bias), then weight: stochastic
+    # rounding draws its noise parameter by parameter in this order.
+    means = {name: back.mean(dim=1) if name == "bias" else squash_(g).mean(dim=1) for name, g in gradients.items()}
+    means["weight"] = torch.bmm(back.transpose(1, 2), x) / x.shape[1]  # (S, r, n)
     return means, loss
 
 
@@ -271,13 +272,17 @@ def channel_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -(labels * outputs).mean(dim=-1)
 
 
-def decode_channel(answer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_channel(answer: torch.Tensor, blocks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Read examples back from a rounded block gradient (M, n+1) of one replica.
 
     A block holding exactly one example is -y (x, 1) / b, rounded: every coordinate has the
     same nonzero magnitude. Blocks with no example, with colliding examples, or erased by
-    the rounding are skipped. Returns (x (K, n) of ±1, y (K,) of ±1).
+    the rounding are skipped. Returns (x (K, n) of ±1, y (K,) of ±1), in block order.
+    ``blocks``: the blocks the batch touched (``SampleChannel.block_of``); the others hold
+    no example, so only these rows are read (the same result, without a pass over all M).
     """
+    if blocks is not None:
+        answer = answer[torch.unique(blocks)]  # sorted: block order, as over all rows
     magnitude = answer.abs()
     single = (magnitude > 0).all(dim=1) & (magnitude == magnitude[:, :1]).all(dim=1)
     rows = answer[single]

@@ -176,8 +176,9 @@ def _channel(cfg: Config, seeds: tuple[int, ...], run: Run) -> None:
             answers, _ = oracle.answer(model, x, y)
             with torch.no_grad():
                 model.blocks -= cfg.lr * answers["blocks"]
+            touched = model.block_of(x)  # (S, B): every other block's answer is zero
             for j in range(len(seeds)):
-                got_x, got_y = decode_channel(answers["blocks"][j])
+                got_x, got_y = decode_channel(answers["blocks"][j], touched[j])
                 truth = torch.cat([x[j], y[j].unsqueeze(1)], dim=1)
                 got = torch.cat([got_x, got_y.unsqueeze(1)], dim=1)
                 matches = (got.unsqueeze(1) == truth.unsqueeze(0)).all(-1).any(1)  # decoded rows that are real
