@@ -20,7 +20,7 @@ from learnlab.seeding import replica_seeds, stream
 from learnlab.tasks.markov import sample_icl_markov
 from learnlab.train.data import ReplicaStream
 from learnlab.train.loop import fit
-from learnlab.train.optim import TrainConfig, make_optimizer
+from learnlab.train.optim import FlatAdamW, TrainConfig, make_optimizer
 
 if TYPE_CHECKING:
     from learnlab.runner import Run
@@ -65,77 +65,6 @@ def model_and_optimizer(cfg: ICLMarkovConfig, init_seeds, device) -> tuple[torch
                                   {"params": [p for p in params if id(p) not in decay], "weight_decay": 0.0}]
     model = MinimalInductionModel(cfg.task.k, cfg.minimal, init_seeds, device)
     return model, replace(cfg.train, optimizer="sgd", weight_decay=0.0, lr=cfg.minimal.lr_v), model.param_groups()
-
-
-class FlatAdamW:
-    """PyTorch's AdamW (decoupled weight decay, bias correction, no amsgrad) over parameters moved
-    into one flat buffer, each group's a contiguous slice: a dozen tensor ops a step, whatever the
-    number of parameters, instead of ``torch.optim.AdamW``'s per-tensor bookkeeping (~0.9 ms a
-    step for this model's 14 tensors on one CPU thread against ~0.15 ms here). The arithmetic is
-    ``_multi_tensor_adamw``'s, element by element (same ops, same order, Python-float bias
-    corrections). It is not a ``torch.optim.Optimizer``: the first one of those a process builds
-    imports ``torch._dynamo`` (4 s here), a seventh of the paper preset's target. What ``fit``
-    uses: ``param_groups`` (``lr``, ``lr_scale``), ``zero_grad``, ``step``, ``state_dict``,
-    ``load_state_dict``. Every parameter must have a gradient at each step."""
-
-    def __init__(self, groups: list[dict], lr: float, betas: tuple[float, float], weight_decay: float,
-                 eps: float = 1e-8):
-        self.param_groups = [{"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "lr_scale": 1.0,
-                              **group, "params": list(group["params"])} for group in groups]
-        self.params = [p for group in self.param_groups for p in group["params"]]
-        first = self.params[0]
-        self._flat = torch.empty(sum(p.numel() for p in self.params), dtype=first.dtype, device=first.device)
-        self._slices, offset = [], 0
-        with torch.no_grad():
-            for group in self.param_groups:
-                start = offset
-                for p in group["params"]:
-                    view = self._flat[offset : offset + p.numel()].view_as(p)
-                    view.copy_(p)
-                    p.data = view  # the parameter now lives in the flat buffer
-                    offset += p.numel()
-                self._slices.append((start, offset))
-        self._grad = torch.zeros_like(self._flat)
-        self.exp_avg, self.exp_avg_sq = torch.zeros_like(self._flat), torch.zeros_like(self._flat)
-        self.steps = 0
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        grads = [p.grad for p in self.params]
-        if any(g is None for g in grads):
-            raise RuntimeError("FlatAdamW needs a gradient for every parameter")
-        torch.cat([g.reshape(-1) for g in grads], out=self._grad)
-        self.steps += 1
-        beta1, beta2 = self.param_groups[0]["betas"]
-        eps = self.param_groups[0]["eps"]
-        if any(group["betas"] != (beta1, beta2) or group["eps"] != eps for group in self.param_groups):
-            raise ValueError("FlatAdamW takes one (betas, eps) for all groups")
-        for group, (start, stop) in zip(self.param_groups, self._slices):
-            if group["weight_decay"] != 0:
-                self._flat[start:stop].mul_(1 - group["lr"] * group["weight_decay"])
-        self.exp_avg.lerp_(self._grad, 1 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(self._grad, self._grad, value=1 - beta2)
-        bias_correction1 = 1 - beta1 ** float(self.steps)
-        bias_correction2_sqrt = (1 - beta2 ** float(self.steps)) ** 0.5
-        denom = self.exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(eps)
-        for group, (start, stop) in zip(self.param_groups, self._slices):
-            self._flat[start:stop].addcdiv_(self.exp_avg[start:stop], denom[start:stop],
-                                            value=(group["lr"] / bias_correction1) * -1)
-
-    def state_dict(self) -> dict:
-        return {"steps": self.steps, "exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone(),
-                "param_groups": [{k: v for k, v in group.items() if k != "params"} for group in self.param_groups]}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.steps = int(state["steps"])
-        self.exp_avg.copy_(state["exp_avg"])
-        self.exp_avg_sq.copy_(state["exp_avg_sq"])
-        for group, saved in zip(self.param_groups, state["param_groups"]):
-            group.update(saved)
 
 
 def make_icl_optimizer(groups: list[dict], train: TrainConfig):
