@@ -197,12 +197,16 @@ def streaming_loader(remote: str, algorithm: str, blocks: int, per_shard: int, l
 
     clean_stale_shared_memory()
     with _storage_latency(download.LocalDownloader, "_download_file_impl", latency) as requests, \
-            tempfile.TemporaryDirectory() as cache:
+            tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as cache:
         record = _record_bytes() + 16
         dataset = StreamingDataset(remote=remote, local=cache, shuffle=True, shuffle_algo=algorithm, shuffle_seed=0,
                                    shuffle_block_size=blocks * per_shard, batch_size=BATCH,
                                    cache_limit=blocks * per_shard * record * 2, predownload=blocks * per_shard)
         seconds, labels = _one_epoch_of_labels(dataset, head)
+        if head is not None and getattr(dataset, "_iterator", None) is not None:
+            # Stopped early: stop Streaming's download threads before their cache goes away.
+            dataset._iterator.exit()
+            time.sleep(1.0)
     return seconds, requests[0], labels
 
 
