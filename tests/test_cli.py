@@ -88,7 +88,10 @@ def test_sweep_runs_the_cross_product_in_a_process_pool(capsys, store_path):
 
 
 def test_reproduce_prints_the_report_path_and_claims_table(capsys, store_path):
-    code, out, _ = _run(capsys, "reproduce", "--preset", "smoke", "--quiet", "--store", str(store_path))
+    # One experiment, one at a time (the contract test runs every smoke preset; the --jobs
+    # test below runs two in a pool).
+    code, out, _ = _run(capsys, "reproduce", "hidden-progress", "--preset", "smoke", "--quiet", "--store",
+                        str(store_path))
     assert code == 0
     report = Path(out.splitlines()[0].removeprefix("report: "))
     assert report.is_file()
