@@ -509,5 +509,6 @@ def _git_commit() -> str | None:
 def _versions() -> dict[str, str]:
     from learnlab import __version__
 
+    # cpu_threads: what the run was given (a --jobs worker gets cores / jobs), so a duration can be read.
     return {"learnlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "platform": sys.platform}
+            "numpy": np.__version__, "platform": sys.platform, "cpu_threads": str(torch.get_num_threads())}

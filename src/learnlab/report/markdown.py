@@ -58,7 +58,7 @@ def _claims_table(claims: list[Claim]) -> list[str]:
 def verdict_table(store: Store, link_prefix: str = "") -> list[str]:
     """The README's table: per experiment, the quick preset's verdict counts as measured
     (``link_prefix``: where the result pages are, relative to the page holding the table)."""
-    lines = ["| experiment | paper | reproduced | not reproduced | inconclusive | sanity | time (2 cores) | measured by |",
+    lines = ["| experiment | paper | reproduced | not reproduced | inconclusive | sanity | time | measured by |",
              "|---|---|---|---|---|---|---|---|"]
     chosen = latest_runs(store)
     for name, entry in REGISTRY.items():
@@ -68,6 +68,9 @@ def verdict_table(store: Store, link_prefix: str = "") -> list[str]:
             continue
         counts = _counts(record.claims())
         seconds = f"{record.duration:.0f} s" if record.duration else "-"
+        threads = (record.versions or {}).get("cpu_threads")
+        if record.duration and threads:
+            seconds += f" ({threads} thread{'' if threads == '1' else 's'})"
         lines.append(f"| [{name}]({link_prefix}{name}.md) | {entry.paper} | {counts['reproduced']} of {counts['total']} | "
                      f"{counts['not_reproduced']} | {counts['inconclusive']} | {counts['sanity_passed']} of "
                      f"{counts['sanity']} | {seconds} | `{_command(record)}` ({_when(record)}) |")
