@@ -597,6 +597,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    """The error's text on one line: a damaged file's bytes may quote newlines or control characters."""
+    text = " ".join(str(error).split())  # str.split() also breaks at \x1c-\x1f, which splitlines() honours
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # Overrides may come before or after options (`run EXP --preset quick k=v`), so
@@ -610,10 +616,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except LearnlabError as error:
-        print(f"learnlab: error: {error}", file=sys.stderr)
+        print(f"learnlab: error: {_one_line(error)}", file=sys.stderr)
         return 2
-    except sqlite3.DatabaseError as error:  # a store damaged on disk (bad pages), or one locked for too long
-        print(f"learnlab: error: the run store {getattr(args, 'store', '')} cannot be used ({error}).", file=sys.stderr)
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as error:  # a store damaged on disk, or locked for too long
+        print(f"learnlab: error: the run store {getattr(args, 'store', '')} cannot be used ({_one_line(error)}).",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         run_id = getattr(interrupt, "run_id", None)

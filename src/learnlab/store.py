@@ -253,7 +253,8 @@ class Store:
                 conn.close()
                 raise
             return conn
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as error:
+            # UnicodeDecodeError: SQLite's message quotes bytes of a damaged schema that are not UTF-8.
             raise StoreError(f"{self.path} is not a readable learnlab run store ({error}).") from None
 
     def _create(self) -> None:
