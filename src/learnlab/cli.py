@@ -618,9 +618,13 @@ def main(argv: list[str] | None = None) -> int:
     except LearnlabError as error:
         print(f"learnlab: error: {_one_line(error)}", file=sys.stderr)
         return 2
-    except (sqlite3.DatabaseError, UnicodeDecodeError) as error:  # a store damaged on disk, or locked for too long
+    except sqlite3.DatabaseError as error:  # a store damaged on disk (bad pages), or one locked for too long
         print(f"learnlab: error: the run store {getattr(args, 'store', '')} cannot be used ({_one_line(error)}).",
               file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as error:  # bytes that are not UTF-8: a damaged store row or a file of yours
+        print(f"learnlab: error: text that is not UTF-8 ({_one_line(error)}); if the run store "
+              f"{getattr(args, 'store', '')} held it, it is damaged.", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         run_id = getattr(interrupt, "run_id", None)
