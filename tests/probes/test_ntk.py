@@ -107,3 +107,29 @@ def test_closed_forms_are_chosen_by_protocol_not_by_class():
     assert not is_relu_two_layer(LinearisedModel(relu))  # the linearised model takes the generic path
     x = torch.randn(6, 5)
     assert torch.equal(empirical_ntk(relu, x), empirical_ntk(relu, x, method="closed_form"))
+
+
+@pytest.mark.parametrize("cfg", [MLPConfig(width=6, output_bias=True), MLPConfig(width=6, bias=False)])
+def test_closed_form_linearisation_and_edge_match_the_functional_jvp(cfg):
+    base = TwoLayerMLP(7, cfg, seeds=[0, 1, 2], widths=[6, 3, 5])  # padded neurons too
+    closed, generic = LinearisedModel(base, method="closed_form"), LinearisedModel(base, method="jvp")
+    with torch.no_grad():
+        for a, b in zip(closed.parameters(), generic.parameters()):
+            a.normal_(std=0.3)
+            b.copy_(a)
+    x = torch.randn(3, 9, 7)
+    assert torch.allclose(closed(x), generic(x), atol=1e-5)
+    closed(x).square().sum().backward()
+    generic(x).square().sum().backward()
+    for a, b in zip(closed.parameters(), generic.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-4)
+    assert all(p.grad is None for p in base.parameters())
+
+    g = torch.Generator().manual_seed(1)
+    xs, ys = sample_boolean_task(500, n_bits=7, support=torch.arange(2), generator=g)
+    xt, yt = sample_boolean_task(300, n_bits=7, support=torch.arange(2), generator=g)
+    by_method = [first_step_edge(base, xs, ys, xt, yt, replica=1, null_draws=3, chunk=128, method=method,
+                                 generator=torch.Generator().manual_seed(5)) for method in ("closed_form", "jvp")]
+    assert by_method[0] == pytest.approx(by_method[1], abs=1e-5)
+    with pytest.raises(ValueError, match="ReLU two-layer"):
+        LinearisedModel(TwoLayerMLP(7, MLPConfig(width=4, activation="tanh"), seeds=[0]), method="closed_form")

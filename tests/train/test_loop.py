@@ -257,3 +257,24 @@ def test_a_per_replica_learning_rate_trains_each_replica_as_alone_at_its_rate(st
         alone = train([[1, 2][replica]], [[7, 8][replica]], lr)
         for p, q in zip(together.parameters(), alone.parameters()):
             torch.testing.assert_close(p[replica], q[0], rtol=1e-5, atol=1e-6)
+
+
+def test_measure_until_ends_the_run_at_the_first_evaluation_where_every_replica_reached_the_target(store):
+    from learnlab.runner import Run
+    from learnlab.train import Measure, ReplicaStream, fit
+
+    store.create_run("u", experiment="x", preset=None, config={}, config_hash="h", seed=0, git_commit=None,
+                     versions={}, device="cpu")
+    run = Run(store, "u", None, device=torch.device("cpu"), quiet=True)
+    model = TwoLayerMLP(4, MLPConfig(width=8), seeds=[1, 2])
+    sampler = lambda g, n: (torch.randn(n, 16, 4, generator=g), torch.zeros(n, 16))  # noqa: E731
+    batches = ReplicaStream([sampler] * 2, [7, 8], "cpu")
+    # "closeness" to the zero target rises as |f| shrinks; the run stops once both replicas pass 0.9
+    x_probe = torch.randn(2, 64, 4, generator=torch.Generator().manual_seed(0))
+    evaluate = Measure(lambda m: {"closeness": 1 - m(x_probe).abs().mean(dim=1)}, until=("closeness", 0.9))
+    cfg = TrainConfig(lr=0.05, max_steps=2000, eval_every=10, log_every=10)
+    last = fit(model, batches, lambda out, y: (out - y).square().mean(dim=1), cfg, run, evaluate=evaluate)
+    run.flush()
+    closeness = store.series("u", "closeness").values
+    assert last < 2000 and last % 10 == 0
+    assert (closeness[-1] >= 0.9).all() and not (closeness[:-1] >= 0.9).all(axis=1).any()

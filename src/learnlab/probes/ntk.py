@@ -161,24 +161,55 @@ class LinearisedModel(nn.Module):
     """The first-order Taylor model f(w0, x) + <w - w0, grad_w f(w0, x)> of a stacked model.
 
     Its parameters are the displacements w - w0 (zero at the start); ``forward`` is one
-    ``torch.func.jvp`` of the frozen base model, so gradient descent on it is exactly "lazy
-    training" in the tangent kernel of w0. Stacked like the base: (S, B, n) -> (S, B).
+    ``torch.func.jvp`` of the frozen base model (``method="jvp"``), or, for a ReLU
+    ``StackedTwoLayer``, the same directional derivative in closed form (``"closed_form"``,
+    chosen by ``"auto"``: a few batched matmuls in place of a functional jvp, whose Python
+    overhead dominates at these sizes). Gradient descent on it is exactly "lazy training"
+    in the tangent kernel of w0. Stacked like the base: (S, B, n) -> (S, B).
     """
 
-    def __init__(self, base: nn.Module):
+    def __init__(self, base: nn.Module, method: Literal["auto", "closed_form", "jvp"] = "auto"):
         super().__init__()
         self._base = [base]  # not a submodule: its parameters stay fixed at w0
         self._names = [name for name, _ in base.named_parameters()]
         self.n_replicas = getattr(base, "n_replicas", None)
         self.displacement = nn.ParameterList([nn.Parameter(torch.zeros_like(p)) for _, p in base.named_parameters()])
+        if method == "closed_form" and not is_relu_two_layer(base):
+            raise ValueError("the closed-form linearisation needs a ReLU two-layer model (models.two_layer)")
+        self.closed_form = method == "closed_form" or (method == "auto" and is_relu_two_layer(base))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         base = self._base[0]
+        tangent = dict(zip(self._names, self.displacement))
+        if self.closed_form:
+            return _two_layer_taylor(base, x, tangent)
         w0 = {name: p.detach() for name, p in base.named_parameters()}
         buffers = dict(base.named_buffers())
-        tangent = dict(zip(self._names, self.displacement))
         out, change = jvp(lambda p: functional_call(base, (p, buffers), (x,)), (w0,), (tangent,))
         return out + change
+
+
+def _two_layer_taylor(model: StackedTwoLayer, x: torch.Tensor, tangent: dict[str, torch.Tensor]) -> torch.Tensor:
+    """f(w0, x) + <grad_w f(w0, x), tangent> of stacked ReLU two-layer networks, x (S, B, n) -> (S, B).
+
+    With h = W x + b and a = 1[h > 0]: the directional derivative is
+    sum_i du_i relu(h_i) + sum_i u_i a_i (dW_i . x + db_i) (+ dc); w0 is held fixed (no graph).
+    """
+    with torch.no_grad():
+        pre = model.hidden(x)
+        mask = model.neuron_mask.unsqueeze(1)
+        hidden = pre.clamp_min(0) * mask
+        gate = (pre > 0).to(pre.dtype) * mask * model.readout.unsqueeze(1)  # u_i a_i, (S, B, r)
+        out = torch.bmm(hidden, model.readout.unsqueeze(2)).squeeze(2)
+        if model.output_bias is not None:
+            out = out + model.output_bias.unsqueeze(1)
+    moved = torch.bmm(x, tangent["weight"].transpose(1, 2))
+    if "bias" in tangent:
+        moved = moved + tangent["bias"].unsqueeze(1)
+    change = torch.bmm(hidden, tangent["readout"].unsqueeze(2)).squeeze(2) + (gate * moved).sum(-1)
+    if "output_bias" in tangent:
+        change = change + tangent["output_bias"].unsqueeze(1)
+    return out + change
 
 
 # ----------------------------------------------------------------------------- edges
@@ -199,35 +230,75 @@ def normalised_edge(h: torch.Tensor, y: torch.Tensor) -> float:
 
 def first_step_edge(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
                     *, replica: int = 0, null_draws: int = 10, generator: torch.Generator | None = None,
-                    chunk: int = 8192) -> tuple[float, float]:
+                    chunk: int = 8192, method: Literal["auto", "closed_form", "jvp"] = "auto") -> tuple[float, float]:
     """The normalised test edge of the first-step tangent-kernel predictor and its noise floor.
 
     h0(x) = <g0, grad f(w0, x)> with g0 = E_hat[y grad f(w0, x)] over the N training
     examples (= mean_i y_i K(x_i, x): the first gradient step of the correlation loss). g0
     is one backward pass and h0 one forward-mode derivative (``jvp``) along g0, so N can be
-    10^5 without forming a kernel matrix. The noise floor is the root mean square of the
-    same edge with the training labels permuted (``null_draws`` permutations: no x-y
-    relation, same label marginal). Returns (edge, noise floor).
+    10^5 without forming a kernel matrix; for a ReLU ``StackedTwoLayer`` both are closed
+    forms (``"auto"`` picks them), computed for the true labels and every permutation at
+    once. The noise floor is the root mean square of the same edge with the training labels
+    permuted (``null_draws`` permutations: no x-y relation, same label marginal). Returns
+    (edge, noise floor).
 
     Labels are centred (y - mean y) on both sides: under a biased input distribution the
     label mean alone gives h0 an edge that says nothing about the target's structure.
     """
     y, y_test = y - y.mean(), y_test - y_test.mean()
-    f, params = _replica_function(model, replica)
+    labels = torch.stack([y] + [y[torch.randperm(len(y), generator=generator, device=y.device)]
+                                for _ in range(null_draws)])  # (1 + null_draws, N)
+    if method == "closed_form" and not is_relu_two_layer(model):
+        raise ValueError("the closed-form edge needs a ReLU two-layer model (models.two_layer)")
+    if method == "closed_form" or (method == "auto" and is_relu_two_layer(model)):
+        h0 = _two_layer_first_step(model, x, labels, x_test, replica, chunk)
+    else:
+        h0 = _generic_first_step(model, x, labels, x_test, replica, chunk)
+    edges = [normalised_edge(h, y_test) for h in h0]
+    return edges[0], float(torch.tensor(edges[1:]).square().mean().sqrt())
 
-    def correlation_gradient(labels):
-        total = {name: torch.zeros_like(p) for name, p in params.items()}
-        for part, lab in zip(x.split(chunk), labels.split(chunk)):
+
+def _generic_first_step(model, x, labels, x_test, replica, chunk) -> torch.Tensor:
+    """h0 on x_test for each row of ``labels`` (L, N): one backward per chunk, one jvp along each g0."""
+    f, params = _replica_function(model, replica)
+    out = []
+    for lab_row in labels:
+        g0 = {name: torch.zeros_like(p) for name, p in params.items()}
+        for part, lab in zip(x.split(chunk), lab_row.split(chunk)):
             p = {name: value.clone().requires_grad_(True) for name, value in params.items()}
             grads = torch.autograd.grad((lab * f(p, part)).sum() / len(x), list(p.values()))
             for name, g in zip(p, grads):
-                total[name] += g
-        return total
+                g0[name] += g
+        out.append(torch.cat([jvp(lambda p: f(p, part), (params,), (g0,))[1] for part in x_test.split(chunk)]))
+    return torch.stack(out)
 
-    def edge_of(labels):
-        g0 = correlation_gradient(labels)
-        h0 = torch.cat([jvp(lambda p: f(p, part), (params,), (g0,))[1] for part in x_test.split(chunk)])
-        return normalised_edge(h0, y_test)
 
-    nulls = [edge_of(y[torch.randperm(len(y), generator=generator, device=y.device)]) for _ in range(null_draws)]
-    return edge_of(y), float(torch.tensor(nulls).square().mean().sqrt())
+def _two_layer_first_step(model: StackedTwoLayer, x, labels, x_test, replica, chunk) -> torch.Tensor:
+    """``_generic_first_step`` for a ReLU two-layer replica in closed form (h = W x + b, a = 1[h > 0]):
+    g0 = (Y relu(H), Y (u a) x, Y (u a), sum Y) / N and h0(x) = g0_u . relu(h) + sum_i u_i a_i (g0_W_i . x + g0_b_i) + g0_c."""
+    weight = model.weight[replica].detach()
+    bias = model.bias[replica].detach() if model.bias is not None else None
+    readout, mask = model.readout[replica].detach(), model.neuron_mask[replica]
+
+    def parts(inputs):
+        pre = inputs @ weight.T + (bias if bias is not None else 0.0)
+        return pre.clamp_min(0) * mask, (pre > 0).to(pre.dtype) * mask * readout  # relu(h), u a: (c, r)
+
+    n_labels, (r, n) = len(labels), weight.shape
+    g_u, g_b, g_w = labels.new_zeros(n_labels, r), labels.new_zeros(n_labels, r), labels.new_zeros(n_labels, r, n)
+    for part, lab in zip(x.split(chunk), labels.split(chunk, dim=1)):
+        hidden, gate = parts(part)
+        g_u += lab @ hidden
+        g_b += lab @ gate
+        g_w += torch.matmul((lab.unsqueeze(2) * gate).transpose(1, 2), part)  # (L, r, c) @ (c, n)
+    g_u, g_b, g_w = g_u / len(x), g_b / len(x), g_w / len(x)
+    g_c = labels.sum(1) / len(x)
+    h0 = []
+    for part in x_test.split(chunk):
+        hidden, gate = parts(part)
+        moved = torch.matmul(part, g_w.transpose(1, 2)) + (g_b.unsqueeze(1) if bias is not None else 0.0)  # (L, c, r)
+        h = hidden @ g_u.T + (gate * moved).sum(-1).T  # (c, L)
+        if model.output_bias is not None:
+            h = h + g_c
+        h0.append(h.T)
+    return torch.cat(h0, dim=1)

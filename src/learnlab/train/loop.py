@@ -56,17 +56,28 @@ class Evaluator(Protocol):
 
 
 class Measure:
-    """An evaluator that only measures: ``measure(model) -> metrics`` at every evaluation.
-    It never stops a run and keeps no state of its own."""
+    """An evaluator that measures: ``measure(model) -> metrics`` at every evaluation.
 
-    def __init__(self, measure: Callable[[torch.nn.Module], dict[str, Any]]):
-        self.measure = measure
+    It keeps no state of its own and never stops a run, unless ``until=(name, target)``:
+    then the run ends at the first evaluation where every replica's ``metrics[name]`` is at
+    least ``target`` (for claims that read whether a target is reached, not how far past it
+    training goes).
+    """
+
+    def __init__(self, measure: Callable[[torch.nn.Module], dict[str, Any]], *,
+                 until: tuple[str, float] | None = None):
+        self.measure, self.until = measure, until
+        self._reached = False
 
     def __call__(self, model: torch.nn.Module, step: int) -> dict[str, Any]:
-        return self.measure(model)
+        metrics = self.measure(model)
+        if self.until is not None:
+            name, target = self.until
+            self._reached = bool((torch.as_tensor(metrics[name]) >= target).all())
+        return metrics
 
     def done(self, step: int) -> bool:
-        return False
+        return self._reached
 
     def state_dict(self) -> dict[str, Any]:
         return {}

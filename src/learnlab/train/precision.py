@@ -127,7 +127,7 @@ class GradientOracle:
         """{name: mean over the batch of clip(s x per-example gradient)} (unrounded), and the loss."""
         scale, clip = self.cfg.scale, self.cfg.clip
         if (self.method == "auto" and is_relu_two_layer(model)
-                and bool(((inputs == 1) | (inputs == -1) | (inputs == 0)).all())):
+                and torch.equal(inputs, inputs.sign())):  # inputs in {-1, 0, 1}
             return _two_layer_clipped_means(model, inputs, targets, self.loss_fn, scale, clip)
         if self.method == "auto" and isinstance(model, SampleChannel) and self.loss_fn is channel_loss:
             return model.clipped_mean_gradient(inputs, targets, scale, clip)
@@ -167,27 +167,63 @@ class GradientOracle:
         self.generator.set_state(state["generator"])
 
 
-def _two_layer_clipped_means(model: StackedTwoLayer, x, y, loss_fn, scale: float, clip: bool):
+def _two_layer_clipped_means(model: StackedTwoLayer, x, y, loss_fn, scale: float, clip: bool,
+                             chunk_elements: int = 1 << 17):
     """The clipped mean gradient of a ReLU two-layer MLP without per-example weight gradients.
 
     For inputs in {-1, 0, 1}, clip(s d_i x_j) = clip(s d_i) x_j, so the first layer's
     clipped mean is one batched matrix product instead of a (B, S, r, n) tensor. The bias
-    gradient equals d_i, so its clipped mean reuses the same clipped tensor; the (S, B, r)
-    tensors are scaled and clipped in place (the same arithmetic, fewer passes: this is
-    the hot loop of sq-vs-pac).
+    gradient equals d_i, so its clipped mean reuses the same clipped tensor. The (S, B, r)
+    work runs over chunks of the batch of about ``chunk_elements`` values, which stay in
+    the CPU's cache through the half-dozen elementwise passes (at full-batch GD's
+    16 x 2,000 x 128, one pass over memory each was the hot loop of sq-vs-pac), and is
+    summed: the means are those sums over B.
     """
-    gradients, loss = _two_layer_gradients_without_weight(model, x, y, loss_fn, layout="SB")
+    batch = x.shape[1]
+    rows = max(1, chunk_elements // (x.shape[0] * model.readout.shape[1]))
+    parts = [(x[:, i:i + rows]) for i in range(0, batch, rows)]
+    readout = model.readout.detach()
+    with torch.no_grad():
+        out = torch.cat([torch.bmm(_relu_hidden(model, part), readout.unsqueeze(2)).squeeze(2) for part in parts], 1)
+        if model.output_bias is not None:
+            out = out + model.output_bias.unsqueeze(1)
+    out.requires_grad_(True)
+    loss = loss_fn(out, y)  # (S,) means over the batch
+    (dloss,) = torch.autograd.grad(loss.sum(), out)
+    dloss = dloss * batch  # d(example loss)/d f, (S, B)
 
     def squash_(g: torch.Tensor) -> torch.Tensor:  # in place: these tensors are ours
         g = g.mul_(scale)
         return g.clamp_(-1.0, 1.0) if clip else g
 
-    back = squash_(gradients.pop("pre"))  # (S, B, r)
-    # In the order of ``gradients`` (readout, bias, output_bias), then weight: stochastic
-    # rounding draws its noise parameter by parameter in this order.
-    means = {name: back.mean(dim=1) if name == "bias" else squash_(g).mean(dim=1) for name, g in gradients.items()}
-    means["weight"] = torch.bmm(back.transpose(1, 2), x) / x.shape[1]  # (S, r, n)
-    return means, loss
+    sums = {"readout": readout.new_zeros(readout.shape), "bias": readout.new_zeros(readout.shape),
+            "weight": readout.new_zeros(model.weight.shape)}
+    for i, part in zip(range(0, batch, rows), parts):
+        d = dloss[:, i:i + rows].unsqueeze(2)
+        hidden = _relu_hidden(model, part)
+        # d(example loss)/d pre = d u 1[pre > 0]: ReLU's backward, one fused pass
+        back = squash_(torch.ops.aten.threshold_backward(d * readout.unsqueeze(1), hidden, 0.0))
+        sums["bias"] += back.sum(1)
+        sums["weight"].baddbmm_(back.transpose(1, 2), part)
+        sums["readout"] += squash_(hidden.mul_(d)).sum(1)
+    # In the order readout, bias, output_bias, weight: stochastic rounding draws its noise
+    # parameter by parameter in this order.
+    means = {"readout": sums["readout"] / batch}
+    if model.bias is not None:
+        means["bias"] = sums["bias"] / batch
+    if model.output_bias is not None:
+        means["output_bias"] = squash_(dloss.clone()).mean(dim=1)
+    means["weight"] = sums["weight"] / batch
+    return means, loss.detach()
+
+
+def _relu_hidden(model: StackedTwoLayer, x: torch.Tensor) -> torch.Tensor:
+    """relu(W x + b) on live neurons, (S, B, r), as a fresh tensor (no graph)."""
+    with torch.no_grad():
+        hidden = model.hidden(x).clamp_min_(0.0)
+        if not bool(model.neuron_mask.all()):  # padded neurons (per-replica widths) stay off
+            hidden.mul_(model.neuron_mask.unsqueeze(1))
+    return hidden
 
 
 def _two_layer_gradients_without_weight(model: StackedTwoLayer, x, y, loss_fn, layout: str = "BS"):
@@ -198,11 +234,11 @@ def _two_layer_gradients_without_weight(model: StackedTwoLayer, x, y, loss_fn, l
     ``"SB"`` the (S, B, ...) tensors they are computed in (no transposed views).
     """
     readout = model.readout.detach()
+    mask = model.neuron_mask
     with torch.no_grad():
-        pre = model.hidden(x)  # (S, B, r)
-        mask = model.neuron_mask.unsqueeze(1)
-        active = (pre > 0).to(pre.dtype).mul_(mask)
-        hidden = pre.clamp_min(0.0).mul_(mask)
+        hidden = model.hidden(x).clamp_min_(0.0)  # relu(pre), (S, B, r): a fresh tensor, ours
+        if not bool(mask.all()):  # padded neurons (per-replica widths) stay off
+            hidden.mul_(mask.unsqueeze(1))
         out = torch.bmm(hidden, readout.unsqueeze(2)).squeeze(2)  # (S, B)
         if model.output_bias is not None:
             out = out + model.output_bias.unsqueeze(1)
@@ -210,7 +246,9 @@ def _two_layer_gradients_without_weight(model: StackedTwoLayer, x, y, loss_fn, l
     loss = loss_fn(out, y)  # (S,) means over the batch
     (dloss,) = torch.autograd.grad(loss.sum(), out)
     dloss = dloss * x.shape[1]  # d(example loss)/d f, (S, B)
-    back = (dloss.unsqueeze(2) * readout.unsqueeze(1)).mul_(active)  # d(example loss)/d pre, (S, B, r)
+    # d(example loss)/d pre = dloss u_i 1[pre_i > 0] (masked): ReLU's backward, one fused pass
+    # (hidden > 0 exactly where pre > 0 on a live neuron).
+    back = torch.ops.aten.threshold_backward(dloss.unsqueeze(2) * readout.unsqueeze(1), hidden, 0.0)
     gradients = {"pre": back, "readout": hidden.mul_(dloss.unsqueeze(2))}
     if model.bias is not None:
         gradients["bias"] = back

@@ -26,6 +26,8 @@ class GdVsNtkConfig:
     kernel_seeds: int = param(3, Interval(1, 64), help="seeds of the kernel fits (one kernel solve each)")
     n_test: int = param(4000, Interval(1, None))
     target_accuracy: float = param(0.95, Interval(0.5, 1.0), help="a run learns when it reaches this accuracy")
+    stop_when_learned: bool = param(True, help="end an online cell at the first evaluation where every seed has "
+                                               "reached target_accuracy (its claims read whether it is reached)")
     parts: tuple[str, ...] = param(PARTS)
     network: MLPConfig = MLPConfig(width=256)
     # The offline sparse-parity setting of pareto-frontiers (hinge, SGD, weight decay 0.01).

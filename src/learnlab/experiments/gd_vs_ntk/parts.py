@@ -147,7 +147,8 @@ def _online(cfg: Config, model: torch.nn.Module, n: int, k: int, alpha: float, s
     batches = ReplicaStream([sampler(j) for j in range(len(seeds))], [stream(s, "batches") for s in seeds], device,
                             block=16)
     x_test, y_test = torch.stack([t[0] for t in tests]), torch.stack([t[1] for t in tests])
-    evaluate = Measure(lambda model: {names.ACCURACY: replica_sign_accuracy(model, x_test, y_test)})
+    evaluate = Measure(lambda model: {names.ACCURACY: replica_sign_accuracy(model, x_test, y_test)},
+                       until=(names.ACCURACY, cfg.target_accuracy) if cfg.stop_when_learned else None)
     fit(model, batches, hinge_loss, train, run, evaluate=evaluate)
 
 
