@@ -26,6 +26,10 @@ def test_edge_cells_separate_a_learnable_parity_from_an_unlearnable_one(store):
     assert np.mean(hard["network"]) <= 0.6 and abs(np.mean(hard["edge"])) < 3 * np.mean(hard["floor"])
     claims = {c.name: c for c in run.record.claims()}
     assert claims["edge-predicts-gd"].verdict != "not reproduced"
+    # the learnable cell ends once every seed reaches the target; the other trains to the budget
+    assert run.steps("cell0/accuracy")[-1] < 1500 == run.steps("cell1/accuracy")[-1]
+    # kernel_at="largest_n": only the n = 40 cell fits the NTK ridge
+    assert len(easy["kernel"]) == 0 and hard["kernel"].shape == (cfg.kernel_seeds,)
 
 
 def test_scaling_curves_and_the_lazy_model(smoke_run):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from learnlab.config import Interval, param
 from learnlab.models.mlp import MLPConfig
@@ -46,11 +47,18 @@ class GdVsNtkConfig:
     cells: tuple[tuple[float, int, int], ...] = param(
         ((0.0, 16, 2), (0.5, 30, 4), (0.0, 50, 5), (0.5, 50, 5)), help="(alpha, n, k) cells of the biased part")
     cell_kernel_samples: int = param(4000, Interval(1, None))
+    kernel_at: Literal["largest_n", "every_cell"] = param(
+        "largest_n", help="cells whose NTK ridge is fitted: those at the largest n (the figure's row, where the claims "
+                          "and the linearised model read it) or every cell (the kernel solves are most of the cost)")
     # The edge of a k = 3 parity at n = 16 is ~0.01: 2 x 10^4 samples (floor ~0.02) miss it, 10^5 resolve it.
     edge_samples: int = param(100_000, Interval(1, None), help="N for g0 of the first-step edge, and its test set")
     null_draws: int = param(3, Interval(1, None), help="label permutations for the edge's noise floor")
     lazy_cells: tuple[tuple[float, int, int, int], ...] = param(
         ((0.5, 50, 5, 0),), help="(alpha, n, k, N) for the linearised model; N = 0: online (a cell of the biased part)")
+
+    def has_cell_kernel(self, index: int) -> bool:
+        """Whether cell ``index`` fits the NTK ridge (``kernel_at``)."""
+        return self.kernel_at == "every_cell" or self.cells[index][1] == max(n for _, n, _ in self.cells)
 
     def check(self) -> str | None:
         if not self.parts or set(self.parts) - set(PARTS):
@@ -73,7 +81,8 @@ def presets() -> dict[str, Config]:
                       kernel_samples=(100, 200, 400, 800, 1600, 3200, 8000), lazy_cells=((0.0, 16, 3, 400),))
     paper = replace(quick, n_seeds=16, kernel_seeds=5, network_bits=scaling.network_bits,
                     kernel_bits=scaling.kernel_bits, kernel_samples=scaling.kernel_samples,
-                    cells=quick.cells + ((0.25, 50, 5), (0.5, 128, 7), (0.0, 128, 7)), edge_samples=400_000,
+                    cells=quick.cells + ((0.25, 50, 5), (0.5, 128, 7), (0.0, 128, 7)), kernel_at="every_cell",
+                    edge_samples=400_000,
                     online=replace(quick.online, max_steps=50_000, eval_every=2500), null_draws=10)
     smoke = replace(quick, n_seeds=2, kernel_seeds=2, n_test=500, network=MLPConfig(width=32),
                     kernel=replace(quick.kernel, width=32), offline=replace(quick.offline, max_steps=60, eval_every=30),

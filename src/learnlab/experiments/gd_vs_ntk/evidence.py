@@ -63,8 +63,10 @@ def kernel_needs(run, cfg: Config) -> list[tuple[int, float]]:
 
 
 def cell(run, index: int) -> dict[str, np.ndarray]:
+    """One cell's network accuracy, kernel accuracy (empty where ``kernel_at`` skipped it), edge and floor."""
     scope = names.cell_scope(index)
-    return {what: run.over_seeds(f"{scope}/{metric}") for what, metric in
+    return {what: run.over_seeds(f"{scope}/{metric}") if run.has(f"{scope}/{metric}") or what != "kernel"
+            else np.zeros(0) for what, metric in
             (("network", names.ACCURACY), ("kernel", names.KERNEL_ACC), ("edge", names.EDGE),
              ("floor", names.EDGE_FLOOR))}
 
@@ -94,7 +96,7 @@ def _kernel_cells(cfg: Config):
     accuracy 1/2 + alpha^(k - d) / 2 <= CHANCE. Elsewhere the kernel beats chance through the
     parity's low-degree correlations under D_alpha, without learning the parity."""
     return [(i, a, n, k) for i, a, n, k in _binding_cells(cfg)
-            if 0.5 + _low_degree_correlation(cfg, a, n, k) / 2 <= CHANCE]
+            if 0.5 + _low_degree_correlation(cfg, a, n, k) / 2 <= CHANCE and cfg.has_cell_kernel(i)]
 
 
 def _cells_measure(run, cells, what: str, transform) -> Measurement:
@@ -149,6 +151,8 @@ def _lazy(run, cfg: Config) -> Measurement:
             if not match:
                 raise NotMeasured(f"no biased cell ({alpha}, {n}, {k}) to compare the linearised model with")
             row = cell(run, match[0])
+            if not len(row["kernel"]):
+                raise NotMeasured(f"cell ({alpha}, {n}, {k}) fitted no kernel (kernel_at={cfg.kernel_at})")
             network, kernel = float(np.mean(row["network"])), float(np.mean(row["kernel"]))
         values.append(abs(lazy - kernel) - abs(lazy - network))
         parts.append(f"(a={alpha:g}, n={n}, k={k}, N={size or 'online'}): linearised {lazy:.3f}, kernel {kernel:.3f}, "
@@ -274,6 +278,8 @@ def figures(run) -> dict[str, Figure]:
                 continue
             metric = f"{names.cell_scope(index)}/{names.ACCURACY}"
             curves_over_seeds(ax, run.steps(metric), run.values(metric), label=f"GD, alpha={alpha:g}")
+            if not len(cell(run, index)["kernel"]):
+                continue
             ax.axhline(float(np.mean(cell(run, index)["kernel"])), ls=":", lw=1, color=ax.lines[-1].get_color(),
                        label=f"NTK ridge (N = {cfg.cell_kernel_samples}), alpha={alpha:g}")
         ax.set(xlabel="SGD step", ylabel="test accuracy", ylim=(0.4, 1.02))

@@ -166,10 +166,13 @@ def _cell(cfg: Config, index: int, alpha: float, n: int, k: int, seeds, kernel_s
                                       generator=generator(stream(s, "edge-null"), device))
         edges.append(edge)
         floors.append(floor)
-    kernel = [_kernel_accuracy(cfg, n, k, cfg.cell_kernel_samples, s, device, alpha)["ridge_acc"] for s in kernel_seeds]
+    kernel = {}
+    if cfg.has_cell_kernel(index):
+        kernel[names.KERNEL_ACC] = torch.tensor([_kernel_accuracy(cfg, n, k, cfg.cell_kernel_samples, s, device,
+                                                                  alpha)["ridge_acc"] for s in kernel_seeds])
     _online(cfg, model, n, k, alpha, seeds, run)  # a fresh fit clears the scope's metrics: log after it
-    run.log(0, **{names.EDGE: torch.tensor(edges), names.EDGE_FLOOR: torch.tensor(floors),
-                  names.KERNEL_ACC: torch.tensor(kernel), names.ALPHA: torch.full((len(seeds),), alpha),
+    run.log(0, **{names.EDGE: torch.tensor(edges), names.EDGE_FLOOR: torch.tensor(floors), **kernel,
+                  names.ALPHA: torch.full((len(seeds),), alpha),
                   names.N_BITS: torch.full((len(seeds),), float(n)), names.K: torch.full((len(seeds),), float(k))})
 
 
