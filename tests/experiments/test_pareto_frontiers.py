@@ -98,6 +98,8 @@ def test_the_sparse_init_is_a_fresh_s_input_unit(store):
     nonzero = weight[weight != 0]
     assert ((weight != 0).sum(dim=-1) <= cfg.sparsity).all()
     assert nonzero.abs().max() <= 1 / np.sqrt(cfg.sparsity) and nonzero.abs().max() > 1 / np.sqrt(cfg.task.n_bits)
+    bias = captured["models"][1].bias.detach()  # a fresh s-input unit's bias: U(+-1/sqrt(s)) too
+    assert bias.abs().max() <= 1 / np.sqrt(cfg.sparsity) and bias.abs().max() > 1 / np.sqrt(cfg.task.n_bits)
 
 
 def test_smoke_frontier_stops_runs_at_success_and_decides_on_the_full_test_set(store):

@@ -97,7 +97,8 @@ def _pad(rows: torch.Tensor, size: int) -> torch.Tensor:
 def _first_layer(shape: tuple[int, int], cfg: MLPConfig, g: torch.Generator) -> torch.Tensor:
     r, n = shape
     # A sparse init zeroes all but s coordinates of the dense init ("the rest zero"); the
-    # kept weights keep their dense scale. (Rescaling them as fan_in = s gave large initial
+    # kept weights keep their dense scale here (pareto-frontiers rescales them, and the
+    # bias, to a fresh s-input unit's). (Rescaling them as fan_in = s gave large initial
     # weights and learned the (40, 3) parity from fewer samples less often.)
     fan_in = n
     if cfg.init == "uniform":  # Xavier/Glorot: U(+-sqrt(6 / (fan_in + fan_out)))

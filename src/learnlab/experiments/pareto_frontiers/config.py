@@ -64,8 +64,8 @@ class ParetoConfig:
     inits: tuple[str, ...] = param(("dense", "sparse"), help="first-layer initialisations compared")
     sparsity: int = param(2, Interval(1, None), help="s: nonzero input weights per neuron at a sparse init")
     sparse_scale: Literal["fan_in", "dense"] = param(
-        "fan_in", help="fan_in: the s nonzero weights are U(+-1/sqrt(s)), a fresh s-input unit (the paper's 'random "
-                       "s-hot neuron'); dense: they keep the dense init's U(+-1/sqrt(n))")
+        "fan_in", help="fan_in: the s nonzero weights and the neuron's bias are U(+-1/sqrt(s)), a fresh s-input unit "
+                       "(the paper's 'random s-hot neuron'); dense: they keep the dense init's U(+-1/sqrt(n))")
     model: MLPConfig = MLPConfig()
     train: ParityTrainConfig = ParityTrainConfig(lr=0.1, weight_decay=0.01, batch_size=32, max_steps=10_000,
                                                  eval_every=100, log_every=100)

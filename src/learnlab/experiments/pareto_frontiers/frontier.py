@@ -104,10 +104,13 @@ def train_frontier(cfg: Config, width: int, run: Run) -> None:
         sparse = TwoLayerMLP(task.n_bits, replace(cfg.model, width=width, init_sparsity=cfg.sparsity), seeds, device)
         if cfg.sparse_scale == "fan_in":
             # "A random s-hot weight vector": each neuron starts as a fresh unit over its s
-            # inputs, U(+-1/sqrt(s)) as PyTorch initialises fan-in s (uniform rescaled stays
-            # uniform); biases and readout keep PyTorch's default for the layer.
+            # inputs, initialised as PyTorch initialises fan-in s: its s weights and its bias
+            # U(+-1/sqrt(s)) (uniform rescaled stays uniform; the bias too, as nn.Linear(s, .)
+            # draws it). The readout keeps PyTorch's default for the layer (fan-in r).
             with torch.no_grad():
                 sparse.weight.mul_(math.sqrt(task.n_bits / cfg.sparsity))
+                if sparse.bias is not None:
+                    sparse.bias.mul_(math.sqrt(task.n_bits / cfg.sparsity))
         is_sparse = torch.tensor([init == "sparse" for init, _, _ in grid], device=device)
         with torch.no_grad():
             for p_dense, p_sparse in zip(dense.parameters(), sparse.parameters()):
