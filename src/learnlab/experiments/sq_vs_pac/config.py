@@ -59,9 +59,9 @@ class SqVsPacConfig:
     disagreement_batches: tuple[int, ...] = param((4, 8, 16, 32, 64, 128, 256, 512, 1024), Interval(1, None))
     disagreement_rho: float = param(0.3, Interval(0.0, None, closed="neither"))
     disagreement_pairs: int = param(20, Interval(1, None))
-    gd_samples: int = param(2000, Interval(1, None), help="m for full-batch GD of the MLP")
+    gd_samples: int = param(1000, Interval(1, None), help="m for full-batch GD of the MLP")
     gd_steps: int = param(2000, Interval(1, None))
-    gd_rhos: tuple[float, ...] = param((0.00025, 0.3), Interval(0.0, None, closed="neither"),
+    gd_rhos: tuple[float, ...] = param((0.0005, 0.3), Interval(0.0, None, closed="neither"),
                                        help="full-batch GD precisions: ~1/(2m) and far above 1/sqrt(m)")
     channel: ChannelConfig = ChannelConfig()
 
@@ -86,7 +86,7 @@ def presets() -> dict[str, Config]:
     quick = Config()
     paper = replace(quick, n_seeds=16, steps=4000, batch_sizes=(4, 16, 64, 256, 1024), rhos=(0.01, 0.03, 0.1, 0.3, 1.0),
                     modes=("nearest", "trunc", "stochastic"), majority_modes=("nearest", "stochastic"),
-                    control_batches=(), control_rhos=())
+                    control_batches=(), control_rhos=(), gd_samples=2000, gd_rhos=(0.00025, 0.3))
     smoke = replace(quick, n_seeds=2, n_bits=8, model=MLPConfig(width=16), steps=40, n_test=512, batch_sizes=(4, 32),
                     control_batches=(), control_rhos=(),
                     rhos=(0.1, 0.3), disagreement_batches=(4, 64), disagreement_pairs=3, gd_samples=64, gd_steps=20,
