@@ -161,7 +161,7 @@ def fit(
     last_checkpoint = time.monotonic()
 
     # Only evaluations freeze replicas: read the mask there, not every step.
-    frozen = replicas.frozen_mask() if replicas is not None else None
+    frozen = _stopped(replicas)
     model.train()
     progress = run.progress(cfg.max_steps, initial=step)
     try:
@@ -176,7 +176,7 @@ def fit(
                         model.eval()
                         run.log(step, **evaluate(model, step))
                         model.train()
-                    frozen = replicas.frozen_mask() if replicas is not None else None
+                    frozen = _stopped(replicas)
                     if evaluate.done(step):
                         break
                 if step == cfg.max_steps:
@@ -196,8 +196,8 @@ def fit(
                         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     })
 
-            if frozen is not None:  # snapshot, to put stopped replicas back after the update
-                before = [p.detach().clone() for p in model.parameters()]
+            if frozen is not None:  # snapshot the stopped replicas' rows, to put them back after the update
+                before = [p.detach()[frozen] for p in model.parameters()]  # (indexing copies)
 
             inputs, targets = batches.next_batch()
             if ddp.is_distributed():  # (an ensemble was refused above)
@@ -223,7 +223,7 @@ def fit(
             if frozen is not None:
                 with torch.no_grad():
                     for p, old in zip(model.parameters(), before):
-                        p.copy_(torch.where(frozen.view(-1, *([1] * (p.dim() - 1))), old, p))
+                        p.index_copy_(0, frozen, old)
             step += 1
 
             # The window sum stays on the device; it is read once per log interval.
@@ -238,6 +238,12 @@ def fit(
     finally:
         progress.close()
     return step
+
+
+def _stopped(replicas: ReplicaControl | None) -> torch.Tensor | None:
+    """The indices of the replicas stopped so far, or None while none is."""
+    mask = replicas.frozen_mask() if replicas is not None else None
+    return None if mask is None else mask.nonzero().squeeze(1)
 
 
 def _reduce_loss(result) -> tuple[torch.Tensor, torch.Tensor]:
