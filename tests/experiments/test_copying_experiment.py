@@ -229,3 +229,17 @@ def test_the_key_length_is_predicted_from_the_configuration():
     assert predicted_key_length(cfg) == cfg.transformer.hard_alibi_heads - 1 == 3
     deeper = config_lib.apply_overrides(cfg, ["transformer.n_layer=3", "transformer.hard_alibi_heads=3"])
     assert predicted_key_length(deeper) == 4  # windows of 3 composed twice span 3 + 2 = 5 tokens, less one
+
+
+def test_stop_at_copy_ends_every_model_of_a_seed_where_the_lead_copies(store, monkeypatch):
+    from learnlab.experiments.copying import parts
+
+    monkeypatch.setattr(parts, "COPIES", 0.0)  # the lead "copies" at its first evaluation (step 0)
+    cfg = config_lib.apply_overrides(resolve_preset(copying, "smoke"), [
+        "parts=copy", "models=mamba,hard_alibi", "n_seeds=1", "stop_at_copy=true"])
+    outcome = execute(copying, cfg, store=store, device="cpu", quiet=True)
+    assert outcome.status == "completed", outcome.error
+    record = store.get_run(outcome.run_id)
+    for model in ("hard_alibi", "mamba"):  # the lead is trained first, whatever the order of 'models'
+        assert record.series(f"{model}_s0/acc").steps.tolist() == [0]
+        assert record.series(f"{model}_s0_length/acc").steps.tolist() == list(cfg.eval_lengths)

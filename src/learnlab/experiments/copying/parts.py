@@ -11,6 +11,7 @@ import torch
 
 from learnlab.experiments.copying import schema as M
 from learnlab.experiments.copying.config import TRANSFORMERS, Config
+from learnlab.experiments.copying.evidence import COPIES
 from learnlab.models.copy_transformer import CopyTransformer
 from learnlab.models.lstm import LSTMModel
 from learnlab.models.mamba import Mamba
@@ -120,10 +121,24 @@ def _lookup_examples(cfg: Config, vocab: tasks.Vocab, key: str, min_len: int, ma
                                                 answer_len=part.answer_len, key=key, vocab=vocab, generator=g)
 
 
+class _StopAt(Measure):
+    """``Measure`` that also ends the run at the first evaluation at or after ``step``."""
+
+    def __init__(self, measure, step: int):
+        super().__init__(measure)
+        self.step = step
+
+    def done(self, step: int) -> bool:
+        return step >= self.step
+
+
 def _train(model: torch.nn.Module, examples, min_tokens: int, context_len: int, eval_set, cfg: Config,
-           train_cfg: TrainConfig, data_seed: int, run: Run) -> None:
+           train_cfg: TrainConfig, data_seed: int, run: Run, *, until_copies: bool = False,
+           stop_at: int | None = None) -> int:
     """Train on packed rows of ``examples``; every evaluation logs accuracy on ``eval_set`` and
-    the training examples seen so far."""
+    the training examples seen so far. ``until_copies``: end at the first evaluation where the
+    accuracy reaches ``COPIES``; ``stop_at``: end at the first evaluation at or after that step
+    (the schedule is the full budget's either way). Returns the last step."""
     vocab = tasks.Vocab(cfg.n_letters)
     sampler = packed_sampler(examples, min_tokens, context_len, train_cfg.batch_size, vocab)
     stream = CountingStream(SamplerStream(sampler, data_seed, run.device), vocab.eos)
@@ -131,7 +146,11 @@ def _train(model: torch.nn.Module, examples, min_tokens: int, context_len: int, 
     def measure(model: torch.nn.Module) -> dict[str, float]:
         return {**evaluate_examples(model, *eval_set, cfg.eval_batch_size), M.EXAMPLES: float(stream.examples)}
 
-    fit(model, stream, _lm_loss, train_cfg, run, evaluate=Measure(measure))
+    if stop_at is not None:
+        evaluator = _StopAt(measure, stop_at)
+    else:
+        evaluator = Measure(measure, until=(M.ACC, COPIES) if until_copies else None)
+    return fit(model, stream, _lm_loss, train_cfg, run, evaluate=evaluator)
 
 
 def _eval_copies(cfg: Config, length: int, seed: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,10 +172,16 @@ def _run_parts(cfg: Config, run: Run) -> None:
     if "ngram" in cfg.parts:
         _ngram_bounds(cfg, cfg.seed, run.scoped(M.HANDBUILT))
     if "copy" in cfg.parts:
+        lead = next((m for m in cfg.models if m in TRANSFORMERS), None) if cfg.stop_at_copy else None
+        order = cfg.models if lead is None else (lead,) + tuple(m for m in cfg.models if m != lead)
         for index, seed in enumerate(seeds):
-            for name in cfg.models:
-                _copy(cfg, name, seed, run.scoped(M.train(name, index)), run.scoped(M.length(name, index)),
-                      run.scoped(M.duplicate(name, index)) if "ngram" in cfg.parts else None)
+            stop_at = None  # stop_at_copy: the step at which the lead copied (every model is seeded alike)
+            for name in order:
+                last = _copy(cfg, name, seed, run.scoped(M.train(name, index)), run.scoped(M.length(name, index)),
+                             run.scoped(M.duplicate(name, index)) if "ngram" in cfg.parts else None,
+                             until_copies=name == lead, stop_at=None if name == lead else stop_at)
+                if name == lead and last < cfg.train.max_steps:
+                    stop_at = last
     if "lookup" in cfg.parts:
         for index, seed in enumerate(seeds):
             for name in cfg.lookup.models:
@@ -169,15 +194,18 @@ def _run_parts(cfg: Config, run: Run) -> None:
         _pretrained(cfg, cfg.seed, run.scoped(M.PRETRAINED))
 
 
-def _copy(cfg: Config, name: str, seed: int, run: Run, length_run: Run, dup_run: Run | None) -> None:
-    """E1 (trained with a curve at max_len), E2 (every evaluation length), E3 (duplicated n-grams)."""
+def _copy(cfg: Config, name: str, seed: int, run: Run, length_run: Run, dup_run: Run | None, *,
+          until_copies: bool = False, stop_at: int | None = None) -> int:
+    """E1 (trained with a curve at max_len), E2 (every evaluation length), E3 (duplicated n-grams).
+    Returns the last training step (``_train``'s ``until_copies`` and ``stop_at``)."""
     device, vocab = run.device, tasks.Vocab(cfg.n_letters)
     init_seed, data_seed, eval_seed = streams(seed, "copy-init", "copy-data", "copy-eval")
     seed_everything(init_seed)
     model = build_model(name, cfg).to(device)
     train_cfg = replace(cfg.train, max_steps=cfg.mamba_steps) if name == "mamba" else cfg.train
-    _train(model, _copy_examples(vocab, cfg.min_len, cfg.max_len), 2 * cfg.min_len + 3, cfg.context_len,
-           _eval_copies(cfg, cfg.max_len, eval_seed, device), cfg, train_cfg, data_seed, run)
+    last = _train(model, _copy_examples(vocab, cfg.min_len, cfg.max_len), 2 * cfg.min_len + 3, cfg.context_len,
+                  _eval_copies(cfg, cfg.max_len, eval_seed, device), cfg, train_cfg, data_seed, run,
+                  until_copies=until_copies, stop_at=stop_at)
     length_run.clear_metrics()
     length_run.log(0, **{M.PARAMETERS: float(sum(p.numel() for p in model.parameters()))})
     for length in cfg.eval_lengths:
@@ -190,6 +218,7 @@ def _copy(cfg: Config, name: str, seed: int, run: Run, length_run: Run, dup_run:
             g = generator(stream(eval_seed, f"duplicate-{n_gram}"), device)
             examples = tasks.sample_duplicate_ngram(n, length=cfg.max_len, n_gram=n_gram, vocab=vocab, generator=g)
             dup_run.log(n_gram, **evaluate_examples(model, *examples, cfg.eval_batch_size))
+    return last
 
 
 def _lookup(cfg: Config, name: str, key: str, seed: int, run: Run, length_run: Run) -> None:
