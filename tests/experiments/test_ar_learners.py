@@ -48,3 +48,13 @@ def test_the_text_claim_pairs_each_validation_chunk_with_the_bigram_on_the_same_
     assert bigram.std() > 0.05
     claim = {c.name: c for c in check_claims(ar_learners.claims(cfg), run)}["text-pydoc"]
     assert "paired" in claim.detail and claim.n_units == 20
+
+
+def test_text_corpus_steps_give_each_corpus_its_own_budget(store):
+    smoke = ar_learners.presets()["smoke"]
+    bad = replace(smoke, text=replace(smoke.text, corpora=("stories",), corpus_steps=(10, 20)))
+    assert bad.check() is not None  # one step count per corpus
+    cfg = replace(smoke, parts=("text",), text=replace(smoke.text, corpus_steps=(10,)))
+    run = StoredRun(store.get_run(execute(ar_learners, cfg, store=store, device="cpu", quiet=True).run_id),
+                    ar_learners.Config)
+    assert list(run.steps("text_stories/val_perplexity")) == [0, 10]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -56,14 +57,17 @@ def run(cfg: Config, run: Run) -> None:
             for chain in ("none", "count"):
                 _parity(n, max(1, n // 2), chain, None, "none", stream(seeds["parity"], f"n-bits-{n}"),
                         cfg.parity.n_train, cfg.parity.n_test, cfg.parity.d, cfg.parity.train,
-                        run.scoped(M.parity_scope(n, chain)))
+                        run.scoped(M.parity_scope(n, chain)), groups=cfg.parity.groups)
     if "multiplication" in cfg.parts:
         for cot in (True, False):
             _multiplication(cfg.multiplication, cot, seeds["multiplication"],
                             run.scoped(M.MULT_COT if cot else M.MULT_DIRECT))
     if "text" in cfg.parts:
-        for corpus in cfg.text.corpora:
-            _text(cfg.text, corpus, seeds["text"], run.scoped(M.text_scope(corpus)))
+        for i, corpus in enumerate(cfg.text.corpora):
+            part = cfg.text
+            if part.corpus_steps:  # this corpus's own budget
+                part = replace(part, train=replace(part.train, max_steps=part.corpus_steps[i]))
+            _text(part, corpus, seeds["text"], run.scoped(M.text_scope(corpus)))
     if "length" in cfg.parts:
         part = cfg.length
         for k in part.chunk_sizes:
