@@ -129,7 +129,8 @@ class GradientOracle:
         if (self.method == "auto" and is_relu_two_layer(model)
                 and torch.equal(inputs, inputs.sign())):  # inputs in {-1, 0, 1}
             return _two_layer_clipped_means(model, inputs, targets, self.loss_fn, scale, clip)
-        if self.method == "auto" and isinstance(model, SampleChannel) and self.loss_fn is channel_loss:
+        # a model that knows its own clipped mean for this loss (``SampleChannel``) answers itself
+        if self.method == "auto" and self.loss_fn is channel_loss and hasattr(model, "clipped_mean_gradient"):
             return model.clipped_mean_gradient(inputs, targets, scale, clip)
         gradients, loss = per_example_gradients(model, inputs, targets, self.loss_fn, self.method)
         means = {}
