@@ -43,6 +43,9 @@ def test_scaling_curves_and_the_lazy_model(smoke_run):
     assert gn.crossing_samples([100, 200], [0.96, 0.99], 0.95) == 100
     assert np.isnan(gn.crossing_samples([100], [0.5], 0.95))
     assert run.values("lazy0/accuracy").shape[1] == cfg.n_seeds
+    # the online linearised model trains as long as its cell's network did
+    cell = [i for i, c in enumerate(cfg.cells) if c == cfg.lazy_cells[0][:3]][0]
+    assert run.steps("lazy0/accuracy")[-1] == run.steps(f"cell{cell}/accuracy")[-1]
 
 
 def test_claims_are_declared_from_the_config_alone():

@@ -49,6 +49,8 @@ What changed, and why (the claims are pre-registered tests: ``claims``):
   claims read whether the target is reached); the NTK ridge of the biased part is fitted
   at the cells of the largest n (``kernel_at``; the figure's row, the kernel claim's and the
   linearised model's cells), where the cells at n = 16 and 30 were fitted and never read;
+  the online linearised model trains for as many steps as its cell's network did (it was
+  10^4 steps where the network had stopped at 2,000: equal budgets are the comparison);
   the first-step edges and the linearised model use the two-layer closed forms of
   ``probes.ntk`` (equal to the functional jvp to float rounding; tested). The ``paper``
   preset still fits every cell.

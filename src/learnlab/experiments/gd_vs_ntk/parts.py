@@ -39,12 +39,14 @@ def run(cfg: Config, run: Run) -> None:
             _kernel_scaling(cfg, n, cfg.k, kernel_seeds, run.scoped(names.kernel_scope(n, cfg.k)))
         _kernel_points(cfg, [(cfg.sanity[0], cfg.k, cfg.sanity[1]), cfg.agreement], kernel_seeds,
                        run.scoped(names.KERNEL_CHECKS))
+    trained = {}  # (alpha, n, k) -> the steps its network trained (it stops once every seed learned)
     if "biased" in cfg.parts:
         for index, (alpha, n, k) in enumerate(cfg.cells):
-            _cell(cfg, index, alpha, n, k, seeds, kernel_seeds, run.scoped(names.cell_scope(index)))
+            trained[(alpha, n, k)] = _cell(cfg, index, alpha, n, k, seeds, kernel_seeds,
+                                           run.scoped(names.cell_scope(index)))
     if "lazy" in cfg.parts:
         for index, (alpha, n, k, size) in enumerate(cfg.lazy_cells):
-            _lazy(cfg, alpha, n, k, size, seeds, run.scoped(names.lazy_scope(index)))
+            _lazy(cfg, alpha, n, k, size, seeds, run.scoped(names.lazy_scope(index)), trained.get((alpha, n, k)))
 
 
 def _task(n: int, k: int, seed: int, device, alpha: float = 0.0):
@@ -124,7 +126,7 @@ def _kernel_points(cfg: Config, points, seeds, run: Run) -> None:
 
 
 def _online(cfg: Config, model: torch.nn.Module, n: int, k: int, alpha: float, seeds, run: Run,
-            size: int = 0) -> None:
+            size: int = 0, steps: int | None = None) -> int:
     """Train ``model`` (stacked over seeds) on D_alpha: fresh batches (size 0) or minibatches of ``size`` samples."""
     device = run.device
     tasks = [_task(n, k, s, device, alpha) for s in seeds]
@@ -149,11 +151,14 @@ def _online(cfg: Config, model: torch.nn.Module, n: int, k: int, alpha: float, s
     x_test, y_test = torch.stack([t[0] for t in tests]), torch.stack([t[1] for t in tests])
     evaluate = Measure(lambda model: {names.ACCURACY: replica_sign_accuracy(model, x_test, y_test)},
                        until=(names.ACCURACY, cfg.target_accuracy) if cfg.stop_when_learned else None)
-    fit(model, batches, hinge_loss, train, run, evaluate=evaluate)
+    if steps is not None:
+        train = replace(train, max_steps=steps)
+    return fit(model, batches, hinge_loss, train, run, evaluate=evaluate)
 
 
-def _cell(cfg: Config, index: int, alpha: float, n: int, k: int, seeds, kernel_seeds, run: Run) -> None:
-    """One (alpha, n, k) cell: the trained network, NTK ridge, and the first-step edge."""
+def _cell(cfg: Config, index: int, alpha: float, n: int, k: int, seeds, kernel_seeds, run: Run) -> int:
+    """One (alpha, n, k) cell: the trained network, NTK ridge, and the first-step edge; returns
+    the steps the network trained."""
     device = run.device
     model = TwoLayerMLP(n, cfg.network, [stream(s, "init") for s in seeds], device)
     edges, floors = [], []
@@ -170,13 +175,16 @@ def _cell(cfg: Config, index: int, alpha: float, n: int, k: int, seeds, kernel_s
     if cfg.has_cell_kernel(index):
         kernel[names.KERNEL_ACC] = torch.tensor([_kernel_accuracy(cfg, n, k, cfg.cell_kernel_samples, s, device,
                                                                   alpha)["ridge_acc"] for s in kernel_seeds])
-    _online(cfg, model, n, k, alpha, seeds, run)  # a fresh fit clears the scope's metrics: log after it
+    steps = _online(cfg, model, n, k, alpha, seeds, run)  # a fresh fit clears the scope's metrics: log after it
     run.log(0, **{names.EDGE: torch.tensor(edges), names.EDGE_FLOOR: torch.tensor(floors), **kernel,
                   names.ALPHA: torch.full((len(seeds),), alpha),
                   names.N_BITS: torch.full((len(seeds),), float(n)), names.K: torch.full((len(seeds),), float(k))})
+    return steps
 
 
-def _lazy(cfg: Config, alpha: float, n: int, k: int, size: int, seeds, run: Run) -> None:
-    """The linearised network, trained exactly as the network is, from the network's init."""
+def _lazy(cfg: Config, alpha: float, n: int, k: int, size: int, seeds, run: Run, network_steps: int | None) -> None:
+    """The linearised network, trained exactly as the network is, from the network's init: online,
+    for as many steps as the network of its cell trained (it stops once every seed learned)."""
     base = TwoLayerMLP(n, cfg.network, [stream(s, "init") for s in seeds], run.device)
-    _online(cfg, LinearisedModel(base), n, k, alpha, seeds, run, size=size)
+    _online(cfg, LinearisedModel(base), n, k, alpha, seeds, run, size=size,
+            steps=network_steps if size == 0 else None)
