@@ -167,3 +167,21 @@ def test_gaussian_elimination_recovers_a_full_parity_and_reports_rank():
     # Noise-free but fewer equations: any returned solution is consistent with them.
     solution, _ = solve_parity_gf2(x[:10], y[:10])
     assert torch.equal(torch.where(solution.bool(), x[:10], torch.ones_like(x[:10])).prod(1), y[:10])
+
+
+@pytest.mark.parametrize("mode", ["nearest", "adv_zero", "trunc", "exact"])
+def test_the_channel_answers_on_touched_rows_are_the_whole_answer(mode):
+    model = SampleChannel(12, 64, n_replicas=3, hash_seed=1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.where(torch.rand(3, 40, 12, generator=g) < 0.5, 1.0, -1.0)  # 40 examples in 64 blocks: collisions
+    y = torch.where(torch.rand(3, 40, generator=g) < 0.5, 1.0, -1.0)
+    oracle = GradientOracle(PrecisionConfig(rho=0.02, mode=mode), channel_loss)
+    whole = oracle.answer(model, x, y)[0]["blocks"].view(-1, 13)
+    rows, answers = oracle.answer_rows(model, x, y)
+    assert torch.equal(rows, torch.unique(torch.arange(3).unsqueeze(1) * 64 + model.block_of(x)))
+    assert torch.equal(whole[rows], answers)
+    rest = torch.ones(len(whole), dtype=torch.bool)
+    rest[rows] = False
+    assert not whole[rest].any()
+    with pytest.raises(ValueError, match="deterministic"):
+        GradientOracle(PrecisionConfig(rho=0.02, mode="stochastic"), channel_loss).answer_rows(model, x, y)

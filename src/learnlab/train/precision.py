@@ -155,6 +155,18 @@ class GradientOracle:
             answers[name] = round_to_lattice(mean, rho, self.cfg.mode, generator)
         return answers, loss
 
+    def answer_rows(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``answer`` for a model whose per-example gradients each live on one row of its one
+        parameter (``SampleChannel``: ``clipped_mean_rows``), on the rows the batch touches:
+        (rows, their answers). Every other row's clipped mean is 0, which a deterministic
+        rounding answers with exactly 0, so this is ``answer`` without the passes over all
+        rows (stochastic rounding draws noise for every row: use ``answer``)."""
+        if self.cfg.mode == "stochastic" or self.replica_rho is not None:
+            raise ValueError("answer_rows needs a deterministic rounding and one rho")
+        rows, means = model.clipped_mean_rows(inputs, targets, self.cfg.scale, self.cfg.clip)
+        return rows, round_to_lattice(means, self.cfg.rho, self.cfg.mode)
+
     def __call__(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         answers, loss = self.answer(model, inputs, targets)
         for name, p in model.named_parameters():
@@ -304,6 +316,20 @@ class SampleChannel(nn.Module):
         with torch.no_grad():
             loss = channel_loss(self(x), y)
         return {"blocks": mean / x.shape[1]}, loss
+
+
+    def clipped_mean_rows(self, x: torch.Tensor, y: torch.Tensor, scale: float, clip: bool
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``clipped_mean_gradient`` on the touched blocks only: (rows, means), rows (K,) of the
+        flattened (S * M, n + 1) blocks in increasing order (replica, then block), means (K, n+1)."""
+        features = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1) * (-y).unsqueeze(-1) * scale  # (S, B, n+1)
+        if clip:
+            features = features.clamp(-1.0, 1.0)
+        replica = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+        rows, where = torch.unique(replica * self.n_blocks + self.block_of(x), return_inverse=True)  # (K,), (S, B)
+        sums = features.new_zeros(len(rows), features.shape[-1]).index_add_(0, where.flatten(),
+                                                                            features.flatten(0, 1))
+        return rows, sums / x.shape[1]
 
 
 def channel_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

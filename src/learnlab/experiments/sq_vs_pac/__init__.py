@@ -55,7 +55,10 @@ at every b for T = 4,000. Full-batch GD runs on m = 1,000 samples in quick (rho 
 was the larger half of the quick preset's arithmetic, and at m = 1,000 exact GD still
 learns every seed by step 2,000 (seeds 0 and 1, 8 of 8 each; at m = 2,000, seed 0, by
 1,750). The oracle's hot loop (the two-layer clipped mean) runs in cache-sized chunks of the
-batch with ReLU's backward in one fused pass.
+batch with ReLU's backward in one fused pass; the sample channel asks the oracle for its
+answers on the blocks a batch touches (``answer_rows``: every other block's answer is exactly
+0 under a deterministic rounding), not for all 8 x 65,536 x 65 coordinates, and updates those
+(the same numbers: smoke stores bit-equal, stochastic rounding keeps the whole answer).
 
 Presets: ``quick`` (n = 16, k = 3, width 128, square loss, eta = 0.1, T = 2,000, 8 seeds;
 ``learnlab run sq-vs-pac --preset quick``), ``paper`` (b up to 1,024, more precisions and

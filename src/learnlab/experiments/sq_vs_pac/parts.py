@@ -173,12 +173,20 @@ def _channel(cfg: Config, seeds: tuple[int, ...], run: Run) -> None:
         correct, seen = torch.zeros(len(seeds)), 0
         for step in range(steps):
             x, y = data(step)
-            answers, _ = oracle.answer(model, x, y)
-            with torch.no_grad():
-                model.blocks -= cfg.lr * answers["blocks"]
-            touched = model.block_of(x)  # (S, B): every other block's answer is zero
+            if mode == "stochastic":  # noise is drawn for every block: the whole answer
+                full, _ = oracle.answer(model, x, y)
+                with torch.no_grad():
+                    model.blocks -= cfg.lr * full["blocks"]
+                rows = torch.unique(torch.arange(len(seeds), device=device).unsqueeze(1) * part.n_blocks
+                                    + model.block_of(x))
+                answers = full["blocks"].view(-1, n + 1)[rows]
+            else:  # the answers on the touched blocks: every other block's is exactly zero
+                rows, answers = oracle.answer_rows(model, x, y)
+                with torch.no_grad():
+                    model.blocks.view(-1, n + 1).index_add_(0, rows, answers, alpha=-cfg.lr)
+            replica = rows // part.n_blocks
             for j in range(len(seeds)):
-                got_x, got_y = decode_channel(answers["blocks"][j], touched[j])
+                got_x, got_y = decode_channel(answers[replica == j])
                 truth = torch.cat([x[j], y[j].unsqueeze(1)], dim=1)
                 got = torch.cat([got_x, got_y.unsqueeze(1)], dim=1)
                 matches = (got.unsqueeze(1) == truth.unsqueeze(0)).all(-1).any(1)  # decoded rows that are real
