@@ -179,6 +179,7 @@ def test_the_channel_answers_on_touched_rows_are_the_whole_answer(mode):
     whole = oracle.answer(model, x, y)[0]["blocks"].view(-1, 13)
     rows, answers = oracle.answer_rows(model, x, y)
     assert torch.equal(rows, torch.unique(torch.arange(3).unsqueeze(1) * 64 + model.block_of(x)))
+    assert torch.equal(model.touched_rows(x)[0], rows)
     assert torch.equal(whole[rows], answers)
     rest = torch.ones(len(whole), dtype=torch.bool)
     rest[rows] = False

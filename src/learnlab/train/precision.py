@@ -239,19 +239,14 @@ def _relu_hidden(model: StackedTwoLayer, x: torch.Tensor) -> torch.Tensor:
     return hidden
 
 
-def _two_layer_gradients_without_weight(model: StackedTwoLayer, x, y, loss_fn, layout: str = "BS"):
-    """Per-example gradients of every parameter but the first layer's weight, and the loss.
-
-    ``"pre"`` is d(example loss)/d(pre-activation), which the caller turns into the weight's
-    gradient; layout ``"BS"`` gives (B, S, ...) tensors (``per_example_gradients``' layout),
-    ``"SB"`` the (S, B, ...) tensors they are computed in (no transposed views).
+def _two_layer_gradients_without_weight(model: StackedTwoLayer, x, y, loss_fn):
+    """Per-example gradients of every parameter but the first layer's weight, (B, S, ...)
+    (``per_example_gradients``' layout), and the loss. ``"pre"`` is d(example loss)/d(pre-
+    activation), which the caller turns into the weight's gradient.
     """
     readout = model.readout.detach()
-    mask = model.neuron_mask
+    hidden = _relu_hidden(model, x)  # (S, B, r)
     with torch.no_grad():
-        hidden = model.hidden(x).clamp_min_(0.0)  # relu(pre), (S, B, r): a fresh tensor, ours
-        if not bool(mask.all()):  # padded neurons (per-replica widths) stay off
-            hidden.mul_(mask.unsqueeze(1))
         out = torch.bmm(hidden, readout.unsqueeze(2)).squeeze(2)  # (S, B)
         if model.output_bias is not None:
             out = out + model.output_bias.unsqueeze(1)
@@ -267,9 +262,7 @@ def _two_layer_gradients_without_weight(model: StackedTwoLayer, x, y, loss_fn, l
         gradients["bias"] = back
     if model.output_bias is not None:
         gradients["output_bias"] = dloss
-    if layout == "BS":
-        gradients = {name: g.transpose(0, 1) for name, g in gradients.items()}
-    return gradients, loss.detach()
+    return {name: g.transpose(0, 1) for name, g in gradients.items()}, loss.detach()
 
 
 # ----------------------------------------------------------------------------- the sample channel
@@ -308,25 +301,31 @@ class SampleChannel(nn.Module):
                               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The oracle's clipped mean of -y (x, 1) s over the batch, by scatter-add into the
         blocks (no (B, M, n+1) per-example tensor). Valid for ±1 inputs and labels."""
-        features = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1) * (-y).unsqueeze(-1) * scale  # (S, B, n+1)
-        if clip:
-            features = features.clamp(-1.0, 1.0)
+        features = self._clipped_example_gradients(x, y, scale, clip)
         j = self.block_of(x)  # (S, B)
         mean = torch.zeros_like(self.blocks).scatter_add_(1, j.unsqueeze(2).expand_as(features), features)
         with torch.no_grad():
             loss = channel_loss(self(x), y)
         return {"blocks": mean / x.shape[1]}, loss
 
+    def touched_rows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows of the flattened (S * M, n + 1) blocks that x (S, B, n) hashes to, sorted
+        (K,), and each example's index into them (S, B)."""
+        replica = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+        return torch.unique(replica * self.n_blocks + self.block_of(x), return_inverse=True)
+
+    @staticmethod
+    def _clipped_example_gradients(x, y, scale: float, clip: bool) -> torch.Tensor:
+        """Each example's gradient -y (x, 1), scaled by s and clipped: (S, B, n+1)."""
+        features = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1) * (-y).unsqueeze(-1) * scale
+        return features.clamp(-1.0, 1.0) if clip else features
 
     def clipped_mean_rows(self, x: torch.Tensor, y: torch.Tensor, scale: float, clip: bool
                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """``clipped_mean_gradient`` on the touched blocks only: (rows, means), rows (K,) of the
         flattened (S * M, n + 1) blocks in increasing order (replica, then block), means (K, n+1)."""
-        features = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1) * (-y).unsqueeze(-1) * scale  # (S, B, n+1)
-        if clip:
-            features = features.clamp(-1.0, 1.0)
-        replica = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
-        rows, where = torch.unique(replica * self.n_blocks + self.block_of(x), return_inverse=True)  # (K,), (S, B)
+        features = self._clipped_example_gradients(x, y, scale, clip)
+        rows, where = self.touched_rows(x)
         sums = features.new_zeros(len(rows), features.shape[-1]).index_add_(0, where.flatten(),
                                                                             features.flatten(0, 1))
         return rows, sums / x.shape[1]

@@ -177,8 +177,7 @@ def _channel(cfg: Config, seeds: tuple[int, ...], run: Run) -> None:
                 full, _ = oracle.answer(model, x, y)
                 with torch.no_grad():
                     model.blocks -= cfg.lr * full["blocks"]
-                rows = torch.unique(torch.arange(len(seeds), device=device).unsqueeze(1) * part.n_blocks
-                                    + model.block_of(x))
+                rows, _ = model.touched_rows(x)
                 answers = full["blocks"].view(-1, n + 1)[rows]
             else:  # the answers on the touched blocks: every other block's is exactly zero
                 rows, answers = oracle.answer_rows(model, x, y)
