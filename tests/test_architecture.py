@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "learnlab"
 # What the lower layers may never import: everything that sits above them.
 ABOVE = ("learnlab.experiments", "learnlab.runner", "learnlab.cli", "learnlab.report", "learnlab.registry",
-         "learnlab.results", "learnlab.figures", "learnlab.export", "learnlab.sweep")
+         "learnlab.results", "learnlab.figures", "learnlab.export", "learnlab.sweep", "learnlab.grid")
 LOWER = ("train", "probes", "models", "tasks", "data", "store.py")
 
 
@@ -163,3 +163,40 @@ def test_the_seed_offset_scan_finds_offsets(offset):
                                    "np.random.default_rng([seed, epoch])", "generator(stream(s, 'test'), device)"])
 def test_the_seed_offset_scan_passes_named_streams(clean):
     assert _seed_offsets(ast.parse(clean)) == set()
+
+
+def _opens_scopes(node: ast.AST) -> bool:
+    """A call ``<run>.scoped(name)`` (one argument: the schemas' ``scoped(scope, name)`` only names a metric)."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "scoped"
+               and len(n.args) == 1 for n in ast.walk(node))
+
+
+def _hand_rolled_grids(tree: ast.AST) -> list[int]:
+    """Lines of nested loops (a product of axes: for-in-for, or a comprehension with two or
+    more ``for``) whose body opens run scopes: what ``learnlab.grid.cells`` is for."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            inner = [n for child in node.body for n in ast.walk(child) if isinstance(n, (ast.For, ast.AsyncFor))]
+            if any(_opens_scopes(loop) for loop in inner):
+                lines.append(node.lineno)
+        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            if len(node.generators) > 1 and _opens_scopes(node):
+                lines.append(node.lineno)
+    return lines
+
+
+@pytest.mark.parametrize("path", list(_sources("experiments")), ids=lambda p: str(p.relative_to(SRC)))
+def test_grids_of_cells_go_through_the_grid_layer(path):
+    lines = _hand_rolled_grids(ast.parse(path.read_text(), filename=str(path)))
+    assert not lines, (f"{path.relative_to(SRC)}: nested loops open run scopes at lines {lines}; declare the cells "
+                       "with learnlab.grid.cells and train them with for_each_cell")
+
+
+@pytest.mark.parametrize("source, found", [
+    ("for n in ns:\n    for k in ks:\n        train(run.scoped(f'{n}{k}'))", True),
+    ("[train(run.scoped(a + b)) for a in xs for b in ys]", True),
+    ("for n in ns:\n    train(run.scoped(n))", False),
+    ("for_each_cell(run, cells(scope, n=ns, k=ks), train)", False)])
+def test_the_grid_scan_finds_hand_rolled_grids(source, found):
+    assert bool(_hand_rolled_grids(ast.parse(source))) is found

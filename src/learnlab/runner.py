@@ -217,9 +217,9 @@ class Run:
 
     # -- progress --------------------------------------------------------------------
 
-    def progress(self, total: int, *, initial: int = 0, desc: str | None = None) -> tqdm:
+    def progress(self, total: int, *, initial: int = 0, desc: str | None = None, unit: str = "step") -> tqdm:
         """A progress bar, silent with ``--quiet`` and when stderr is not a terminal."""
-        return tqdm(total=total, initial=initial, desc=desc or (f"{self.id} {self.scope}".strip()), unit="step", dynamic_ncols=True,
+        return tqdm(total=total, initial=initial, desc=desc or (f"{self.id} {self.scope}".strip()), unit=unit, dynamic_ncols=True,
                     disable=True if self.quiet else None, leave=False)
 
 

@@ -10,6 +10,7 @@ import torch
 
 from learnlab.experiments.ar_learners import metrics as M
 from learnlab.experiments.ar_learners.config import Config, MultiplicationPartConfig, TextPartConfig
+from learnlab.grid import Cell, cell, cells, for_each_cell
 from learnlab.models.linear_ar import LinearAR, LinearARConfig
 from learnlab.runtime import generator, seed_everything
 from learnlab.seeding import replica_seeds, stream
@@ -52,33 +53,32 @@ def _train(model: LinearAR, sampler, seed: int, train_cfg: TrainConfig, run: Run
 
 def run(cfg: Config, run: Run) -> None:
     seeds = dict(zip(("parity", "multiplication", "text", "length"), replica_seeds(cfg.seed, 4)))
-    if "parity" in cfg.parts:
-        for n in cfg.parity.n_bits:
-            for chain in ("none", "count"):
-                _parity(n, max(1, n // 2), chain, None, "none", stream(seeds["parity"], f"n-bits-{n}"),
-                        cfg.parity.n_train, cfg.parity.n_test, cfg.parity.d, cfg.parity.train,
-                        run.scoped(M.parity_scope(n, chain)), groups=cfg.parity.groups)
+    if "parity" in cfg.parts:  # each n with and without the counting chain
+        parity = cfg.parity
+        for_each_cell(run, cells(M.parity_scope, n=parity.n_bits, chain=("none", "count")), lambda c, r: _parity(
+            c.n, max(1, c.n // 2), c.chain, None, "none", stream(seeds["parity"], f"n-bits-{c.n}"), parity.n_train,
+            parity.n_test, parity.d, parity.train, r, groups=parity.groups))
     if "multiplication" in cfg.parts:
-        for cot in (True, False):
-            _multiplication(cfg.multiplication, cot, seeds["multiplication"],
-                            run.scoped(M.MULT_COT if cot else M.MULT_DIRECT))
+        for_each_cell(run, [cell(M.MULT_COT, cot=True), cell(M.MULT_DIRECT, cot=False)],
+                      lambda c, r: _multiplication(cfg.multiplication, c.cot, seeds["multiplication"], r))
     if "text" in cfg.parts:
-        for i, corpus in enumerate(cfg.text.corpora):
+        def text(c: Cell, r: Run) -> None:
             part = cfg.text
             if part.corpus_steps:  # this corpus's own budget
-                part = replace(part, train=replace(part.train, max_steps=part.corpus_steps[i]))
-            _text(part, corpus, seeds["text"], run.scoped(M.text_scope(corpus)))
+                part = replace(part, train=replace(part.train, max_steps=part.corpus_steps[c.index]))
+            _text(part, c.corpus, seeds["text"], r)
+        for_each_cell(run, [cell(M.text_scope(corpus), corpus=corpus, index=i)
+                            for i, corpus in enumerate(cfg.text.corpora)], text)
     if "length" in cfg.parts:
         part = cfg.length
-        for k in part.chunk_sizes:
-            _parity(part.n_bits, part.subset_size, "chunks", k, "relu", seeds["length"], part.n_train,
-                    part.n_test, part.d, part.train, run.scoped(M.length_mlp_scope(k)), groups=part.groups)
+        for_each_cell(run, cells(M.length_mlp_scope, k=part.chunk_sizes), lambda c, r: _parity(
+            part.n_bits, part.subset_size, "chunks", c.k, "relu", seeds["length"], part.n_train, part.n_test, part.d,
+            part.train, r, groups=part.groups))
         # The linear model: the binary-count chain (each token a linear threshold) cut to
         # its last L bits; below ceil(log2(|A| + 1)) tokens its first token is no longer one.
-        for tokens in part.linear_lengths:
-            _parity(part.n_bits, part.linear_subset_size, "count", None, "none", seeds["length"], part.n_train,
-                    part.n_test, part.d, part.train, run.scoped(M.length_linear_scope(tokens)), groups=part.groups,
-                    keep_last=tokens)
+        for_each_cell(run, cells(M.length_linear_scope, tokens=part.linear_lengths), lambda c, r: _parity(
+            part.n_bits, part.linear_subset_size, "count", None, "none", seeds["length"], part.n_train, part.n_test,
+            part.d, part.train, r, groups=part.groups, keep_last=c.tokens))
 
 
 # ----------------------------------------------------------------------------- parts

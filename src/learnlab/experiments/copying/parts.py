@@ -12,6 +12,7 @@ import torch
 from learnlab.experiments.copying import schema as M
 from learnlab.experiments.copying.config import TRANSFORMERS, Config
 from learnlab.experiments.copying.evidence import COPIES
+from learnlab.grid import Cell, cells, for_each_cell
 from learnlab.models.copy_transformer import CopyTransformer
 from learnlab.models.lstm import LSTMModel
 from learnlab.models.mamba import Mamba
@@ -172,26 +173,34 @@ def _run_parts(cfg: Config, run: Run) -> None:
     if "ngram" in cfg.parts:
         _ngram_bounds(cfg, cfg.seed, run.scoped(M.HANDBUILT))
     if "copy" in cfg.parts:
+        # stop_at_copy: the lead transformer of each seed trains until it copies, and the other
+        # models of that seed stop at the same step (every model is seeded alike).
         lead = next((m for m in cfg.models if m in TRANSFORMERS), None) if cfg.stop_at_copy else None
-        order = cfg.models if lead is None else (lead,) + tuple(m for m in cfg.models if m != lead)
-        for index, seed in enumerate(seeds):
-            stop_at = None  # stop_at_copy: the step at which the lead copied (every model is seeded alike)
-            for name in order:
-                last = _copy(cfg, name, seed, run.scoped(M.train(name, index)), run.scoped(M.length(name, index)),
-                             run.scoped(M.duplicate(name, index)) if "ngram" in cfg.parts else None,
-                             until_copies=name == lead, stop_at=None if name == lead else stop_at)
-                if name == lead and last < cfg.train.max_steps:
-                    stop_at = last
+
+        def copy(c: Cell, r: Run, stop_at: int | None = None) -> int:
+            return _copy(cfg, c.model, seeds[c.index], r, run.scoped(M.length(c.model, c.index)),
+                         run.scoped(M.duplicate(c.model, c.index)) if "ngram" in cfg.parts else None,
+                         until_copies=c.model == lead, stop_at=stop_at)
+
+        stops = [None] * len(seeds)
+        if lead is not None:
+            lasts = for_each_cell(run, cells(_train_scope, index=range(len(seeds)), model=(lead,)), copy)
+            stops = [last if last < cfg.train.max_steps else None for last in lasts]
+        for_each_cell(run, cells(_train_scope, index=range(len(seeds)), model=[m for m in cfg.models if m != lead]),
+                      lambda c, r: copy(c, r, stops[c.index]))
     if "lookup" in cfg.parts:
-        for index, seed in enumerate(seeds):
-            for name in cfg.lookup.models:
-                for key in cfg.lookup.keys:
-                    _lookup(cfg, name, key, seed, run.scoped(M.lookup(key, name, index)),
-                            run.scoped(M.lookup_length(key, name, index)))
+        for_each_cell(run, cells(lambda index, model, key: M.lookup(key, model, index), index=range(len(seeds)),
+                                 model=cfg.lookup.models, key=cfg.lookup.keys),
+                      lambda c, r: _lookup(cfg, c.model, c.key, seeds[c.index], r,
+                                           run.scoped(M.lookup_length(c.key, c.model, c.index))))
     if "mamba_short" in cfg.parts:
         _mamba_short(cfg, seeds[0], run.scoped(M.MAMBA_SHORT))
     if "pretrained" in cfg.parts:
         _pretrained(cfg, cfg.seed, run.scoped(M.PRETRAINED))
+
+
+def _train_scope(index: int, model: str) -> str:
+    return M.train(model, index)
 
 
 def _copy(cfg: Config, name: str, seed: int, run: Run, length_run: Run, dup_run: Run | None, *,

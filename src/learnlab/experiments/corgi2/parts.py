@@ -15,6 +15,7 @@ from learnlab.data.orders import epoch_plan
 from learnlab.data.quality import batch_label_kl, expected_homogeneity, homogeneity, order_quality
 from learnlab.experiments.corgi2 import schema as M
 from learnlab.experiments.corgi2.config import Config, PartConfig
+from learnlab.grid import cells, for_each_cell
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
 from learnlab.models.linear_classifier import StackedLinearClassifier
 from learnlab.seeding import replica_seeds, stream, streams
@@ -76,11 +77,11 @@ def predicted_kl_ratio(h_after: float, batch_size: int, n_online: int, block: fl
 
 
 def run(cfg: Config, run: Run) -> None:
-    for part_name in cfg.parts:
-        _part(cfg, part_name, run.scoped(part_name))
+    for_each_cell(run, cells(str, part=cfg.parts), lambda c, r: _part(cfg, c.part, r))
 
 
 def _part(cfg: Config, name: str, run: Run) -> None:
+    run.clear_metrics()  # its measurements (no checkpoint) are logged again when a run enters it again
     part: PartConfig = getattr(cfg, name)
     (x, y), (x_test, y_test) = _gaussian(part, cfg.seed) if name == "gaussian" else _digits(cfg.seed)
     order = np.argsort(y, kind="stable")  # sorted by label: homogeneous blocks
@@ -172,8 +173,8 @@ def _part(cfg: Config, name: str, run: Run) -> None:
                     plan = epoch_plan("corgi2", pass_sizes, seed=order_seed, epoch=epoch, n_blocks=part.n_online)
                     orders[arm, s, epoch] = perm[plan_order(plan, pass_sizes)]  # ids into the sorted records
             data[arm] = (x_sorted, y_sorted)
-    for model in cfg.models:
-        _train(cfg, model, orders, data, x_test, y_test, M.replicas(cfg, part), run.scoped(model))
+    for_each_cell(run, cells(str, model=cfg.models),
+                  lambda c, r: _train(cfg, c.model, orders, data, x_test, y_test, M.replicas(cfg, part), r))
 
 
 def _loader(cfg: Config, part: PartConfig, arm: str, dataset, *, seed: int) -> ShardedLoader:

@@ -10,6 +10,7 @@ import torch
 
 from learnlab.experiments.gd_vs_ntk import schema as names
 from learnlab.experiments.gd_vs_ntk.config import Config
+from learnlab.grid import cell, cells, for_each_cell
 from learnlab.models.mlp import TwoLayerMLP
 from learnlab.probes.ntk import (LinearisedModel, empirical_ntk, first_step_edge, kernel_ridge, kernel_svm_accuracy,
                                  select_ridge)
@@ -30,23 +31,28 @@ def run(cfg: Config, run: Run) -> None:
     kernel_seeds = seeds[:cfg.kernel_seeds] if cfg.kernel_seeds <= cfg.n_seeds else replica_seeds(cfg.seed,
                                                                                                   cfg.kernel_seeds)
     if "scaling" in cfg.parts:
-        for n in cfg.network_bits:
-            _offline_networks(cfg, n, cfg.k, cfg.network_samples, seeds, run.scoped(names.network_scope(n, cfg.k)))
+        for_each_cell(run, cells(names.network_scope, n=cfg.network_bits, k=(cfg.k,)),
+                      lambda cell, r: _offline_networks(cfg, cell.n, cell.k, cfg.network_samples, seeds, r))
         n, k, size = cfg.agreement
-        if cfg.network_bits:
-            _offline_networks(cfg, n, k, (size,), seeds, run.scoped(names.network_scope(n, k)))
-        for n in cfg.kernel_bits:
-            _kernel_scaling(cfg, n, cfg.k, kernel_seeds, run.scoped(names.kernel_scope(n, cfg.k)))
-        _kernel_points(cfg, [(cfg.sanity[0], cfg.k, cfg.sanity[1]), cfg.agreement], kernel_seeds,
-                       run.scoped(names.KERNEL_CHECKS))
-    trained = {}  # (alpha, n, k) -> the steps its network trained (it stops once every seed learned)
+        if cfg.network_bits:  # the network at the agreement point, beside its kernel check
+            for_each_cell(run, [cell(names.network_scope(n, k), n=n, k=k)],
+                          lambda cell, r: _offline_networks(cfg, cell.n, cell.k, (size,), seeds, r))
+        for_each_cell(run, cells(names.kernel_scope, n=cfg.kernel_bits, k=(cfg.k,)),
+                      lambda cell, r: _kernel_scaling(cfg, cell.n, cell.k, kernel_seeds, r))
+        for_each_cell(run, [cell(names.KERNEL_CHECKS)], lambda cell, r: _kernel_points(
+            cfg, [(cfg.sanity[0], cfg.k, cfg.sanity[1]), cfg.agreement], kernel_seeds, r))
+    # The network of each (alpha, n, k) cell stops once every seed learned; its linearised
+    # twin trains as many steps, so the cells return their step counts.
+    trained = {}
     if "biased" in cfg.parts:
-        for index, (alpha, n, k) in enumerate(cfg.cells):
-            trained[(alpha, n, k)] = _cell(cfg, index, alpha, n, k, seeds, kernel_seeds,
-                                           run.scoped(names.cell_scope(index)))
+        grid = [cell(names.cell_scope(i), index=i, alpha=alpha, n=n, k=k) for i, (alpha, n, k) in enumerate(cfg.cells)]
+        steps = for_each_cell(run, grid, lambda c, r: _cell(cfg, c.index, c.alpha, c.n, c.k, seeds, kernel_seeds, r))
+        trained = dict(zip(cfg.cells, steps))
     if "lazy" in cfg.parts:
-        for index, (alpha, n, k, size) in enumerate(cfg.lazy_cells):
-            _lazy(cfg, alpha, n, k, size, seeds, run.scoped(names.lazy_scope(index)), trained.get((alpha, n, k)))
+        grid = [cell(names.lazy_scope(i), alpha=alpha, n=n, k=k, size=size)
+                for i, (alpha, n, k, size) in enumerate(cfg.lazy_cells)]
+        for_each_cell(run, grid, lambda c, r: _lazy(cfg, c.alpha, c.n, c.k, c.size, seeds, r,
+                                                    trained.get((c.alpha, c.n, c.k))))
 
 
 def _task(n: int, k: int, seed: int, device, alpha: float = 0.0):
@@ -104,6 +110,7 @@ def _kernel_accuracy(cfg: Config, n: int, k: int, size: int, seed: int, device, 
 def _kernel_scaling(cfg: Config, n: int, k: int, seeds, run: Run) -> None:
     """Ridge accuracy vs N, in increasing N until every seed reaches the target (larger N
     only cost time: the curve is what the claims read)."""
+    run.clear_metrics()  # it measures (no checkpoint): a run entering it again starts clean
     for size in cfg.kernel_samples:
         svm = n == max(cfg.kernel_bits) and size == cfg.svm_samples
         results = [_kernel_accuracy(cfg, n, k, size, s, run.device, svm=svm)
@@ -118,6 +125,7 @@ def _kernel_scaling(cfg: Config, n: int, k: int, seeds, run: Run) -> None:
 
 
 def _kernel_points(cfg: Config, points, seeds, run: Run) -> None:
+    run.clear_metrics()
     for index, (n, k, size) in enumerate(points):
         results = [_kernel_accuracy(cfg, n, k, size, s, run.device) for s in seeds]
         run.log(index, **{names.RIDGE_ACC: torch.tensor([r["ridge_acc"] for r in results]),

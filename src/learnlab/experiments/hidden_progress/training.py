@@ -10,6 +10,7 @@ import torch
 
 from learnlab.experiments.hidden_progress import schema as M
 from learnlab.experiments.hidden_progress.config import Config, scaling_learners
+from learnlab.grid import Cell, cell, for_each_cell
 from learnlab.models.mlp import TwoLayerMLP
 from learnlab.models.neuron import SingleNeuron
 from learnlab.models.parity_transformer import ParityTransformer
@@ -131,12 +132,9 @@ def _fraction_positive(margin: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
 
 def run(cfg: Config, run: Run) -> None:
     # The scaling sweep (Figure 1, right): one ensemble per (learner, n, k), each in its own scope.
-    for learner, lr in scaling_learners(cfg):
-        for n in cfg.scaling_n:
-            for k in cfg.scaling_k:
-                point = replace(cfg, learner=learner, train=replace(cfg.train, lr=lr), scaling_n=(), scaling_k=(),
-                                scaling_learners=(), scaling_lrs=(), controls=(), task=replace(cfg.task, n_bits=n, k=k))
-                _train(point, run.scoped(M.sweep_scope(learner, n, k)))
+    sweep = [cell(M.sweep_scope(learner, n, k), learner=learner, lr=lr, n=n, k=k)
+             for learner, lr in scaling_learners(cfg) for n in cfg.scaling_n for k in cfg.scaling_k]
+    for_each_cell(run, sweep, lambda c, r: _train_cell(_sweep_point(cfg, c), r))
     if cfg.scaling_n:
         return
     converged_at = _train(cfg, run)
@@ -144,16 +142,28 @@ def run(cfg: Config, run: Run) -> None:
     # which on a fresh start clears whatever this scope logged before.
     run.log(0, **{M.UNIT_INIT_FOURIER_GAP: unit_init_fourier_gap(cfg.task.n_bits, cfg.task.k)})
     # Luck vs noise: the same number of seeds varying only the init, or only the data.
-    for control, vary in ((M.INIT_ONLY, "init"), (M.DATA_ONLY, "data")):
-        if control in cfg.controls:
-            _train(replace(cfg, controls=(), vary=vary, n_seeds=max(2, cfg.n_seeds // 2)), run.scoped(control))
+    luck = [cell(control, vary=vary) for control, vary in ((M.INIT_ONLY, "init"), (M.DATA_ONLY, "data"))
+            if control in cfg.controls]
+    for_each_cell(run, luck, lambda c, r: _train_cell(replace(cfg, controls=(), vary=c.vary,
+                                                              n_seeds=max(2, cfg.n_seeds // 2)), r))
     # The drift control: the same learners on random labels, for as many steps as the
     # median seed needed, to compare rho_t's growth (drift ~ t vs random walk ~ sqrt t).
     if M.RANDOM_LABELS in cfg.controls:
         steps = cfg.train.max_steps if converged_at.isnan().all() else int(converged_at.nanmedian())
         control = replace(cfg, controls=(), task=replace(cfg.task, random_labels=True),
                           train=replace(cfg.train, max_steps=max(steps, 1)))
-        _train(control, run.scoped(M.RANDOM_LABELS))
+        for_each_cell(run, [cell(M.RANDOM_LABELS)], lambda c, r: _train_cell(control, r))
+
+
+def _train_cell(cfg: Config, run: Run) -> None:
+    _train(cfg, run)  # a cell's t_c is in its metrics; the grid keeps only JSON-able returns
+
+
+def _sweep_point(cfg: Config, point: Cell) -> Config:
+    """One (learner, n, k) of the scaling sweep as a config of its own (no sweep, no controls)."""
+    return replace(cfg, learner=point.learner, train=replace(cfg.train, lr=point.lr), scaling_n=(), scaling_k=(),
+                   scaling_learners=(), scaling_lrs=(), controls=(),
+                   task=replace(cfg.task, n_bits=point.n, k=point.k))
 
 
 def _train(cfg: Config, run: Run) -> torch.Tensor:

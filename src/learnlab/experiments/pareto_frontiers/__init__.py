@@ -74,6 +74,7 @@ from learnlab.experiments.pareto_frontiers.frontier import train_frontier
 from learnlab.experiments.pareto_frontiers.plots import figures
 from learnlab.experiments.pareto_frontiers.schema import width_scope
 from learnlab.experiments.pareto_frontiers.tabular import train_tabular
+from learnlab.grid import cells, for_each_cell
 
 NAME = "pareto-frontiers"
 DESCRIPTION = "Edelman et al. 2023: offline sparse parity success vs width x samples, sparse init, tabular vs forests"
@@ -84,9 +85,8 @@ __all__ = ["NAME", "DESCRIPTION", "Config", "ParetoConfig", "OfflineParityConfig
 
 
 def run(cfg: Config, run) -> None:
-    if "frontier" in cfg.parts:
-        for width in cfg.widths:
-            train_frontier(cfg, width, run.scoped(width_scope(width)))
+    if "frontier" in cfg.parts:  # one stacked ensemble per width (widths cannot stack)
+        for_each_cell(run, cells(width_scope, width=cfg.widths), lambda cell, r: train_frontier(cfg, cell.width, r))
     if "tabular" in cfg.parts:
         for source in cfg.tabular.datasets:
             train_tabular(cfg, source, run)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from learnlab.experiments.pareto_frontiers import schema as M
 from learnlab.experiments.pareto_frontiers.config import Config
+from learnlab.grid import Cell, cell, cells, for_each_cell
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
 from learnlab.seeding import replica_seeds, stream
 from learnlab.tasks.tabular import load_dataset, standardize, trial_split
@@ -23,15 +24,12 @@ if TYPE_CHECKING:
 __all__ = ["train_tabular"]
 
 
-
-
 def train_tabular(cfg: Config, source: str, run: Run) -> None:
     """Forests and MLPs on one set, every (fraction, trial) split; accuracies logged per split."""
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
     tab, device = cfg.tabular, run.device
     dataset = load_dataset(source, target=tab.target)
-    scope = run.scoped(f"tab_{M.slug(dataset.name)}")
     splits = [(fraction, trial) for fraction in tab.fractions for trial in range(tab.n_trials)]
     trial_seeds = replica_seeds(cfg.seed, tab.n_trials)
     prepared = []
@@ -45,32 +43,39 @@ def train_tabular(cfg: Config, source: str, run: Run) -> None:
     forests = {"random_forest": lambda seed, n: RandomForestClassifier(tab.forest_trees, random_state=seed, n_jobs=1),
                "gradient_boosting": lambda seed, n: HistGradientBoostingClassifier(
                    random_state=seed, min_samples_leaf=max(1, min(20, n // 10)))}
-    for name, make in ((name, forests[name]) for name in tab.baselines):
-        accuracies = [float((make(trial_seeds[t] % 2**31, len(ya)).fit(xa, ya).predict(xb) == yb).mean())
-                      for (_, t), (xa, ya, xb, yb) in zip(splits, prepared)]
-        scope.log(0, **{f"{name}_acc": torch.tensor(accuracies)})
 
-    # MLPs: every (sparsity, split) of one (width, depth) as one ensemble.
+    def fit_forests(cell: Cell, forest_run: Run) -> None:
+        forest_run.clear_metrics()  # it measures (no checkpoint): a run entering it again starts clean
+        for name in tab.baselines:
+            accuracies = [float((forests[name](trial_seeds[t] % 2**31, len(ya)).fit(xa, ya).predict(xb) == yb).mean())
+                          for (_, t), (xa, ya, xb, yb) in zip(splits, prepared)]
+            forest_run.log(0, **{f"{name}_acc": torch.tensor(accuracies)})
+
+    for_each_cell(run, [cell(f"tab_{M.slug(dataset.name)}", dataset=dataset.name)], fit_forests)
+
     n_features = dataset.x.shape[1]
     x_test = torch.tensor(np.stack([p[2] for p in prepared]), dtype=torch.float32, device=device)  # (F*R, N_test, d)
     y_test = torch.tensor(np.stack([p[3] for p in prepared]), device=device)
-    for width in tab.widths:
-        for depth in tab.depths:
-            replicas = [(s, i) for s in tab.sparsities for i in range(len(splits))]
-            sparsities = [min(s, n_features) if s else None for s, _ in replicas]
-            # A (sparsity, trial)'s init and batches, the same at every fraction of that trial.
-            trials = [trial_seeds[splits[i][1]] for _, i in replicas]
-            inits = [stream(t, f"mlp-init-sparsity-{s}") for t, (s, _) in zip(trials, replicas)]
-            model = DeepMLP(n_features, dataset.n_classes, DeepMLPConfig(width=width, depth=depth), inits, device,
-                            sparsities=sparsities)
-            samplers = [_table_sampler(prepared[i][0], prepared[i][1], tab.train.batch_size, device) for _, i in replicas]
-            batches = ReplicaStream(samplers, [stream(t, f"mlp-batches-sparsity-{s}")
-                                               for t, (s, _) in zip(trials, replicas)], device)
-            tests = x_test.repeat(len(tab.sparsities), 1, 1), y_test.repeat(len(tab.sparsities), 1)
-            evaluator = Measure(lambda model, tests=tests: {M.TEST_ACC: replica_accuracy(model, *tests)})
-            mlp_run = run.scoped(M.mlp_scope(dataset.name, width, depth))
-            fit(model, batches, _cross_entropy, tab.train, mlp_run, evaluate=evaluator)
-            mlp_run.log(0, **{M.REPLICA_SPARSITY: torch.tensor([float(s) for s, _ in replicas])})
+    replicas = [(s, i) for s in tab.sparsities for i in range(len(splits))]
+    sparsities = [min(s, n_features) if s else None for s, _ in replicas]
+    # A (sparsity, trial)'s init and batches, the same at every fraction of that trial.
+    trials = [trial_seeds[splits[i][1]] for _, i in replicas]
+    tests = x_test.repeat(len(tab.sparsities), 1, 1), y_test.repeat(len(tab.sparsities), 1)
+
+    def train_mlp(cell: Cell, mlp_run: Run) -> None:
+        inits = [stream(t, f"mlp-init-sparsity-{s}") for t, (s, _) in zip(trials, replicas)]
+        model = DeepMLP(n_features, dataset.n_classes, DeepMLPConfig(width=cell.width, depth=cell.depth), inits,
+                        device, sparsities=sparsities)
+        samplers = [_table_sampler(prepared[i][0], prepared[i][1], tab.train.batch_size, device) for _, i in replicas]
+        batches = ReplicaStream(samplers, [stream(t, f"mlp-batches-sparsity-{s}")
+                                           for t, (s, _) in zip(trials, replicas)], device)
+        evaluator = Measure(lambda model: {M.TEST_ACC: replica_accuracy(model, *tests)})
+        fit(model, batches, _cross_entropy, tab.train, mlp_run, evaluate=evaluator)
+        mlp_run.log(0, **{M.REPLICA_SPARSITY: torch.tensor([float(s) for s, _ in replicas])})
+
+    # MLPs: every (sparsity, split) of one (width, depth) as one ensemble, a cell per (width, depth).
+    for_each_cell(run, cells(lambda width, depth: M.mlp_scope(dataset.name, width, depth),
+                             width=tab.widths, depth=tab.depths), train_mlp)
 
 
 def _table_sampler(x: np.ndarray, y: np.ndarray, batch_size: int, device):

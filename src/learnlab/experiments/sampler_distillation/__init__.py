@@ -70,6 +70,7 @@ from learnlab.distill import (KernelTeacher, NearestNeighbourTeacher, class_perm
                               corrupt_labels, flip_rate, teacher_targets)
 from learnlab.experiments.sampler_distillation import schema as m
 from learnlab.experiments.sampler_distillation.evidence import claims, figures
+from learnlab.grid import cells, for_each_cell
 from learnlab.models.deep_mlp import DeepMLP, DeepMLPConfig
 from learnlab.runtime import generator
 from learnlab.seeding import replica_seeds, stream, streams
@@ -228,9 +229,8 @@ def run(cfg: Config, run: Run) -> None:
     seeds = replica_seeds(cfg.seed, 3)
     if "gaussian" in cfg.parts:
         part = cfg.gaussian
-        for eta in part.noise_rates:
-            for n_train in part.n_train:
-                _gaussian(cfg, eta, n_train, seeds[0], run.scoped(m.gaussian_scope(eta, n_train)))
+        for_each_cell(run, cells(m.gaussian_scope, eta=part.noise_rates, n_train=part.n_train),
+                      lambda c, r: _gaussian(cfg, c.eta, c.n_train, seeds[0], r))
     if "mnist1d" in cfg.parts:
         from learnlab.experiments.sampler_distillation.mnist1d_part import mnist1d_part
 

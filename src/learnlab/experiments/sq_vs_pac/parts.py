@@ -11,6 +11,7 @@ import torch
 
 from learnlab.experiments.sq_vs_pac import schema as names
 from learnlab.experiments.sq_vs_pac.config import Config
+from learnlab.grid import Cell, cell, cells, for_each_cell
 from learnlab.models.mlp import TwoLayerMLP
 from learnlab.runtime import generator
 from learnlab.seeding import replica_seeds, stream, streams
@@ -31,6 +32,18 @@ def run(cfg: Config, run: Run) -> None:
     support_seeds, data_seeds, init_seeds, test_seeds, channel_seeds = zip(
         *(replica_seeds(s, 5) for s in replica_seeds(cfg.seed, cfg.n_seeds)))
     seeds = _Seeds(support_seeds, data_seeds, init_seeds, test_seeds)
+    for_each_cell(run, _phase_cells(cfg), lambda c, r: _phase_row(cfg, c.target, c.mode, c.b, seeds, r))
+    for_each_cell(run, [cell(names.DISAGREEMENT_SCOPE)], lambda c, r: _disagreement(cfg, seeds, r))
+    for_each_cell(run, cells(names.gd_scope, mode=("exact", "nearest")),
+                  lambda c, r: _empirical_gd(cfg, seeds, r, mode=c.mode))
+    for_each_cell(run, [cell(names.CHANNEL_SCOPE)], lambda c, r: _channel(cfg, channel_seeds, r))
+
+
+def _phase_cells(cfg: Config) -> list[Cell]:
+    """The phase diagram's rows: (target, rounding mode, b), each a stacked model over rho x seeds.
+    Exact gradients at every b; the parity's nearest rounding at every b, its other modes and
+    the majority's only at the control batch sizes (where their claims look)."""
+    out = []
     for target in cfg.targets:
         for b in cfg.batch_sizes:
             control = not cfg.control_batches or b in cfg.control_batches
@@ -38,12 +51,8 @@ def run(cfg: Config, run: Run) -> None:
                 modes = ["exact", *(mode for mode in cfg.modes if mode == "nearest" or control)]
             else:
                 modes = ["exact", *cfg.majority_modes] if control else []
-            for mode in modes:
-                _phase_row(cfg, target, mode, b, seeds, run.scoped(names.phase_scope(target, mode, b)))
-    _disagreement(cfg, seeds, run.scoped(names.DISAGREEMENT_SCOPE))
-    for mode in ("exact", "nearest"):
-        _empirical_gd(cfg, seeds, run.scoped(names.gd_scope(mode)), mode=mode)
-    _channel(cfg, channel_seeds, run.scoped(names.CHANNEL_SCOPE))
+            out += [cell(names.phase_scope(target, mode, b), target=target, mode=mode, b=b) for mode in modes]
+    return out
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ def _phase_row(cfg: Config, target: str, mode: str, b: int, seeds: _Seeds, run: 
 def _disagreement(cfg: Config, seeds: _Seeds, run: Run) -> None:
     """The fraction of coordinates on which two independent batches' rounded gradients
     differ, at initialisation (parity target, nearest rounding): SQ collapse as b grows."""
+    run.clear_metrics()  # it measures (no checkpoint): a run entering it again starts clean
     device = run.device
     supports = _supports(cfg, seeds, device)
     replicas = list(range(cfg.n_seeds))
@@ -155,6 +165,7 @@ def _empirical_gd(cfg: Config, seeds: _Seeds, run: Run, *, mode: str) -> None:
 
 def _channel(cfg: Config, seeds: tuple[int, ...], run: Run) -> None:
     """The sample channel: SGD with fresh batches of b, then full-batch GD on m samples."""
+    run.clear_metrics()  # it measures (no checkpoint): a run entering it again starts clean
     part, device = cfg.channel, run.device
     n = part.n_bits
     subset_seeds, test_seeds, gd_seeds = zip(*(streams(s, "subset", "test", "gd-samples") for s in seeds))

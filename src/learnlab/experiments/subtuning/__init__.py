@@ -220,6 +220,7 @@ def _sizes(cfg: Config, backbone, pool, test, n_classes: int, seeds, scope: Run,
     (pool_x, pool_y), (x_test, y_test) = pool, test
     blocks = len(backbone)
     train, held = (Prefixes(backbone, pool_x), pool_y), (Prefixes(backbone, x_test), y_test)
+    scope.clear_metrics()  # it measures (no checkpoint): a resumed run entering it again logs it once
     scope.log(0, **{m.N_BLOCKS: float(blocks)})
     last_block = None
     greedy_sizes = set(cfg.greedy_sizes) if greedy else set()

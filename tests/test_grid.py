@@ -1,0 +1,89 @@
+"""The grid layer: a run's cells, each in its scope, skipped by a resumed run once finished."""
+
+import pytest
+import torch
+
+from learnlab.grid import cell, cells, for_each_cell
+from learnlab.runner import Run
+from learnlab.store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "grid.sqlite")
+    store.create_run("r", experiment="x", preset=None, config={}, config_hash="h", seed=0, git_commit=None,
+                     versions={}, device="cpu")
+    return store
+
+
+def _handle(store: Store) -> Run:
+    return Run(store, "r", None, device=torch.device("cpu"), quiet=True)
+
+
+def test_cells_are_the_product_of_the_axes_in_order():
+    grid = cells(lambda width, lr: f"w{width}_lr{lr}", width=(10, 30), lr=(0.1, 1.0))
+    assert [c.scope for c in grid] == ["w10_lr0.1", "w10_lr1.0", "w30_lr0.1", "w30_lr1.0"]
+    assert (grid[2].width, grid[2].lr) == (30, 0.1)
+    assert grid[2].describe() == "width=30 lr=0.1"
+    with pytest.raises(AttributeError, match="no axis 'depth'"):
+        grid[0].depth
+    with pytest.raises(ValueError, match="share a scope"):
+        cells(lambda width: "same", width=(1, 2))
+
+
+def test_each_cell_writes_in_its_scope_and_returns_in_order(store):
+    run = _handle(store)
+
+    def train(c, r):
+        r.log(0, accuracy=c.width / 100)
+        return c.width * 2
+
+    assert for_each_cell(run, cells(lambda width: f"w{width}", width=(10, 30, 150)), train) == [20, 60, 300]
+    run.flush()
+    finals = store.final_metrics("r")
+    assert finals == {"w10/accuracy": 0.1, "w30/accuracy": 0.3, "w150/accuracy": 1.5}
+
+
+def test_a_resumed_run_skips_finished_cells_and_gets_their_results_back(store):
+    entered = []
+
+    def train(c, r):
+        entered.append(c.scope)
+        if c.n == 3 and len(entered) == 2:  # the first process dies inside the second cell
+            raise KeyboardInterrupt
+        r.log(0, steps=float(c.n * 10))
+        return {"steps": c.n * 10}
+
+    grid = cells(lambda n: f"n{n}", n=(2, 3, 4))
+    with pytest.raises(KeyboardInterrupt):
+        for_each_cell(_handle(store), grid, train)
+    assert entered == ["n2", "n3"]
+    # A new process takes the run up: n2 is not entered again, its result comes from the store.
+    results = for_each_cell(_handle(store), grid, train)
+    assert entered == ["n2", "n3", "n3", "n4"]
+    assert results == [{"steps": 20}, {"steps": 30}, {"steps": 40}]
+    assert store.final_metrics("r") == {"n2/steps": 20.0, "n3/steps": 30.0, "n4/steps": 40.0}
+
+
+def test_nested_cells_are_recorded_under_their_full_scope(store):
+    entered = []
+
+    def inner(c, r):
+        entered.append((r.scope, c.model))
+        return None
+
+    def part(c, r):
+        for_each_cell(r, cells(str, model=("mlp", "linear")), inner)
+
+    for_each_cell(_handle(store), [cell("gaussian", part="gaussian")], part)
+    for_each_cell(_handle(store), [cell("gaussian", part="gaussian")], part)  # finished: nothing entered again
+    assert entered == [("gaussian/mlp", "mlp"), ("gaussian/linear", "linear")]
+    inner_again = []
+    for_each_cell(_handle(store).scoped("gaussian"), cells(str, model=("mlp", "linear")),
+                  lambda c, r: inner_again.append(c.model))
+    assert inner_again == []
+
+
+def test_a_cell_must_return_what_its_record_can_give_back(store):
+    with pytest.raises(TypeError, match="returned a Tensor"):
+        for_each_cell(_handle(store), [cell("a")], lambda c, r: torch.ones(2))
