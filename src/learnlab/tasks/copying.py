@@ -113,8 +113,15 @@ def _unique_ngram_starts(letters: torch.Tensor, lengths: torch.Tensor, n_gram: i
         codes = codes * vocab.n_letters + letters[:, k:k + width]
     inside = torch.arange(width, device=letters.device) + n_gram <= lengths.unsqueeze(1)
     codes = torch.where(inside, codes, -1 - torch.arange(width, device=letters.device))  # padding never matches
-    counts = (codes.unsqueeze(2) == codes.unsqueeze(1)).sum(2)
-    return inside & (counts == 1)
+    # An n-gram is repeated when a neighbour in its row's sorted codes equals it: N W log W,
+    # not the N W^2 of comparing every pair (rows of a few hundred letters at evaluation).
+    ordered, order = codes.sort(dim=1)
+    same = ordered[:, 1:] == ordered[:, :-1]
+    repeated_sorted = torch.zeros_like(ordered, dtype=torch.bool)
+    repeated_sorted[:, 1:] |= same
+    repeated_sorted[:, :-1] |= same
+    repeated = torch.empty_like(repeated_sorted).scatter_(1, order, repeated_sorted)
+    return inside & ~repeated
 
 
 def sample_lookup(n: int, *, min_len: int, max_len: int, n_gram: int = 3, answer_len: int | None = 3,
