@@ -87,3 +87,82 @@ def test_nested_cells_are_recorded_under_their_full_scope(store):
 def test_a_cell_must_return_what_its_record_can_give_back(store):
     with pytest.raises(TypeError, match="returned a Tensor"):
         for_each_cell(_handle(store), [cell("a")], lambda c, r: torch.ones(2))
+
+
+def test_an_interrupted_grid_run_resumes_without_entering_finished_cells(tmp_path):
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+
+    from learnlab.config import Interval, param
+    from learnlab.runner import execute
+
+    @dataclass(frozen=True)
+    class Config:
+        seed: int = param(0, Interval(0, None))
+        widths: tuple[int, ...] = param((10, 30), Interval(1, None))
+
+    entered = []
+
+    def run(cfg, run):
+        def train(c, r):
+            entered.append(c.scope)
+            if entered == ["w10_d1", "w10_d2"]:
+                raise KeyboardInterrupt  # the first process stops inside its second cell
+            r.log(0, accuracy=torch.full((2,), c.width / (c.width + c.depth)))
+            return c.width * c.depth
+        steps = for_each_cell(run, cells(lambda w, d: f"w{w}_d{d}", width=cfg.widths, depth=(1, 2)), train)
+        run.log(0, product_sum=float(sum(steps)))
+
+    Toy = SimpleNamespace(NAME="grid-toy", DESCRIPTION="cells", Config=Config, run=run, presets=lambda: {},
+                          claims=lambda cfg: [], figures=lambda run: {})
+
+    store = Store(tmp_path / "toy.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        execute(Toy, Config(), store=store, device="cpu", quiet=True)
+    (record,) = store.list_runs()
+    assert record.status == "interrupted"
+    # No checkpoint was written, but a finished cell is progress: the run resumes.
+    outcome = execute(Toy, None, store=store, resume=record.id, device="cpu", quiet=True)
+    assert outcome.status == "completed", outcome.error
+    assert entered == ["w10_d1", "w10_d2", "w10_d2", "w30_d1", "w30_d2"]
+    finals = store.final_metrics(record.id)
+    assert finals["product_sum"] == 10 + 20 + 30 + 60  # w10_d1's return value read back from its record
+    assert sorted(finals) == ["product_sum", "w10_d1/accuracy", "w10_d2/accuracy", "w30_d1/accuracy",
+                              "w30_d2/accuracy"]
+
+
+def test_a_run_stopped_while_its_claims_are_checked_is_interrupted_and_resumes_to_them(tmp_path):
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+
+    from learnlab.claims import Measurement, Sanity
+    from learnlab.config import Interval, param
+    from learnlab.runner import execute
+
+    @dataclass(frozen=True)
+    class Config:
+        seed: int = param(0, Interval(0, None))
+
+    checks = []
+
+    def measure(run):
+        checks.append(1)
+        if len(checks) == 1:
+            raise KeyboardInterrupt  # Ctrl-C after training, while the claims are checked
+        return Measurement([run.last("a/x")])
+
+    def run(cfg, run):
+        for_each_cell(run, [cell("a")], lambda c, r: r.log(0, x=1.0))
+
+    Toy = SimpleNamespace(NAME="claims-toy", DESCRIPTION="", Config=Config, run=run, presets=lambda: {},
+                          claims=lambda cfg: [Sanity("x-positive", "x > 0", statistic="x", threshold=0.0, side=">=",
+                                                     measure=measure)],
+                          figures=lambda run: {})
+    store = Store(tmp_path / "toy.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        execute(Toy, Config(), store=store, device="cpu", quiet=True)
+    (record,) = store.list_runs()
+    assert record.status == "interrupted"  # not left "running" with no process behind it
+    outcome = execute(Toy, None, store=store, resume=record.id, device="cpu", quiet=True)
+    assert outcome.status == "completed", outcome.error
+    assert [c.verdict for c in store.claims(record.id)] == ["pass"]

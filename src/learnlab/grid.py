@@ -96,11 +96,16 @@ def for_each_cell(run: Run, grid: Sequence[Cell], train: Callable[[Cell, Run], R
     return results
 
 
+def is_cell_record(artifact: str) -> bool:
+    """Whether a stored artifact name is a finished cell's record (a resume has progress to keep)."""
+    return artifact.endswith(f".{_DONE}")
+
+
 def _finished(run: Run) -> dict[str, Any]:
     """scope -> stored return value of every finished cell of this run."""
     out = {}
     for name, path in run.store.artifacts(run.id).items():
-        if name.endswith(f".{_DONE}"):  # Run.artifact names it <scope with / as -->.cell
+        if is_cell_record(name):  # Run.artifact names it <scope with / as -->.cell
             try:
                 record = json.loads(path.read_text())
             except (OSError, ValueError):  # a damaged record: the cell is trained again

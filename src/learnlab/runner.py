@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from learnlab import config as config_lib
+from learnlab import grid
 from learnlab.claims import Claim, ClaimSpec
 from learnlab.errors import ConfigError, LeaseLost, StoreError, Terminated
 from learnlab.runtime import keep_freed_memory, resolve_device, seed_everything
@@ -262,7 +263,7 @@ def execute(
             raise StoreError(f"Run {record.id} belongs to experiment '{record.experiment}', not '{experiment.NAME}'.")
         if record.status == "completed":
             raise StoreError(f"Run {record.id} already completed; nothing to resume.")
-        if not any(name.startswith("checkpoint") for name in store.artifacts(record.id)) \
+        if not any(name.startswith("checkpoint") or grid.is_cell_record(name) for name in store.artifacts(record.id)) \
                 and store.lease_holder(record.id) is None:  # a live run: _take_over says it is running
             raise StoreError(f"Run {record.id} has no checkpoint to resume from (it stopped before its first one); "
                              f"start it again: learnlab run {record.experiment} --preset {record.preset}.")
@@ -320,7 +321,12 @@ def execute(
     if not main:
         return RunOutcome(run_id, "completed", None)
     try:
-        check_and_draw(experiment, store, run_id)
+        with _sigterm_as_interrupt():
+            check_and_draw(experiment, store, run_id)
+    except KeyboardInterrupt as interrupt:  # trained, not yet judged: a resume checks the claims
+        store.set_status(run_id, "interrupted", "SIGTERM" if isinstance(interrupt, Terminated) else "KeyboardInterrupt")
+        interrupt.run_id, interrupt.experiment = run_id, experiment.NAME
+        raise
     except Exception as error:
         message = f"claims could not be checked: {type(error).__name__}: {error}"
         if os.environ.get("LEARNLAB_TRACEBACK"):
