@@ -19,11 +19,17 @@ B, C, D, delta's bias and the conv's weight and bias) go to one partial a thread
 
 Full blocks in float (every block at the benchmark shape) take a second version of each pass
 written with GCC's vector types (16 floats): a step's per-channel values (Delta, Delta x, y, the
-gradient sums) stay in registers across the n states, and exp is inlined: Cephes' ``expf``
-polynomial, with AVX-512's ``vrndscaleps``/``vscalefps`` for the reduction and the scaling where
-the CPU has them (within ~2 ulp of glibc's ``expf``; ``exp(-87.3)`` ~ 1e-38 for inputs below
--87.3, where ``expf`` is denormal or 0). About half of the forward's time was its exps (a
-standalone copy with each exp replaced by a multiply-add ran in half the time). Partial blocks and float64
+gradient sums) stay in registers across the n states, and exp is inlined. With AVX-512: 10
+instructions, ``vrndscaleps``/``vscalefps`` for the reduction and the scaling and a degree-5
+polynomial (within ~3 ulp of glibc's ``expf``; ``exp(-87.3)`` ~ 1e-38 for inputs below -87.3,
+where ``expf`` is denormal or 0); without it Cephes' degree-7 ``expf``. About half of the forward's
+time was its exps (a standalone copy with each exp replaced by a multiply-add ran in half the
+time). Delta's softplus is inlined too (``vsoftplus``: log1p by the atanh series, no libmvec
+call, whose spills of every vector register cost ~15% of the forward), and the backward's sums of
+dB_t and dC_t over a block's channels are reduced 16 states at a time by a shuffle tree
+(``hsum16``). Forward 2.0 -> 1.4 ms a layer (a standalone copy of the kernel, one thread, best of
+60, loaded machine); the backward stayed at ~4.8 ms: half its time is the reverse loop's loads and
+stores (not its exps, nor L1 misses: the same with 4 steps' buffers in L1). Partial blocks and float64
 (the gradchecks) take plain ``omp simd`` loops over the block's channels, float with the same
 inlined polynomial (0 below -87.3), float64 with ``std::exp``. Measured at the benchmark shape,
 one layer at one thread on a loaded 2-core machine (CPU time): scan forward 5.7 -> 3.1-3.6 ms,
@@ -305,24 +311,25 @@ constexpr int64_t kLanes = 16, kVecs = kBlock / kLanes;
 inline vf vload(const float* p) { vf v; __builtin_memcpy(&v, p, sizeof v); return v; }
 inline void vstore(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
 inline vf splat(float s) { return vf{} + s; }
+#define VECS _Pragma("GCC unroll 4") for (int64_t v = 0; v < kVecs; ++v)
 
 #ifdef __AVX512F__
-// fast_exp<float> a vector at a time: the reduction by round(x / ln 2) and the scaling by 2^k are
-// single instructions here (vrndscaleps, vscalefps). Inputs below -87.3 give exp(-87.3) ~ 1e-38
-// (never a denormal); the same polynomial as fast_exp, so the same values to an ulp.
+// exp a vector at a time, 10 instructions: k = round(x / ln 2) (vrndscaleps), r = x - k ln 2 in one
+// fma (ln 2's float rounding costs k * 1.4e-9 in r: < 2e-8 relative for x > -10, 2e-7 at -87), a
+// degree-5 polynomial fitted to e^r over [-ln2/2, ln2/2] (relative error 1.6e-7 in float, ~3 ulp;
+// Cephes' degree 7 is 1 ulp and 3 instructions more), 2^k by vscalefps. Inputs below -87.3 give
+// exp(-87.3) ~ 1e-38 (never a denormal, whose results cost microcode assists).
 inline vf vexp(vf v) {
   const __m512 x = _mm512_max_ps(reinterpret_cast<__m512>(v), _mm512_set1_ps(-87.3f));
   const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+  const __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693147180559945f), x);
+  __m512 p = _mm512_set1_ps(8.31253082e-3f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.18901108e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.66671135e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.99992304e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   return reinterpret_cast<vf>(_mm512_scalef_ps(p, k));
 }
 #else
@@ -348,13 +355,64 @@ inline vf vexp(vf v) {  // fast_exp<float>, a vector at a time
 
 inline vf vsigmoid(vf v) { return 1.0f / (1.0f + vexp(-v)); }
 
+// softplus(v) = max(v, 0) + log1p(e), e = exp(-|v|) in (0, 1], inlined (a call to libmvec's log1pf
+// spills every vector register, once per step and block: ~15% of the forward). log1p(e) =
+// 2 atanh(s), s = e / (2 + e) in (0, 1/3], by its series to s^13 (truncation < 1e-8 relative; no
+// cancellation for small e). Beyond v = 20 the second term is below 2e-9 and v + it rounds to v:
+// torch's threshold, with no branch.
+inline vf vsoftplus(vf v) {
+  const vf e = vexp(v < 0.0f ? v : -v);
+  const vf s = e / (2.0f + e);
+  const vf q = s * s;
+  vf p = splat(1.0f / 13.0f);
+  p = p * q + 1.0f / 11.0f;
+  p = p * q + 1.0f / 9.0f;
+  p = p * q + 1.0f / 7.0f;
+  p = p * q + 1.0f / 5.0f;
+  p = p * q + 1.0f / 3.0f;
+  p = p * q + 1.0f;
+  return (v > 0.0f ? v : splat(0.0f)) + 2.0f * s * p;
+}
+
+// Delta = softplus(delta + bias) (or delta + bias) for a full block's 64 channels from element i0,
+// channel c0 on: Inputs::deltas, vectorised.
+inline void vdeltas(const Inputs<float>& s, int64_t i0, int64_t c0, vf* d) {
+  VECS {
+    const vf raw = vload(s.delta + i0 + v * kLanes) + vload(s.bias + c0 + v * kLanes);
+    d[v] = s.softplus ? vsoftplus(raw) : raw;
+  }
+}
+
 inline float hsum(vf v) {
   float s = 0;
   for (int64_t i = 0; i < kLanes; ++i) s += v[i];
   return s;
 }
 
-#define VECS _Pragma("GCC unroll 4") for (int64_t v = 0; v < kVecs; ++v)
+// One level of a transpose-reduction: x and y each hold 16 / (2w) sources of 2w partial sums
+// (contiguous); the result holds those 2 * 16 / (2w) sources (x's, then y's), w partials each.
+template <int w>
+inline vf fold(vf x, vf y) {
+  constexpr int S = kLanes / (2 * w);
+  vi lo, hi;
+  for (int j = 0; j < kLanes; ++j) {
+    const int o = j / w, p = j % w;
+    lo[j] = o < S ? o * 2 * w + p : kLanes + (o - S) * 2 * w + p;
+    hi[j] = lo[j] + w;
+  }
+  return __builtin_shuffle(x, y, lo) + __builtin_shuffle(x, y, hi);
+}
+
+// The 16 lane sums of v[0..16), as one vector (lane i: the sum of v[i]): 15 two-source shuffles
+// pairs and adds, where 16 separate horizontal sums are ~16 serial scalar adds each.
+inline vf hsum16(const vf* v) {
+  vf a[8], b[4], c[2];
+  for (int i = 0; i < 8; ++i) a[i] = fold<8>(v[2 * i], v[2 * i + 1]);
+  for (int i = 0; i < 4; ++i) b[i] = fold<4>(a[2 * i], a[2 * i + 1]);
+  for (int i = 0; i < 2; ++i) c[i] = fold<2>(b[2 * i], b[2 * i + 1]);
+  return fold<1>(c[0], c[1]);
+}
+
 
 // forward_item for a full block: h (n, kBlock); d: kBlock scratch.
 bool forward_block(const Inputs<float>& s, float* __restrict out, float* __restrict h, float* __restrict dbuf,
@@ -363,10 +421,9 @@ bool forward_block(const Inputs<float>& s, float* __restrict out, float* __restr
   std::fill(h, h + n * kBlock, 0.0f);
   for (int64_t t = 0; t < L; ++t) {
     const int64_t i0 = (b * L + t) * s.channels + c0;
-    s.deltas(i0, c0, kBlock, dbuf);
     vf d[kVecs], u[kVecs], y[kVecs];
+    vdeltas(s, i0, c0, d);
     VECS {
-      d[v] = vload(dbuf + v * kLanes);
       u[v] = d[v] * vload(s.x + i0 + v * kLanes);
       y[v] = splat(0.0f);
     }
@@ -406,10 +463,10 @@ bool backward_block(const Inputs<float>& s, const float* __restrict dy, const Gr
   for (int64_t t = 0; t < L; ++t) {  // the forward again, every state and decay kept this time
     const int64_t i0 = (b * L + t) * s.channels + c0;
     float* __restrict dbuf = kept + t * kBlock;
-    s.deltas(i0, c0, kBlock, dbuf);
     vf d[kVecs], u[kVecs], y[kVecs];
+    vdeltas(s, i0, c0, d);
     VECS {
-      d[v] = vload(dbuf + v * kLanes);
+      vstore(dbuf + v * kLanes, d[v]);
       u[v] = d[v] * vload(s.x + i0 + v * kLanes);
       y[v] = splat(0.0f);
     }
@@ -463,6 +520,7 @@ bool backward_block(const Inputs<float>& s, const float* __restrict dy, const Gr
     const float* __restrict at = decay + t * row;
     const float* __restrict hp = H + t * row;
     const float* __restrict hn = H + (t + 1) * row;
+    vf sums_B[kLanes], sums_C[kLanes];  // a group of 16 states' partial sums, reduced together
     for (int64_t k = 0; k < n; ++k) {
       const float* __restrict Ak = s.At + k * s.channels + c0;
       float* __restrict dAk = g.At + k * s.channels + c0;
@@ -480,8 +538,18 @@ bool backward_block(const Inputs<float>& s, const float* __restrict dy, const Gr
         vstore(dAk + v * kLanes, vload(dAk + v * kLanes) + g_a * d[v]);
         vstore(dh + o, g_h * a);  // a_t dh_t, what reaches h_{t-1}
       }
-      dBt[k] += hsum(sum_B);
-      dCt[k] += hsum(sum_C);
+      const int64_t k0 = k & ~(kLanes - 1);
+      if (k0 + kLanes <= n) {  // a full group of 16: one transpose-reduction at its last state
+        sums_B[k - k0] = sum_B;
+        sums_C[k - k0] = sum_C;
+        if (k == k0 + kLanes - 1) {
+          vstore(dBt + k0, vload(dBt + k0) + hsum16(sums_B));
+          vstore(dCt + k0, vload(dCt + k0) + hsum16(sums_C));
+        }
+      } else {
+        dBt[k] += hsum(sum_B);
+        dCt[k] += hsum(sum_C);
+      }
     }
     VECS {
       vstore(g.x + i0 + v * kLanes, d_u[v] * d[v] + g_y[v] * vload(s.D + c0 + v * kLanes));
