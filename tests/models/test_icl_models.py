@@ -275,3 +275,21 @@ def test_without_a_compiler_the_model_takes_the_pytorch_path_with_a_warning(monk
         assert _icl_kernel.library() is None  # switched off: no build tried
     finally:
         _icl_kernel.library.cache_clear()
+
+
+def test_the_fused_residual_dropout_is_the_add_of_the_dropout_bit_for_bit(needs_kernel):
+    x, y = torch.randn(2, 3, 1500, 16, requires_grad=True), torch.randn(2, 3, 1500, 16, requires_grad=True)
+    got = _icl_kernel.DropoutAdd.apply(x, y, 0.1, 4242)
+    want = x + _icl_kernel.Dropout.apply(y, 0.1, 4242)
+    assert torch.equal(got, want)
+    g = torch.randn_like(got)
+    for a, b in zip(torch.autograd.grad(got, [x, y], g), torch.autograd.grad(want, [x, y], g)):
+        assert torch.equal(a, b)
+
+
+def test_the_kernel_layer_norm_takes_many_rows_and_other_widths(needs_kernel):
+    for d, rows in ((16, 2500), (12, 1100)):  # several 1,024-row work units a replica
+        x = torch.randn(2, rows, d)
+        weight, bias = torch.randn(2, d), torch.randn(2, d)
+        want = torch.nn.functional.layer_norm(x, (d,)) * weight[:, None] + bias[:, None]
+        assert torch.allclose(_icl_kernel.LayerNorm.apply(x, weight, bias), want, atol=1e-5)

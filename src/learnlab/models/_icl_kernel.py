@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["library", "available", "keep_bits", "keep_mask", "site_key", "Table", "Attention", "TokenAttention",
-           "TokenRows", "LayerNorm", "CrossEntropy", "Dropout"]
+           "TokenRows", "LayerNorm", "CrossEntropy", "Dropout", "DropoutAdd"]
 
 _LEVELS = 1 << 16
 _M32 = 0xFFFFFFFF
@@ -114,13 +114,14 @@ def library() -> ctypes.CDLL | None:
     lib.ll_cross_entropy_backward.argtypes = [p, p, p, i64, i64, i64, p, c_int]
     lib.ll_dropout_forward.argtypes = [p, p, p, i64, u64, u32, f32, c_int]
     lib.ll_dropout_backward.argtypes = [p, p, p, i64, f32, c_int]
+    lib.ll_dropout_add_forward.argtypes = [p, p, p, p, i64, u64, u32, f32, c_int]
     lib.ll_eval_two_layer.argtypes = [p] * 16 + [i64] * 7 + [p] * 5 + [c_int]
     lib.ll_eval_two_layer.restype = c_int
     for function in (lib.ll_keep_mask, lib.ll_table_forward, lib.ll_table_backward, lib.ll_attn_forward,
                      lib.ll_attn_backward, lib.ll_token_forward, lib.ll_token_backward, lib.ll_token_rows_forward,
                      lib.ll_token_rows_backward, lib.ll_layer_norm_forward,
                      lib.ll_layer_norm_backward, lib.ll_cross_entropy_forward, lib.ll_cross_entropy_backward,
-                     lib.ll_dropout_forward, lib.ll_dropout_backward):
+                     lib.ll_dropout_forward, lib.ll_dropout_backward, lib.ll_dropout_add_forward):
         function.restype = None
     return lib
 
@@ -369,6 +370,32 @@ class Dropout(torch.autograd.Function):
         return out, None, None
 
 
+class DropoutAdd(torch.autograd.Function):
+    """x + y * keep_mask(y.shape, p, key): the residual add with the dropout of ``y`` (the masks of
+    ``Dropout``), one pass; the keep flags kept as bits for the backward."""
+
+    @staticmethod
+    def forward(ctx, x, y, p: float, key: int):
+        x, y = x.contiguous(), y.contiguous()
+        level, scale = drop_scale(p)
+        out = torch.empty_like(y)
+        bits = _bits(padded(y.numel()), y.device)
+        library().ll_dropout_add_forward(x.data_ptr(), y.data_ptr(), out.data_ptr(), bits.data_ptr(), y.numel(), key,
+                                         level, scale, torch.get_num_threads())
+        ctx.save_for_backward(bits)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        bits, = ctx.saved_tensors
+        grad = grad.contiguous()
+        out = torch.empty_like(grad)
+        library().ll_dropout_backward(grad.data_ptr(), out.data_ptr(), bits.data_ptr(), grad.numel(), ctx.scale,
+                                      torch.get_num_threads())
+        return grad, out, None, None
+
+
 class LayerNorm(torch.autograd.Function):
     """F.layer_norm over the last dimension (eps 1e-5) with per-replica weight and bias (S, d), for
     x (S, ..., d): PyTorch's CPU kernel spends ~40 ns a row on rows of 16."""
@@ -555,26 +582,33 @@ void ll_keep_mask(float *out, i64 n, u64 key, u32 threshold, float scale, u64 fi
 void ll_table_forward(const float *rel, i64 R, i64 stride, i64 T, i64 hs, float *table, u16 *bits, u64 key,
                       u32 threshold, float scale, int dropping, int threads) {
   const i64 Tp = pad16(T);
+  // rev[r][c][T - 1 - m] = rel[r][m][c]: row (i, c) of the table is then the contiguous rev[r][c][T-1-i .. T-1]
+  float *rev = scratch(R * hs * T);
+  for (i64 r = 0; r < R; r++)
+    for (i64 m = 0; m < T; m++)
+      for (i64 c = 0; c < hs; c++) rev[(r * hs + c) * T + T - 1 - m] = rel[r * stride + m * hs + c];
 #pragma omp parallel num_threads(threads)
   {
     float *mask = scratch(Tp);
 #pragma omp for schedule(static)
     for (i64 ri = 0; ri < R * T; ri++) {
-      const i64 r = ri / T, i = ri % T;
+      const i64 r = ri / T, i = ri % T, Lp = pad16(i + 1);
       for (i64 c = 0; c < hs; c++) {
         float *restrict row = table + (ri * hs + c) * Tp;
-        const float *src = rel + r * stride + c;
-        for (i64 j = 0; j <= i; j++) row[j] = src[(i - j) * hs];
-        for (i64 j = i + 1; j < Tp; j++) row[j] = 0.0f;
+        memcpy(row, rev + (r * hs + c) * T + T - 1 - i, (i + 1) * sizeof(float));
+        memset(row + i + 1, 0, (Tp - i - 1) * sizeof(float));
         if (dropping) {  // element (r, i, j, c) of the gathered (R, T, T, hs) tensor
-          mask_row(mask, pad16(i + 1), key, (u64)(ri * T) * (u64)hs + (u64)c, (u64)hs, threshold, scale);
-          pack_bits(bits + (ri * hs + c) * (Tp / 16), mask, pad16(i + 1));
-          for (i64 j = 0; j <= i; j++) row[j] *= mask[j];
+          mask_row(mask, Lp, key, (u64)(ri * T) * (u64)hs + (u64)c, (u64)hs, threshold, scale);
+          pack_bits(bits + (ri * hs + c) * (Tp / 16), mask, Lp);
+          BLOCKS(j0, Lp) {
+            SIMD for (int jj = 0; jj < 16; jj++) row[j0 + jj] *= mask[j0 + jj];
+          }
         }
       }
     }
     free(mask);
   }
+  free(rev);
 }
 
 // drel[r][m][c] = sum over i - j = m of dtable[r][i][c][j] * mask (the forward's elements)
@@ -583,21 +617,24 @@ void ll_table_backward(const float *dtable, i64 R, i64 stride, i64 T, i64 hs, fl
   const i64 Tp = pad16(T);
 #pragma omp parallel num_threads(threads)
   {
-    float *mask = scratch(Tp), *acc = scratch(Tp);
+    // acc[T - 1 - m] collects offset m: row i's entry j goes to acc[T - 1 - i + j], consecutive in j (vectors)
+    float *mask = scratch(Tp), *acc = scratch(T + Tp);
 #pragma omp for schedule(static)
     for (i64 rc = 0; rc < R * hs; rc++) {
       const i64 r = rc / hs, c = rc % hs;
-      for (i64 m = 0; m < T; m++) acc[m] = 0.0f;
+      for (i64 m = 0; m < T + Tp; m++) acc[m] = 0.0f;
       for (i64 i = 0; i < T; i++) {
-        const float *row = dtable + ((r * T + i) * hs + c) * Tp;
+        const i64 Lp = pad16(i + 1);
+        const float *restrict row = dtable + ((r * T + i) * hs + c) * Tp;
+        float *restrict out = acc + T - 1 - i;  // entries past j = i read the row's zeros (or dropped ones)
         if (dropping) {
-          unpack_bits(mask, bits + ((r * T + i) * hs + c) * (Tp / 16), pad16(i + 1), scale);
-          for (i64 j = 0; j <= i; j++) acc[i - j] += row[j] * mask[j];
+          unpack_bits(mask, bits + ((r * T + i) * hs + c) * (Tp / 16), Lp, scale);
+          for (i64 j = 0; j <= i; j++) out[j] += row[j] * mask[j];
         } else {
-          for (i64 j = 0; j <= i; j++) acc[i - j] += row[j];
+          for (i64 j = 0; j <= i; j++) out[j] += row[j];
         }
       }
-      for (i64 m = 0; m < T; m++) drel[r * stride + m * hs + c] = acc[m];
+      for (i64 m = 0; m < T; m++) drel[r * stride + m * hs + c] = acc[T - 1 - m];
     }
     free(mask);
     free(acc);
@@ -1090,13 +1127,11 @@ void ll_token_rows_backward(const float *q, const float *table, const float *gro
 
 // LayerNorm over the last dimension d of x (S, N, d) with per-replica weight and bias (S, d), eps 1e-5
 // (F.layer_norm's): y, and the rows' mean and 1 / std (S, N) for the backward.
-void ll_layer_norm_forward(const float *x, const float *weight, const float *bias, i64 S, i64 N, i64 d, float *y,
-                           float *mean, float *rstd, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static) if (S * N * d > 65536)
-  for (i64 sn = 0; sn < S * N; sn++) {
-    const i64 s = sn / N;
-    const float *restrict xr = x + sn * d, *restrict w = weight + s * d, *restrict b = bias + s * d;
-    float *restrict yr = y + sn * d;
+INLINE void layer_norm_rows(const float *x, const float *w, const float *b, i64 N, const i64 d, float *y,
+                            float *mean, float *rstd) {
+  for (i64 n = 0; n < N; n++) {
+    const float *restrict xr = x + n * d;
+    float *restrict yr = y + n * d;
     float total = 0.0f;
     SIMD for (i64 c = 0; c < d; c++) total += xr[c];
     const float mu = total / (float)d;
@@ -1104,7 +1139,42 @@ void ll_layer_norm_forward(const float *x, const float *weight, const float *bia
     SIMD for (i64 c = 0; c < d; c++) squares += (xr[c] - mu) * (xr[c] - mu);
     const float r = 1.0f / sqrtf(squares / (float)d + 1e-5f);
     SIMD for (i64 c = 0; c < d; c++) yr[c] = (xr[c] - mu) * r * w[c] + b[c];
-    mean[sn] = mu, rstd[sn] = r;
+    mean[n] = mu, rstd[n] = r;
+  }
+}
+
+void ll_layer_norm_forward(const float *x, const float *weight, const float *bias, i64 S, i64 N, i64 d, float *y,
+                           float *mean, float *rstd, int threads) {
+  const i64 chunk = 1024;  // rows a work unit (no division a row)
+  const i64 chunks = (N + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(threads) schedule(static) if (S * N * d > 65536)
+  for (i64 unit = 0; unit < S * chunks; unit++) {
+    const i64 s = unit / chunks, n0 = (unit % chunks) * chunk, rows = N - n0 < chunk ? N - n0 : chunk;
+    const i64 off = s * N + n0;
+    if (d == 16)
+      layer_norm_rows(x + off * d, weight + s * d, bias + s * d, rows, 16, y + off * d, mean + off, rstd + off);
+    else
+      layer_norm_rows(x + off * d, weight + s * d, bias + s * d, rows, d, y + off * d, mean + off, rstd + off);
+  }
+}
+
+INLINE void layer_norm_backward_rows(const float *dy, const float *x, const float *restrict w, const float *mean,
+                                     const float *rstd, i64 first, i64 N, const i64 d, float *dx, float *restrict dw,
+                                     float *restrict db) {
+  for (i64 sn = first; sn < first + N; sn++) {
+    const float *restrict xr = x + sn * d, *restrict gr = dy + sn * d;
+    float *restrict out = dx + sn * d;
+    const float mu = mean[sn], r = rstd[sn];
+    float a = 0.0f, bsum = 0.0f;  // mean of w dy and of w dy xhat
+    SIMD for (i64 c = 0; c < d; c++) {
+      const float xhat = (xr[c] - mu) * r, g = gr[c] * w[c];
+      a += g;
+      bsum += g * xhat;
+      dw[c] += gr[c] * xhat;
+      db[c] += gr[c];
+    }
+    a /= (float)d, bsum /= (float)d;
+    SIMD for (i64 c = 0; c < d; c++) out[c] = r * (gr[c] * w[c] - a - (xr[c] - mu) * r * bsum);
   }
 }
 
@@ -1114,24 +1184,9 @@ void ll_layer_norm_backward(const float *dy, const float *x, const float *weight
 #pragma omp parallel for num_threads(threads) schedule(static) if (S > 1 && S * N * d > 65536)
   for (i64 s = 0; s < S; s++) {
     float *restrict dw = dweight + s * d, *restrict db = dbias + s * d;
-    const float *restrict w = weight + s * d;
     for (i64 c = 0; c < d; c++) dw[c] = 0.0f, db[c] = 0.0f;
-    for (i64 n = 0; n < N; n++) {
-      const i64 sn = s * N + n;
-      const float *restrict xr = x + sn * d, *restrict gr = dy + sn * d;
-      float *restrict out = dx + sn * d;
-      const float mu = mean[sn], r = rstd[sn];
-      float a = 0.0f, bsum = 0.0f;  // mean of w dy and of w dy xhat
-      SIMD for (i64 c = 0; c < d; c++) {
-        const float xhat = (xr[c] - mu) * r, g = gr[c] * w[c];
-        a += g;
-        bsum += g * xhat;
-        dw[c] += gr[c] * xhat;
-        db[c] += gr[c];
-      }
-      a /= (float)d, bsum /= (float)d;
-      SIMD for (i64 c = 0; c < d; c++) out[c] = r * (gr[c] * w[c] - a - (xr[c] - mu) * r * bsum);
-    }
+    // d stays a variable here: its constant 16 changes the order of the row sums (and the last bits of dx)
+    layer_norm_backward_rows(dy, x, weight + s * d, mean, rstd, s * N, N, d, dx, dw, db);
   }
 }
 
@@ -1212,6 +1267,29 @@ void ll_dropout_forward(const float *x, float *y, u16 *bits, i64 n, u64 key, u32
       const float *restrict xs = x + start;
       float *restrict ys = y + start;
       SIMD for (i64 e = 0; e < m; e++) ys[e] = xs[e] * mask[e];
+    }
+    free(mask);
+  }
+}
+
+// out = x + y * mask(key): the residual add with y's dropout (keep flags as bits, as ll_dropout_forward).
+void ll_dropout_add_forward(const float *x, const float *y, float *out, u16 *bits, i64 n, u64 key, u32 threshold,
+                            float scale, int threads) {
+  const i64 chunk = 16384;
+#pragma omp parallel num_threads(threads) if (n > 4 * chunk)
+  {
+    float *mask = scratch(chunk);
+#pragma omp for schedule(static)
+    for (i64 start = 0; start < n; start += chunk) {
+      const i64 m = n - start < chunk ? n - start : chunk;
+      mask_row(mask, m, key, (u64)start, 1, threshold, scale);
+      for (i64 e = m; e < pad16(m); e++) mask[e] = 0.0f;
+      pack_bits(bits + start / 16, mask, pad16(m));
+      const float *restrict xs = x + start, *restrict ys = y + start;
+      float *restrict os = out + start;
+      // the product rounded before the add (no FMA): the numbers of a dropout, then an add
+      SIMD for (i64 e = 0; e < m; e++) mask[e] *= ys[e];
+      SIMD for (i64 e = 0; e < m; e++) os[e] = xs[e] + mask[e];
     }
     free(mask);
   }

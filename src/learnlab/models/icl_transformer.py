@@ -109,6 +109,16 @@ def _dropout(x: torch.Tensor, p: float, key: int | None) -> torch.Tensor:
     return x * kernel.keep_mask(x.shape, p, key, x.device, x.dtype)
 
 
+def _residual_dropout(residual: torch.Tensor | None, x: torch.Tensor, p: float, key: int | None) -> torch.Tensor:
+    """residual + inverted dropout of x (site ``key``; None: off), or the dropout alone without a residual;
+    in one kernel pass where it takes the tensors (the same masks)."""
+    if residual is None:
+        return _dropout(x, p, key)
+    if key is not None and p > 0.0 and residual.shape == x.shape and kernel.available(residual, x):
+        return kernel.DropoutAdd.apply(residual, x, p, key)
+    return residual + _dropout(x, p, key)
+
+
 def _mix_forward(scores: torch.Tensor, values: torch.Tensor, keep: torch.Tensor | None, scale: float,
                  workspace: _Workspace, hooked: bool):
     """pattern = softmax(scores), kept = pattern * keep (dropped entries zeroed, unscaled) and
@@ -241,6 +251,53 @@ class _TokenAttention(torch.autograd.Function):
         return grad_rows, grad_pairs, None, None, None, None, None, None, None
 
 
+class _TokenTables(torch.autograd.Function):
+    """Layer 1's per-token tables from the normalised token embedding ``table`` (S, k, d), one node (a
+    dozen small ops and their autograd nodes before): q (S nh, k, hs) scaled by 1 / sqrt(hs), pairs
+    q[a] . k[c] (S nh, k, k) and values (S, nh k, d), v[a] of head h through its block of ``w_out``.
+    The backward is autograd's formulas for the same ops (the same products, the same numbers)."""
+
+    @staticmethod
+    def forward(ctx, table, w_qkv, w_out, nh: int):
+        S, k, d = table.shape
+        hs = d // nh
+        qkv = torch.bmm(table, w_qkv)  # (S, k, 3d)
+        q, key_, v = qkv.view(S, k, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)  # each (S, nh, k, hs)
+        scale = 1.0 / math.sqrt(hs)
+        q = q.reshape(S * nh, k, hs) * scale
+        key_ = key_.reshape(S * nh, k, hs)
+        v = v.reshape(S * nh, k, hs)
+        pairs = torch.bmm(q, key_.transpose(1, 2))
+        blocks = w_out.view(S * nh, hs, d)  # head h's rows of the output projection
+        values = torch.bmm(v, blocks).view(S, nh * k, d)
+        ctx.save_for_backward(table, w_qkv, blocks, q, key_, v)
+        ctx.nh, ctx.scale = nh, scale
+        return q, pairs, values
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_pairs, grad_values):
+        table, w_qkv, blocks, q, key_, v = ctx.saved_tensors
+        S, k, d = table.shape
+        nh, R = ctx.nh, q.shape[0]
+        hs = d // nh
+        grad_key = torch.zeros_like(key_) if grad_pairs is None else \
+            q.transpose(1, 2).bmm(grad_pairs).transpose(1, 2)
+        if grad_pairs is not None:
+            from_pairs = grad_pairs.bmm(key_)
+            grad_q = from_pairs if grad_q is None else grad_q + from_pairs
+        grad_q = torch.zeros_like(q) if grad_q is None else grad_q * ctx.scale
+        if grad_values is None:
+            grad_v, grad_w_out = torch.zeros_like(v), torch.zeros_like(blocks)
+        else:
+            grad_values = grad_values.view(R, k, d)
+            grad_v, grad_w_out = grad_values.bmm(blocks.transpose(1, 2)), v.transpose(1, 2).bmm(grad_values)
+        grad_qkv = torch.stack([g.view(S, nh, k, hs) for g in (grad_q, grad_key, grad_v)])  # (3, S, nh, k, hs)
+        grad_qkv = grad_qkv.permute(1, 3, 0, 2, 4).reshape(S, k, 3 * d)
+        grad_table = grad_qkv.bmm(w_qkv.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        grad_w_qkv = table.transpose(1, 2).bmm(grad_qkv)
+        return grad_table, grad_w_qkv, grad_w_out.view(S, d, d), None
+
+
 class StackedLayerNorm(nn.Module):
     """LayerNorm over the last dimension with per-replica weight and bias (S, d)."""
 
@@ -305,8 +362,10 @@ class RelativeAttention(nn.Module):
         self._workspace = _Workspace()  # reusable (B, R, T, T) buffers; not state
 
     def forward(self, x: torch.Tensor | None, last_query_only: bool = False, tokens: torch.Tensor | None = None,
-                token_table: torch.Tensor | None = None, key: int | None = None) -> torch.Tensor:
-        """x: (S, B, T, d) normalised inputs; returns (S, B, Tq, d), Tq = 1 with ``last_query_only``.
+                token_table: torch.Tensor | None = None, key: int | None = None,
+                residual: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (S, B, T, d) normalised inputs; returns (S, B, Tq, d), Tq = 1 with ``last_query_only``;
+        with ``residual`` (S, B, Tq, d), residual + the output (the add fused with the residual dropout).
 
         Layer 1 may pass ``tokens`` (S, B, T) token ids and ``token_table`` (S, k, d), the
         normalised embedding of each token, when x is a function of the token alone (no
@@ -316,7 +375,8 @@ class RelativeAttention(nn.Module):
         keys = _site_keys(key if self.training and self.dropout > 0 else None, self.layer)
         dropping = self.training and self.dropout > 0
         if last_query_only:
-            return self._forward_last_query(x, keys if dropping else None)
+            mixed = self._forward_last_query(x, keys if dropping else None)
+            return _residual_dropout(residual, mixed, self.dropout, keys[_RESIDUAL] if dropping else None)
         like = self.w_qkv if tokens is not None else x
         if kernel.available(like, self.w_qkv):
             mixed = self._kernel_forward(x, tokens, token_table, keys, dropping)
@@ -324,7 +384,7 @@ class RelativeAttention(nn.Module):
             mixed = self._forward_from_tokens(tokens, token_table, keys, dropping)
         else:
             mixed = self._forward_plain(x, keys, dropping)
-        return _dropout(mixed, self.dropout, keys[_RESIDUAL] if dropping else None)
+        return _residual_dropout(residual, mixed, self.dropout, keys[_RESIDUAL] if dropping else None)
 
     def _kernel_forward(self, x, tokens, token_table, keys: list[int], dropping: bool) -> torch.Tensor:
         """The compiled path: (S, B, T, d) output before the residual dropout."""
@@ -340,13 +400,11 @@ class RelativeAttention(nn.Module):
             self._workspace.get("kernel_pattern", (S, B, nh, T, T), table.dtype, table.device)
         if tokens is not None:
             k = token_table.shape[1]
-            q, key_, v = torch.bmm(token_table, self.w_qkv).view(S, k, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)
-            q = q.reshape(S * nh, k, hs) * (1.0 / math.sqrt(hs))  # (S nh, k, hs): each token's query
+            # each token's query (S nh, k, hs), q[a] . k[c] (S nh, k, k), each head's value of each token
+            # through its block of the output projection (S, nh k, d): one autograd node
+            q, pairs, values = _TokenTables.apply(token_table, self.w_qkv, self.w_out, nh)
             rows = kernel.TokenRows.apply(q, table)  # (S nh, T, k, Tp): q[a] . r_{i-j}
-            pairs = torch.bmm(q, key_.reshape(S * nh, k, hs).transpose(1, 2))  # (S nh, k, k): q[a] . k[c]
             mass = kernel.TokenAttention.apply(rows, pairs, tokens, nh, p, keys[_PATTERN], patterns, buffer)
-            # each head's value of each token through its block of the output projection: (S, nh k, d)
-            values = torch.matmul(v, self.w_out.view(S, nh, hs, d)).view(S, nh * k, d)
             out = torch.bmm(mass.view(S, B * T, nh * k), values)
         else:
             qkv = torch.bmm(x.reshape(S, B * T, d), self.w_qkv).view(S, B, T, 3 * d)
@@ -479,12 +537,12 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, last_query_only: bool = False, tokens: torch.Tensor | None = None,
                 embedding: torch.Tensor | None = None, key: int | None = None) -> torch.Tensor:
+        residual = x[:, :, -1:] if last_query_only else x
         if tokens is not None:  # the first layer: its input is the token embedding alone
-            attended = self.attn(None, tokens=tokens, token_table=self.ln_attn(embedding.unsqueeze(1)).squeeze(1),
-                                 key=key)
+            x = self.attn(None, tokens=tokens, token_table=self.ln_attn(embedding.unsqueeze(1)).squeeze(1), key=key,
+                          residual=residual)
         else:
-            attended = self.attn(self.ln_attn(x), last_query_only, key=key)
-        x = (x[:, :, -1:] if last_query_only else x) + attended
+            x = self.attn(self.ln_attn(x), last_query_only, key=key, residual=residual)
         if self.mlp is not None:
             x = x + self.mlp(self.ln_mlp(x), key)
         return x
