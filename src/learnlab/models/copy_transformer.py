@@ -18,6 +18,7 @@ cross-entropy over positions where ``loss_mask`` is True (all positions when it 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,6 +52,13 @@ def position_bias(pos: Position, n_head: int, length: int, hard_alibi_heads: int
         for head in range(min(hard_alibi_heads, n_head)):  # head i sees the last i + 1 tokens
             bias[head] = torch.where((distance >= 0) & (distance <= head), 0.0, float("-inf"))
     return bias
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_position_bias(pos: Position, n_head: int, length: int, hard_alibi_heads: int, device) -> torch.Tensor:
+    """``position_bias`` built once per shape and device (every forward of a length needs the
+    same (H, T, T) table; nothing writes to it)."""
+    return position_bias(pos, n_head, length, hard_alibi_heads, device)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -144,7 +152,7 @@ class CopyTransformer(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 loss_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T = idx.shape
-        bias = position_bias(self.cfg.pos, self.cfg.n_head, T, self.cfg.hard_alibi_heads, idx.device)  # (nh, T, T)
+        bias = _shared_position_bias(self.cfg.pos, self.cfg.n_head, T, self.cfg.hard_alibi_heads, idx.device)
         x = self.embed_in(idx)  # (B, T, h)
         for block in self.layers:
             x = block(x, bias)
