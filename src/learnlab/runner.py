@@ -36,7 +36,7 @@ from learnlab import grid
 from learnlab.claims import Claim, ClaimSpec
 from learnlab.errors import ConfigError, LeaseLost, StoreError, Terminated
 from learnlab.runtime import keep_freed_memory, resolve_device, seed_everything
-from learnlab.store import Store
+from learnlab.store import Store, scoped_name
 from learnlab.train import distributed as ddp
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class Run:
         if not ddp.is_main():  # data parallel: rank 0 alone writes the store
             return
         if self._parent is not None:  # a scoped handle writes through its parent's buffer
-            self._parent.log(step, **{f"{self.scope}/{name}": value for name, value in metrics.items()})
+            self._parent.log(step, **{scoped_name(self.scope, name): value for name, value in metrics.items()})
             return
         for name, value in metrics.items():
             if isinstance(value, torch.Tensor):

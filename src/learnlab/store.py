@@ -40,7 +40,7 @@ import numpy as np
 from learnlab.claims import Claim
 from learnlab.errors import LeaseLost, StoreError
 
-__all__ = ["Store", "RunRecord", "Series", "DEFAULT_STORE", "export_run", "import_run", "lease_owner",
+__all__ = ["Store", "RunRecord", "Series", "DEFAULT_STORE", "export_run", "import_run", "lease_owner", "scoped_name",
            "LEASE_HEARTBEAT_S", "LEASE_STALE_S"]
 
 DEFAULT_STORE = Path("runs") / "learnlab.sqlite"
@@ -544,6 +544,11 @@ class Store:
 
 
 # -- moving runs between stores (a cluster worker runs into its own store; the driver merges) --
+
+def scoped_name(scope: str, name: str) -> str:
+    """The stored name of metric ``name`` logged in ``scope`` (``""``: the run's own): ``scope/name``."""
+    return f"{scope}/{name}" if scope else name
+
 
 def export_run(store: Store, run_id: str, *, max_artifact_bytes: int = 64 << 20) -> dict[str, Any]:
     """Everything of one run as plain data: its row, metrics, claims and artifact files (bytes;

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from learnlab.store import scoped_name
+
 # parity and length complexity (per scope)
 FINAL_TOKEN_ACC = "final_token_acc"  # the answer token after a greedy roll-out from x and '='
 TEACHER_FORCED_ACC = "teacher_forced_acc"
@@ -46,5 +48,4 @@ def text_scope(corpus: str) -> str:
     return f"text_{corpus}"
 
 
-def scoped(scope: str, name: str) -> str:
-    return f"{scope}/{name}"
+scoped = scoped_name  # "scope/name"

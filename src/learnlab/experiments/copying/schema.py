@@ -15,6 +15,8 @@ Scopes (``run.scoped(...)``) and, inside them, metric names:
   at step = words
 """
 
+from learnlab.store import scoped_name
+
 ACC = "acc"
 EXAMPLES = "examples_seen"
 PARAMETERS = "parameters"
@@ -62,4 +64,4 @@ def text(tag: str, what: str) -> str:
 
 
 def metric(scope: str, name: str = ACC) -> str:
-    return f"{scope}/{name}"
+    return scoped_name(scope, name)

@@ -4,6 +4,8 @@ scope (``random_labels/val_acc``); :func:`scoped` builds those names."""
 
 from __future__ import annotations
 
+from learnlab.store import scoped_name
+
 TRAIN_LOSS = "train_loss"  # logged by train.loop.fit
 VAL_ACC = "val_acc"  # accuracy on the fixed validation batch, (S,)
 VAL_LOSS = "val_loss"
@@ -26,8 +28,7 @@ INIT_ONLY = "init_only"  # scope: seeds differ only in the initialisation
 DATA_ONLY = "data_only"  # scope: seeds differ only in the data stream
 
 
-def scoped(scope: str, name: str) -> str:
-    return f"{scope}/{name}" if scope else name
+scoped = scoped_name  # "scope/name"
 
 
 def sweep_scope(learner: str, n: int, k: int) -> str:

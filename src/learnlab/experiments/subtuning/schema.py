@@ -4,6 +4,8 @@ step is the number of examples per class; values are (S,) over paired seeds."""
 
 from __future__ import annotations
 
+from learnlab.store import scoped_name
+
 PRETRAIN = "pretrain"  # scope of the backbone's pretraining (the loop logs train_loss and lr per epoch)
 SOURCE_ACC = "source_acc"  # source test accuracy under PRETRAIN; NaN when loaded from weights_path
 
@@ -45,5 +47,4 @@ def minilm_block(b: int) -> str:
     return f"block{b}"
 
 
-def scoped(scope: str, name: str) -> str:
-    return f"{scope}/{name}" if scope else name
+scoped = scoped_name  # "scope/name"
