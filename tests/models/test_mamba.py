@@ -79,6 +79,28 @@ def test_the_compiled_scan_handles_softplus_past_its_threshold_and_bfloat16(need
     assert torch.allclose(y.float(), reference, rtol=2e-2, atol=2e-2)
 
 
+def test_the_vector_path_matches_torch_from_softplus_far_below_zero_to_past_its_threshold(needs_kernel):
+    # 64 channels: one full block, the vector path (inlined exp and softplus); the biases spread the softplus
+    # arguments over [-40, 40] (far below zero, where it is ~exp(v); past 20, where torch returns v itself)
+    # and the gates over both sides of the sigmoid, with decays down to exp(-87) and below
+    args, kwargs = _scan_inputs(2, 33, 64, 16, extras=True, seed=3)
+    with torch.no_grad():
+        kwargs["delta_bias"].copy_(torch.linspace(-40, 40, 64))
+        args[2].mul_(4.0)  # A down to -4.4: Delta A below -87 for the largest Deltas
+        args[6].mul_(8.0)  # z
+    reference = _outputs_and_gradients("sequential", args, kwargs)
+    compiled = _outputs_and_gradients("compiled", args, kwargs)
+    for a, b_ in zip([reference[0], *reference[1]], [compiled[0], *compiled[1]]):
+        assert torch.isfinite(b_).all()
+        assert torch.allclose(a, b_, rtol=1e-4, atol=1e-4 * a.abs().max().item())
+    v = torch.linspace(-40, 40, 64)  # the softplus itself, through delta with x = 1, B = C = 1, A -> 0
+    ones = torch.ones(1, 1, 64)
+    y = selective_scan(ones, torch.zeros(1, 1, 64), torch.full((64, 16), -1e-30), torch.ones(1, 1, 16),
+                       torch.ones(1, 1, 16), delta_bias=v, delta_softplus=True, method="compiled")
+    expected = 16 * torch.nn.functional.softplus(v)
+    assert torch.allclose(y.flatten(), expected, rtol=2e-6, atol=0)
+
+
 def test_auto_takes_the_kernel_when_it_builds_and_the_pure_pytorch_scan_when_not(monkeypatch):
     built = _scan.kernel() is not None
     assert resolve_scan("auto", torch.device("cpu")) == ("compiled" if built else "sequential")
