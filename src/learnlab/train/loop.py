@@ -61,12 +61,13 @@ class Measure:
     It keeps no state of its own and never stops a run, unless ``until=(name, target)``:
     then the run ends at the first evaluation where every replica's ``metrics[name]`` is at
     least ``target`` (for claims that read whether a target is reached, not how far past it
-    training goes).
+    training goes); or ``until_step``: the run ends at the first evaluation at or after that
+    step (a control trained exactly as long as another model, on the same schedule).
     """
 
     def __init__(self, measure: Callable[[torch.nn.Module], dict[str, Any]], *,
-                 until: tuple[str, float] | None = None):
-        self.measure, self.until = measure, until
+                 until: tuple[str, float] | None = None, until_step: int | None = None):
+        self.measure, self.until, self.until_step = measure, until, until_step
         self._reached = False
 
     def __call__(self, model: torch.nn.Module, step: int) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class Measure:
         return metrics
 
     def done(self, step: int) -> bool:
-        return self._reached
+        return self._reached or (self.until_step is not None and step >= self.until_step)
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -134,8 +134,10 @@ def presets() -> dict[str, Config]:
     # (>= 0.9 at max_len, step 100-125 at seeds 0-2), for hard-ALiBi, Mamba and the LSTM of that
     # seed alike. The schedule stays that of 250 steps, so every training curve up to that
     # point, and the E1 sample-efficiency gap read there, is the same number for number; the
-    # E1 "copies" and E2 claims read the models at that point instead of step 250. It was
-    # made for time (the transformer's 250 steps were ~60% of the preset), not for a verdict.
+    # E1 "copies" and E2 claims read the models at that point instead of step 250, on test
+    # strings drawn apart from the validation strings the stop is decided on (so "copies" is
+    # not the stop rule read back). It was made for time (the transformer's 250 steps were
+    # ~60% of the preset), not for a verdict.
     small_train = TrainConfig(optimizer="adamw", lr=3e-3, weight_decay=0.1, schedule="linear", warmup_steps=50,
                               batch_size=8, max_steps=250, grad_clip=1.0, eval_every=25, log_every=25)
     quick = Config(

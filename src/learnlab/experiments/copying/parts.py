@@ -122,17 +122,6 @@ def _lookup_examples(cfg: Config, vocab: tasks.Vocab, key: str, min_len: int, ma
                                                 answer_len=part.answer_len, key=key, vocab=vocab, generator=g)
 
 
-class _StopAt(Measure):
-    """``Measure`` that also ends the run at the first evaluation at or after ``step``."""
-
-    def __init__(self, measure, step: int):
-        super().__init__(measure)
-        self.step = step
-
-    def done(self, step: int) -> bool:
-        return step >= self.step
-
-
 def _train(model: torch.nn.Module, examples, min_tokens: int, context_len: int, eval_set, cfg: Config,
            train_cfg: TrainConfig, data_seed: int, run: Run, *, until_copies: bool = False,
            stop_at: int | None = None) -> int:
@@ -147,17 +136,18 @@ def _train(model: torch.nn.Module, examples, min_tokens: int, context_len: int, 
     def measure(model: torch.nn.Module) -> dict[str, float]:
         return {**evaluate_examples(model, *eval_set, cfg.eval_batch_size), M.EXAMPLES: float(stream.examples)}
 
-    if stop_at is not None:
-        evaluator = _StopAt(measure, stop_at)
-    else:
-        evaluator = Measure(measure, until=(M.ACC, COPIES) if until_copies else None)
+    evaluator = Measure(measure, until=(M.ACC, COPIES) if until_copies else None, until_step=stop_at)
     return fit(model, stream, _lm_loss, train_cfg, run, evaluate=evaluator)
 
 
-def _eval_copies(cfg: Config, length: int, seed: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _eval_copies(cfg: Config, length: int, seed: int, device, *, split: str = "validation"
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strings of ``length`` letters: the ``validation`` set the training curve is measured (and
+    ``stop_at_copy`` decided) on, or an independent ``test`` set that the claims read."""
     n = cfg.eval_batches * cfg.eval_batch_size
+    name = f"length-{length}" if split == "validation" else f"test-length-{length}"
     return tasks.sample_copy(n, min_len=length, max_len=length, vocab=tasks.Vocab(cfg.n_letters),
-                             generator=generator(stream(seed, f"length-{length}"), device))
+                             generator=generator(stream(seed, name), device))
 
 
 # ----------------------------------------------------------------------------- parts
@@ -218,7 +208,7 @@ def _copy(cfg: Config, name: str, seed: int, run: Run, length_run: Run, dup_run:
     length_run.clear_metrics()
     length_run.log(0, **{M.PARAMETERS: float(sum(p.numel() for p in model.parameters()))})
     for length in cfg.eval_lengths:
-        length_run.log(length, **evaluate_examples(model, *_eval_copies(cfg, length, eval_seed, device),
+        length_run.log(length, **evaluate_examples(model, *_eval_copies(cfg, length, eval_seed, device, split="test"),
                                                    cfg.eval_batch_size))
     if dup_run is not None:
         dup_run.clear_metrics()
