@@ -1005,14 +1005,19 @@ def compiled_mamba_inner(xz: torch.Tensor, conv_weight: torch.Tensor, conv_bias:
     compute = torch.float64 if xz.dtype == torch.float64 else torch.float32
     if conv_bias is None:
         conv_bias = conv_weight.new_zeros(conv_weight.shape[0])
-    with torch.autocast(xz.device.type, enabled=False):
-        args = [t.to(compute) for t in (xz, conv_weight[:, 0, :], conv_bias, x_proj_weight, dt_proj_weight, dt_bias,
-                                        A_log, D)]
-        args[1:] = [t.contiguous() for t in args[1:]]
-        if args[0].stride(-1) != 1 or args[0].stride(0) != args[0].stride(1) * args[0].shape[1]:
-            args[0] = args[0].contiguous()
-        d_state = (x_proj_weight.shape[0] - dt_proj_weight.shape[1]) // 2
-        return _CompiledMambaInner.apply(*args, d_state).to(xz.dtype)
+    # (each skipped no-op still costs a dispatch: ~20 of them a layer, a step, without these checks)
+    args = [t if t.dtype == compute else t.to(compute) for t in (
+        xz, conv_weight[:, 0, :], conv_bias, x_proj_weight, dt_proj_weight, dt_bias, A_log, D)]
+    args[1:] = [t if t.is_contiguous() else t.contiguous() for t in args[1:]]
+    if args[0].stride(-1) != 1 or args[0].stride(0) != args[0].stride(1) * args[0].shape[1]:
+        args[0] = args[0].contiguous()
+    d_state = (x_proj_weight.shape[0] - dt_proj_weight.shape[1]) // 2
+    if torch.is_autocast_enabled(xz.device.type):
+        with torch.autocast(xz.device.type, enabled=False):
+            out = _CompiledMambaInner.apply(*args, d_state)
+    else:
+        out = _CompiledMambaInner.apply(*args, d_state)
+    return out if out.dtype == xz.dtype else out.to(xz.dtype)
 
 
 def compiled_selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
