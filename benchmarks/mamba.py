@@ -25,32 +25,56 @@ machine, so the milliseconds are inflated; the shares are what to read):
   layer on its own (CPU time, loaded): scan forward 5.7 ms, backward 12.4 ms, conv + SiLU
   backward 1.9-2.4 ms, forward 0.6 ms. About half of the scan's forward was its exps (a
   standalone copy with the exp replaced by a multiply-add ran in half the time).
-- now (2026-12-03, the vector path of ``_scan.py``: exp inlined, a step's values in registers
+- the vector path (2026-12-03 morning, commit e987dea: exp inlined, a step's values in registers
   across the states, the conv backward in vector types, one partial-sum slot a thread): the
   projections ``mm`` 33% (~2.7 GFLOP a step: the floor named in issue 20), the block interior
   49% (backward 33%: it recomputes the states and decays, then runs the reverse scan; forward
   16%), AdamW 6-8% (``foreach``, still ~10 ops a parameter on a CPU), LayerNorm ~2.5%, the rest
-  small ops. Per layer on its own (CPU time, the same loaded machine): scan forward 3.1-3.6 ms,
-  backward 7.2-8.0 ms, conv + SiLU backward 0.4-0.5 ms, forward 0.3-0.45 ms (the same with the
-  tensors of a real step). The step by phase, CPU time without the profiler: forward 39 ms,
-  backward 81 ms, AdamW 5.8 ms, about 20-30 ms more than its kernels and matrix products timed
-  alone add up to (cache and allocation: ~1,200 page faults and ~3 ms of system time a step).
+  small ops; ~1,200-1,450 page faults and 2-4 ms of system time a step. Its step, the same day:
+  190.6 ms / 37.4x at 1 thread in the morning (load 4-6); 129.1 ms / 41.4x at 1 thread at 13:51
+  (load 0.7 -> 3.4), then 924 ms / 34.9x at 2 threads (load rising to 9: spinning threads
+  descheduled); 104.8 ms / 36x at 1 thread on a quiet machine at 13:50 (issue 20's note).
+- now (2026-12-03 afternoon): an AVX-512 exp of 10 instructions (degree-5 polynomial, ~3 ulp),
+  delta's softplus inlined (no libmvec ``log1pf`` call, which spilled every vector register),
+  the backward's dB/dC sums reduced 16 states at a time, no no-op casts around the kernel, and
+  this benchmark runs with ``runtime.keep_freed_memory()`` as ``runner.run`` does (page faults
+  1,450 -> 0 a step, system time 3.7 -> 0.02 ms). Profile at 1 thread: ``mm`` 39%, the block
+  interior's backward 28% and forward 13.5%, AdamW ~5%, LayerNorm ~2.5%, the rest small ops
+  (AdamW's per-parameter ``item()`` calls and ~40 casts and views a layer); at 2 threads ``mm``
+  37%, backward 27%, forward 10%, AdamW 8% (its small ops do not parallelise). A standalone copy
+  of the scan kernel (one layer, one thread, best of 60, loaded machine): forward 2.0 -> 1.4 ms,
+  its exps now about a third of it; backward unchanged at ~4.8 ms: ~40% the recomputing pass (its exps
+  and the stores of states and decays), ~30% the reverse loop, ~30% the per-step code around
+  them (sigmoids, softplus, the sums over channels). Neither the exps (replaced by a
+  multiply-add: no faster) nor cache misses (buffers of 2-4 steps, in L1: at most 10% faster)
+  bound the reverse loop; it is its loads, stores and multiply-adds. Matrix products, kernels and AdamW timed alone
+  (best times, one thread) add up to ~60 ms a step: 60 ms at 1 thread is not in reach without
+  cutting the projections' FLOPs.
 
-Measured on 2026-12-03 on that loaded machine (load average 4-6 on 2 cores: every number here
-is inflated, transformers' most; on a quiet day the baseline step was 0.75-1.1 s):
+Measured on 2026-12-03 afternoon, this machine shared with other jobs (load average in brackets,
+2 cores):
 
-    OMP_NUM_THREADS=1 python benchmarks/mamba.py --threads 1
-    learnlab, compiled scan (auto on a CPU)                   190.6 ms                 37.4x
-    learnlab, sequential scan                                 729.4 ms                  9.8x
-    learnlab, parallel scan                                  4246.4 ms                  1.7x
-    transformers MambaForCausalLM (pure-PyTorch fallback)    7133.3 ms                  1.0x
+    OMP_NUM_THREADS=1 python benchmarks/mamba.py --threads 1        (load 5.5 -> 4.0)
+    learnlab, compiled scan (auto on a CPU)                    98.7 ms                 40.5x
+    learnlab, sequential scan                                 368.3 ms                 10.8x
+    learnlab, parallel scan                                  2086.4 ms                  1.9x
+    transformers MambaForCausalLM (pure-PyTorch fallback)    3995.0 ms                  1.0x
 
-and the kernel of commit cb1ec62 beside this one in one process (interleaved rounds, medians,
-wall and CPU time): before 223.7 ms wall, 151.6 ms CPU a step; now 201.2 ms wall, 129.6 ms CPU
-(transformers' step 6,932 ms wall, 4,659 ms CPU: 34.5x wall, 36.0x CPU). The compiled step is
-~15% faster end to end, the block interior ~45% faster; targets not met on this machine:
-what is left is the projections (a third of the step, at MKL's speed for these shapes), the
-scan's exps (one per state entry forward, again in the backward's recompute) and AdamW.
+    python benchmarks/mamba.py --threads 2                          (load 4.0 -> 3.3)
+    learnlab, compiled scan (auto on a CPU)                    61.6 ms                 37.5x
+    learnlab, sequential scan                                 225.7 ms                 10.2x
+    learnlab, parallel scan                                  1190.8 ms                  1.9x
+    transformers MambaForCausalLM (pure-PyTorch fallback)    2309.2 ms                  1.0x
+
+Other runs the same afternoon: 1 thread 117.0 ms / 29.5x (load 3.8), 134.2 ms / 47.7x (load
+5.5; transformers' step moves 3.5-6.4 s between runs, so the ratio moves most); 2 threads
+59.3 ms / 36.4x (load 3.4 -> 4.1). Before/after in one process (the kernel and glue of commit
+e987dea against these, the same initial weights, steps alternated five at a time, 1 thread,
+both with ``keep_freed_memory``): CPU time a step, median, 84.3 -> 78.3 ms (load 5.9), 95.3 ->
+87.1 ms (load 5.6), 117.1 -> 105.7 ms (load 3.4); wall 127.9 -> 116.0 ms; the losses agree to 6
+digits (3.095595 both after 78 steps; 3.279344 against 3.279345 after 63). Targets: at 1 thread neither is met; at 2 threads the step
+is at the 60 ms line (59.3 and 61.6 ms in two runs) and the ratio 36-38x, not 50x
+(transformers' fallback gains more from the second thread than this step does).
 
 Threads: on a machine shared with other jobs, 2 OpenMP threads can take 3x longer than 1
 (each parallel region waits on a descheduled spinning thread); ``--threads 1`` (or
@@ -75,6 +99,7 @@ from _table import row  # noqa: E402
 
 from learnlab.models import _scan  # noqa: E402
 from learnlab.models.mamba import Mamba, MambaConfig  # noqa: E402
+from learnlab.runtime import keep_freed_memory  # noqa: E402
 from learnlab.train.optim import TrainConfig, make_optimizer  # noqa: E402
 
 TARGET_MS, TARGET_RATIO = 60.0, 50.0
@@ -114,6 +139,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one a core)")
     args = parser.parse_args()
+    # What learnlab's runs do (``runner.run`` calls it first): freed tensors' memory stays with glibc for
+    # reuse, so a step's fresh (b, T, c) tensors do not fault their pages in again (~1,200 page faults
+    # and 2-4 ms of system time a step without it). In this process it applies to every row.
+    keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
