@@ -66,15 +66,15 @@ Measured on 2026-12-03 afternoon, this machine shared with other jobs (load aver
     learnlab, parallel scan                                  1190.8 ms                  1.9x
     transformers MambaForCausalLM (pure-PyTorch fallback)    2309.2 ms                  1.0x
 
-Other runs the same afternoon: 1 thread 117.0 ms / 29.5x (load 3.8), 134.2 ms / 47.7x (load
-5.5; transformers' step moves 3.5-6.4 s between runs, so the ratio moves most); 2 threads
-59.3 ms / 36.4x (load 3.4 -> 4.1). Before/after in one process (the kernel and glue of commit
-e987dea against these, the same initial weights, steps alternated five at a time, 1 thread,
-both with ``keep_freed_memory``): CPU time a step, median, 84.3 -> 78.3 ms (load 5.9), 95.3 ->
-87.1 ms (load 5.6), 117.1 -> 105.7 ms (load 3.4); wall 127.9 -> 116.0 ms; the losses agree to 6
-digits (3.095595 both after 78 steps; 3.279344 against 3.279345 after 63). Targets: at 1 thread neither is met; at 2 threads the step
-is at the 60 ms line (59.3 and 61.6 ms in two runs) and the ratio 36-38x, not 50x
-(transformers' fallback gains more from the second thread than this step does).
+Other runs the same afternoon: 1 thread 117.0 ms / 29.5x (load 3.8), 134.2 ms / 47.7x (load 5.5;
+transformers' step moves 3.5-6.4 s between runs, so the ratio moves most); 2 threads 59.3 ms /
+36.4x (load 3.4 -> 4.1). Before/after in one process (the kernel and glue of commit e987dea
+against these, the same initial weights, steps alternated five at a time, 1 thread, both with
+``keep_freed_memory``): CPU time a step, median, 84.3 -> 78.3 ms (load 5.9), 95.3 -> 87.1 ms
+(load 5.6), 117.1 -> 105.7 ms (load 3.4); wall 127.9 -> 116.0 ms; the losses agree to 6 digits
+(3.095595 both after 78 steps; 3.279344 against 3.279345 after 63). Targets: at 1 thread neither
+is met; at 2 threads the step is at the 60 ms line (59.3 and 61.6 ms in two runs) and the ratio
+36-38x, not 50x (transformers' fallback gains more from the second thread than this step does).
 
 Threads: on a machine shared with other jobs, 2 OpenMP threads can take 3x longer than 1
 (each parallel region waits on a descheduled spinning thread); ``--threads 1`` (or
