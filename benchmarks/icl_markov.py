@@ -83,6 +83,48 @@ CPU time 5 s less; the claims' numbers are the same in both runs (transition at 
 0.0196, layer-1 and layer-2 probes 0.577 and 0.918: the random draws did not change). The 30 s
 target is not met: at the ~24 ms of CPU a 1-seed step took in this session's runs, the 2,000 steps
 alone are ~48 s of CPU.
+
+Third pass (2026-12-03, 14:00-14:50; the machine shared, load 2-8 on 2 cores throughout). Cut: the
+residual dropout fused with the residual add (``_icl_kernel.DropoutAdd``: one pass and one autograd
+node instead of a dropout, an add and their nodes); layer 1's token tables (Q/K/V of the k tokens,
+the k x k pairs, the values through the output projection) one autograd node (``_TokenTables``, a
+dozen small ops and their nodes before); LayerNorm rows without a 64-bit division a row (d = 16
+specialised in the forward; the backward keeps d variable, as its constant changes the rows' sum
+order); the relative table built from contiguous copies of a reversed r, its backward's diagonal
+sums over consecutive addresses. Numbers unchanged: 30 training steps bit-equal (1 and 3 seeds), and
+the paper preset's 3,057 stored metrics bit-identical between the trees. Per call (C alone, best of
+300, the two trees alternating three times): LayerNorm forward 107-112 -> 55-64 us, relative table
+forward 187-214 -> 93-131 us. On the step this is within the noise of this machine: 1-seed step, one
+thread, five alternations of ``/tmp`` copies of HEAD~ and this tree (medians of 60 steps, load 2-3):
+before 17.3 / 21.4 / 21.2 / 15.8 / 23.2 ms, after 21.4 / 24.6 / 15.3 / 14.6 / 17.0 ms, fastest step
+12.5 and 12.0 ms; 10 seeds 134-176 and 116-179 ms, 7.3-8.5 one-seed steps in both. Two threads, in a
+quiet minute (load ~2): before 11.5 ms a step (fastest 9.1), 10 seeds 70.6 ms (fastest 60.3); after
+11.6 ms (fastest 8.9), 68.9 ms (58.5): 6x one seed. Two threads at load 3-6: 37-296 ms a step (the
+partner thread descheduled at every parallel region), so the experiment keeps one thread.
+
+Where a 1-seed step goes now (perf, steady state, one thread): the compiled kernel ~39% of the CPU
+time (layer 2's attention backward 15% and forward 8%, layer 1's 4% and 2%, tables, dropouts,
+LayerNorms, rows 1-1.5% each), PyTorch ~25% (MKL 7%), the interpreter ~17%, libc ~9% (memcpy 4.5%:
+the patterns written and read back, 2.6 MB a layer, more than the 2 MB L2), ~530 ATen calls a step.
+
+Arithmetic (``step_arithmetic``, printed by this script): a 1-seed step is ~144 MFLOP (layer 2's
+attention 86, layer 1 10, matmuls 43, elementwise 7) plus 646k exp() and ~1.0M mask hashes; 10 seeds
+1.44 GFLOP. This machine's sgemm (1024^3, best of 10, under load): 46-53 GFLOP/s on one thread, 118 on
+two. At that speed 10 seeds' flops alone are 27-31 ms on one thread, 12 ms on two: the 3x target
+(with a 10 ms step, 10 seeds in 30 ms, ~48 GFLOP/s sustained) is at the one-thread sgemm peak, not
+below the two-thread one. What the step reaches: ~10-12 GFLOP/s for 10 seeds on one thread (the
+layer-2 kernel alone ~17-21 GFLOP/s: rows of <= 100 keys by 16, an exp and a hash an element,
+softmax and its backward between the products), so each seed's own kernel time (~6.6 ms) sets the
+10-seed step near 7-8 one-seed steps.
+
+Paper preset end to end (``/usr/bin/time learnlab run icl-markov --preset paper --store ...``, one
+thread, both trees at once at load ~5-6): before 57.7 s CPU (user + sys), 195 s wall; after 56.0 s
+CPU, 193 s wall; identical claims. Where it goes (py-spy, 80 s wall at load ~3.5): training steps
+~67% (forward 30, backward 31, data stream 3.8, optimizer 1.3), figures 11% (matplotlib ``savefig``,
+SVG and PNG each: ~5 s of CPU measured alone, Figure 1's 200 shaded spans 1.2 s -> 0.9 s now as 3-4
+spans, the attention figure 1.3 s), evaluation 8%, imports 7% (torch ~5 s and matplotlib ~1.8 s under
+load), the attention-snapshot artifact's JSON ~1%. The 30 s target is not met: 2,000 steps at the
+12-18 ms of CPU a step measured here are 24-36 s alone.
 """
 
 from __future__ import annotations
@@ -259,6 +301,33 @@ def loop_sampler(batch: int, length: int, g: torch.Generator):
     return torch.stack(tokens, 1)
 
 
+def step_arithmetic(cfg) -> dict[str, float]:
+    """What a 1-seed training step of the paper model computes (forward and backward, counted from the
+    shapes; a multiply-add is 2 flops): the attention of the layers after the first (scores q . (k + r),
+    softmax, dropout, P @ v, and their gradients: 16 d + 9 heads flops per causal (query, key) pair),
+    layer 1 on its token tables, the matmuls (Q/K/V and output projections, embedding, head), the
+    elementwise passes (LayerNorm, dropout, residual), and the exp() and mask hashes apart."""
+    B, T, k, d = cfg.train.batch_size, cfg.task.length, cfg.task.k, cfg.transformer.d_model
+    heads = cfg.transformer.heads
+    pairs = T * (T + 1) // 2  # causal (query, key) pairs of a sequence
+    later = sum(B * pairs * (16 * d + 9 * nh) for nh in heads[1:])
+    first = B * pairs * heads[0] * (12 + 6 * k) + 6 * heads[0] * T * k * (d // heads[0]) * T  # and its rows
+    matmuls = (3 * (2 * B * T * d * 3 * d + 2 * B * T * d * d) * (len(heads) - 1)  # forward and two backward
+               + 3 * 2 * B * T * heads[0] * k * d + 2 * 2 * B * T * k * d + 3 * 2 * B * T * d * k)
+    elementwise = B * T * d * (20 * len(heads) + 12 * len(heads))  # LayerNorms, dropouts and adds, both ways
+    return {"attention": later, "layer 1": first, "matmuls": matmuls, "elementwise": elementwise,
+            "total": later + first + matmuls + elementwise, "exp": B * pairs * sum(heads),
+            "hashes": sum(B * pairs * nh + pairs * d + B * T * d for nh in heads)}
+
+
+def sgemm_rate(n: int = 1024, repeats: int = 10) -> float:
+    """This machine's float32 matmul speed, flops a second (best of ``repeats``, torch's threads)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b, torch.device("cpu")) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -319,6 +388,16 @@ def main() -> None:
     row("training step, 10 seeds stacked", stacked, baseline="10 x the 1-seed step", baseline_seconds=10 * step[one],
         target=f"<= {STACK_TARGET:.0f}x one seed's step (ratio >= {10 / STACK_TARGET:.1f})")
     print(f"  10 seeds stacked = {stacked / step[one]:.1f} x one seed's step (target <= {STACK_TARGET:.0f}x)")
+    if device.type == "cpu":
+        count, rate = step_arithmetic(cfg), sgemm_rate()
+        print(f"arithmetic of a 1-seed step: {count['total'] / 1e6:.0f} MFLOP (attention {count['attention'] / 1e6:.0f}, "
+              f"layer 1 {count['layer 1'] / 1e6:.0f}, matmuls {count['matmuls'] / 1e6:.0f}, elementwise "
+              f"{count['elementwise'] / 1e6:.0f}), {count['exp'] / 1e3:.0f}k exp, {count['hashes'] / 1e6:.2f}M mask "
+              f"hashes; measured: {count['total'] / step[one] / 1e9:.1f} GFLOP/s (1 seed), "
+              f"{10 * count['total'] / stacked / 1e9:.1f} GFLOP/s (10 seeds); this machine's sgemm (1024^3, "
+              f"{torch.get_num_threads()} threads) {rate / 1e9:.0f} GFLOP/s: 10 seeds' flops alone at that speed "
+              f"{10 * count['total'] / rate * 1e3:.0f} ms = {10 * count['total'] / rate / step[one]:.1f} x the "
+              f"1-seed step (target {STACK_TARGET:.0f}x)")
 
     # Evaluation on the paper's 2,000 test sequences.
     evaluator = MarkovEvaluator(cfg, device, 1)
