@@ -3,6 +3,8 @@ and figures. A control's metrics carry its scope: ``one_layer/kl``."""
 
 from __future__ import annotations
 
+from learnlab.store import scoped_name
+
 STRATEGY_NAMES = ("uniform", "unigram", "bigram", "trigram")
 CONTROLS = ("one_layer", "minimal", "doubly_stochastic", "unigram_mix")
 
@@ -40,6 +42,4 @@ def minimal_v(offset: int) -> str:
     return f"v_{offset}"
 
 
-def scoped(scope: str, name: str) -> str:
-    """``name`` within a control's scope (``""``: the main model)."""
-    return f"{scope}/{name}" if scope else name
+scoped = scoped_name  # ``name`` within a control's scope (``""``: the main model)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from learnlab.experiments.icl_markov import metrics as M
 from learnlab.experiments.icl_markov.config import ICLMarkovConfig, control_config
 from learnlab.experiments.icl_markov.evaluator import MarkovEvaluator
+from learnlab.grid import cells, for_each_cell
 from learnlab.models import _icl_kernel as kernel
 from learnlab.models.icl_transformer import ICLTransformer
 from learnlab.models.minimal_induction import MinimalInductionModel
@@ -75,6 +76,10 @@ def make_icl_optimizer(groups: list[dict], train: TrainConfig):
     return make_optimizer(groups, train)
 
 
+def _train_control(cfg: ICLMarkovConfig, control: str, run: Run) -> None:
+    train_one(control_config(cfg, control), run)  # its evaluator's snapshots are in its scope's artifacts
+
+
 def train_one(cfg: ICLMarkovConfig, run: Run) -> MarkovEvaluator:
     """Sample the task, build the model, train it; return the evaluator (with its snapshots)."""
     device = run.device
@@ -101,8 +106,7 @@ def run(cfg: ICLMarkovConfig, run: Run) -> None:
         train_one(cfg, run)
         # 2. Controls, each in its own scope: the one-layer transformer, the minimal model,
         #    and the prior variations.
-        for control in cfg.controls:
-            train_one(control_config(cfg, control), run.scoped(control))
+        for_each_cell(run, cells(str, control=cfg.controls), lambda c, r: _train_control(cfg, c.control, r))
     if "one_layer" in cfg.controls and cfg.task.n == 2:
         floor = count_only_floor(k=cfg.task.k, length=cfg.task.length, alpha=cfg.task.alpha,
                                  n_samples=200_000 if cfg.task.k == 2 else 400_000,
