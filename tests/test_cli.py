@@ -79,12 +79,12 @@ def test_bad_input_is_one_line_exit_2_and_nothing_stored(capsys, store_path, arg
 def test_sweep_runs_the_cross_product_in_a_process_pool(capsys, store_path):
     code, out, _ = _run(capsys, "sweep", "hidden-progress", "--preset", "smoke", "--grid", "seed=0,1",
                         "--grid", "model.width=8,16", "--jobs", "2", "--quiet", "--store", str(store_path),
-                        "train.max_steps=300")
+                        "train.max_steps=40", "train.eval_every=20")
     assert code == 0, out
     runs = Store(store_path).list_runs()
     assert len(runs) == 4 and all(r.status == "completed" for r in runs)
     assert sorted((r.config["seed"], r.config["model"]["width"]) for r in runs) == [(0, 8), (0, 16), (1, 8), (1, 16)]
-    assert all(r.config["train"]["max_steps"] == 300 for r in runs)
+    assert all(r.config["train"]["max_steps"] == 40 for r in runs)
 
 
 def test_reproduce_prints_the_report_path_and_claims_table(capsys, store_path):
