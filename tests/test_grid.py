@@ -27,8 +27,14 @@ def test_cells_are_the_product_of_the_axes_in_order():
     assert grid[2].describe() == "width=30 lr=0.1"
     with pytest.raises(AttributeError, match="no axis 'depth'"):
         grid[0].depth
-    with pytest.raises(ValueError, match="share a scope"):
-        cells(lambda width: "same", width=(1, 2))
+    with pytest.raises(ValueError, match="may not contain '--'"):
+        cells(lambda lr: f"lr--{lr}", lr=(1,))
+
+
+def test_two_cells_of_one_grid_may_not_share_a_scope(store):
+    for grid in (cells(lambda width: "same", width=(1, 2)), [cell("w10", width=10), cell("w10", width=10)]):
+        with pytest.raises(ValueError, match="share a scope"):
+            for_each_cell(_handle(store), grid, lambda c, r: None)
 
 
 def test_each_cell_writes_in_its_scope_and_returns_in_order(store):
@@ -85,8 +91,20 @@ def test_nested_cells_are_recorded_under_their_full_scope(store):
 
 
 def test_a_cell_must_return_what_its_record_can_give_back(store):
-    with pytest.raises(TypeError, match="returned a Tensor"):
-        for_each_cell(_handle(store), [cell("a")], lambda c, r: torch.ones(2))
+    for value in (torch.ones(2), (1, 2), [1, (2, 3)], {3: "x"}):
+        with pytest.raises(TypeError, match="cannot give back"):
+            for_each_cell(_handle(store), [cell("a")], lambda c, r: value)
+    assert for_each_cell(_handle(store), [cell("b")], lambda c, r: {"steps": [1, 2.5, None], "ok": True}) == [
+        {"steps": [1, 2.5, None], "ok": True}]
+
+
+@pytest.mark.parametrize("damage", ["not json", "null", '{"scope": "a"}', '{"result": 3}'])
+def test_a_damaged_cell_record_means_the_cell_trains_again(store, damage):
+    entered = []
+    for_each_cell(_handle(store), [cell("a")], lambda c, r: entered.append(1) or 7)
+    store.artifacts("r")["a.cell"].write_text(damage)
+    assert for_each_cell(_handle(store), [cell("a")], lambda c, r: entered.append(1) or 7) == [7]
+    assert entered == [1, 1]
 
 
 def test_an_interrupted_grid_run_resumes_without_entering_finished_cells(tmp_path):
@@ -166,3 +184,42 @@ def test_a_run_stopped_while_its_claims_are_checked_is_interrupted_and_resumes_t
     outcome = execute(Toy, None, store=store, resume=record.id, device="cpu", quiet=True)
     assert outcome.status == "completed", outcome.error
     assert [c.verdict for c in store.claims(record.id)] == ["pass"]
+
+
+def test_a_run_without_checkpoints_or_cells_stopped_at_its_claims_resumes_to_them_alone(tmp_path):
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+
+    from learnlab.claims import Measurement, Sanity
+    from learnlab.config import Interval, param
+    from learnlab.runner import execute
+
+    @dataclass(frozen=True)
+    class Config:
+        seed: int = param(0, Interval(0, None))
+
+    trainings, checks = [], []
+
+    def measure(run):
+        checks.append(1)
+        if len(checks) == 1:
+            raise KeyboardInterrupt
+        return Measurement([run.last("x")])
+
+    def run(cfg, run):
+        trainings.append(1)
+        run.log(0, x=1.0)
+
+    Toy = SimpleNamespace(NAME="short-toy", DESCRIPTION="", Config=Config, run=run, presets=lambda: {},
+                          claims=lambda cfg: [Sanity("x-positive", "x > 0", statistic="x", threshold=0.0, side=">=",
+                                                     measure=measure)],
+                          figures=lambda run: {})
+    store = Store(tmp_path / "toy.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        execute(Toy, Config(), store=store, device="cpu", quiet=True)
+    (record,) = store.list_runs()
+    outcome = execute(Toy, None, store=store, resume=record.id, device="cpu", quiet=True)
+    assert outcome.status == "completed", outcome.error
+    assert trainings == [1]  # trained once: the resume went straight to the claims
+    assert [c.verdict for c in store.claims(record.id)] == ["pass"]
+    assert store.final_metrics(record.id) == {"x": 1.0}

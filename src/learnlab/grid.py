@@ -54,16 +54,14 @@ def cells(scope: Callable[..., str], **axes: Sequence[Any]) -> list[Cell]:
     """The product of ``axes`` in the order given (the last axis varies fastest), each cell
     named ``scope(*its values)`` (in the axes' order)."""
     names = list(axes)
-    out = [Cell(scope(*combo), tuple(zip(names, combo)))
-           for combo in itertools.product(*(tuple(axes[name]) for name in names))]
-    scopes = [c.scope for c in out]
-    if len(set(scopes)) != len(scopes):
-        raise ValueError(f"two cells of one grid share a scope: {sorted(s for s in scopes if scopes.count(s) > 1)}")
-    return out
+    return [cell(scope(*combo), **dict(zip(names, combo)))
+            for combo in itertools.product(*(tuple(axes[name]) for name in names))]
 
 
 def cell(scope: str, **values: Any) -> Cell:
     """A single cell (a grid's point given by hand: a control, a check at one setting)."""
+    if "--" in scope:  # Run.artifact writes a scope's '/' as '--': keep the record's file name unambiguous
+        raise ValueError(f"a cell's scope may not contain '--': {scope!r}")
     return Cell(scope, tuple(values.items()))
 
 
@@ -72,6 +70,9 @@ def for_each_cell(run: Run, grid: Sequence[Cell], train: Callable[[Cell, Run], R
     """Train ``grid``'s cells one after another, ``train(cell, run.scoped(cell.scope))``, and
     return what each returned, in the grid's order. Cells a resumed run already finished are
     not entered again: their stored return values are returned."""
+    scopes = [item.scope for item in grid]
+    if len(set(scopes)) != len(scopes):  # two cells would write (and checkpoint) in one scope
+        raise ValueError(f"two cells of one grid share a scope: {sorted({s for s in scopes if scopes.count(s) > 1})}")
     done = _finished(run)
     results: list[R] = []
     progress = run.progress(len(grid), desc=desc or f"{run.id} cells", unit="cell") if len(grid) > 1 else None
@@ -82,11 +83,9 @@ def for_each_cell(run: Run, grid: Sequence[Cell], train: Callable[[Cell, Run], R
         else:
             cell_run = run.scoped(item.scope)
             value = train(item, cell_run)
-            if not isinstance(value, (type(None), bool, int, float, str, list, tuple, dict)):
-                raise TypeError(f"cell {item.scope!r} returned a {type(value).__name__}: a cell returns a number, a "
-                                "string, a list or dict of them, or None (its record must read back the same)")
+            _check_readable(item.scope, value)
             cell_run.flush()  # the cell's metrics are in the store before it is marked finished
-            cell_run.artifact(_DONE, {"cell": dict(item.values), "result": value})
+            cell_run.artifact(_DONE, {"scope": scope, "cell": dict(item.values), "result": value})
             results.append(value)
         if progress is not None:
             progress.update()
@@ -101,14 +100,31 @@ def is_cell_record(artifact: str) -> bool:
     return artifact.endswith(f".{_DONE}")
 
 
+def _check_readable(scope: str, value: Any) -> None:
+    """A cell's return value must read back from its JSON record as it is (a resumed run gets
+    the record's value where a fresh one got the live one): None, a bool, int, float or str,
+    and lists and str-keyed dicts of them (no tuples: JSON gives them back as lists)."""
+    def readable(v: Any) -> bool:
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return True
+        if type(v) is list:
+            return all(readable(x) for x in v)
+        return type(v) is dict and all(isinstance(k, str) and readable(x) for k, x in v.items())
+    if not readable(value):
+        raise TypeError(f"cell {scope!r} returned a {type(value).__name__} that its record cannot give back as it "
+                        "is: a cell returns None, a number, a string, or lists and str-keyed dicts of them")
+
+
 def _finished(run: Run) -> dict[str, Any]:
     """scope -> stored return value of every finished cell of this run."""
     out = {}
     for name, path in run.store.artifacts(run.id).items():
-        if is_cell_record(name):  # Run.artifact names it <scope with / as -->.cell
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):  # a damaged record: the cell is trained again
-                continue
-            out[name[: -len(f".{_DONE}")].replace("--", "/")] = record.get("result")
+        if not is_cell_record(name):  # Run.artifact names it <scope with / as -->.cell
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):  # a damaged record: the cell is trained again
+            continue
+        if isinstance(record, dict) and isinstance(record.get("scope"), str) and "result" in record:
+            out[record["scope"]] = record["result"]
     return out

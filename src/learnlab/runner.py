@@ -263,8 +263,9 @@ def execute(
             raise StoreError(f"Run {record.id} belongs to experiment '{record.experiment}', not '{experiment.NAME}'.")
         if record.status == "completed":
             raise StoreError(f"Run {record.id} already completed; nothing to resume.")
-        if not any(name.startswith("checkpoint") or grid.is_cell_record(name) for name in store.artifacts(record.id)) \
-                and store.lease_holder(record.id) is None:  # a live run: _take_over says it is running
+        progress = [name for name in store.artifacts(record.id)
+                    if name.startswith("checkpoint") or grid.is_cell_record(name) or name == _TRAINED]
+        if not progress and store.lease_holder(record.id) is None:  # a live run: _take_over says it is running
             raise StoreError(f"Run {record.id} has no checkpoint to resume from (it stopped before its first one); "
                              f"start it again: learnlab run {record.experiment} --preset {record.preset}.")
         run_id, preset = record.id, record.preset
@@ -297,10 +298,15 @@ def execute(
             _record_about(experiment, handle)
 
     seed_everything(int(cfg.seed))
+    # A run stopped after training, while its claims were checked, resumes to the claims alone.
+    trained = resume is not None and _TRAINED in store.artifacts(run_id)
     try:
         with _sigterm_as_interrupt():  # a scheduler's time limit: stop as on Ctrl-C, checkpoint kept
-            experiment.run(cfg, handle)
-            handle.flush()
+            if not trained:
+                experiment.run(cfg, handle)
+                handle.flush()
+                if main:
+                    handle.artifact(_TRAINED, {"experiment": experiment.NAME})
     except LeaseLost as lost:  # another process took the run over while this one was stalled: leave it be
         return RunOutcome(run_id, "failed", str(lost))
     except KeyboardInterrupt as interrupt:
@@ -376,6 +382,7 @@ def draw_figures(experiment: Experiment, store: Store, stored: Any) -> dict[str,
 
 _CHECKPOINT_MAGIC = b"learnlab-checkpoint/2\n"  # then the payload's SHA-256 (32 bytes), then torch.save bytes
 _MARK = "_metrics_mark"
+_TRAINED = "trained"  # artifact: experiment.run returned; only the claims and figures remain
 
 
 def read_checkpoint(path: Path, run_id: str, device: torch.device | str = "cpu", *,

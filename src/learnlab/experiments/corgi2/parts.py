@@ -3,6 +3,7 @@ epoch and planned orders, and SGD on every (arm, seed) as one stacked model."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from typing import TYPE_CHECKING
 
@@ -81,7 +82,11 @@ def run(cfg: Config, run: Run) -> None:
 
 
 def _part(cfg: Config, name: str, run: Run) -> None:
-    run.clear_metrics()  # its measurements (no checkpoint) are logged again when a run enters it again
+    # A run entering the part again (a resume) starts it clean: its measurements, and the shards
+    # and offline passes they were measured on, are made again (deterministically), so the I/O
+    # counts are logged again too. Its finished model cells are not entered again.
+    run.clear_metrics()
+    shutil.rmtree(run.dir / f"{name}_data", ignore_errors=True)
     part: PartConfig = getattr(cfg, name)
     (x, y), (x_test, y_test) = _gaussian(part, cfg.seed) if name == "gaussian" else _digits(cfg.seed)
     order = np.argsort(y, kind="stable")  # sorted by label: homogeneous blocks

@@ -68,7 +68,7 @@ class GdVsNtkConfig:
                 return f"cell (alpha={alpha}, n={n}, k={k}) needs -1 < alpha < 1 and 1 <= k <= n"
         if self.k > min(self.network_bits + self.kernel_bits):
             return f"k = {self.k} exceeds the smallest n"
-        if self.agreement[1] == self.k and self.agreement[0] in self.network_bits:
+        if "scaling" in self.parts and self.agreement[1] == self.k and self.agreement[0] in self.network_bits:
             return (f"'agreement' (n={self.agreement[0]}, k={self.agreement[1]}) is one of the scaling networks; "
                     f"give it another n or k")
         return None

@@ -249,14 +249,17 @@ def _gaussian(cfg: Config, eta: float, n_train: int, seed: int, run: Run) -> Non
     confusion: dict[str, list] = {}
     student_inputs, student_targets, student_seeds, labels = [], [], [], []
     x_tests, y_tests = [], []
-    for task_seed, data_seed, unlabelled_seed, label_seed, student_seed in per_seed:
+    for j, (task_seed, data_seed, unlabelled_seed, label_seed, student_seed) in enumerate(per_seed):
         pi = class_permutation(n_classes, generator=generator(task_seed, device))
         x_test, y_test = sample_gaussian_mixture(part.n_test, generator=generator(stream(task_seed, "test"), device))
         pool = _teacher_sets(part.pool_data, n_train, cfg.pool_size, eta, pi, data_seed, device)
         max_unlabelled = max(part.n_unlabelled)
         x_unlabelled, _ = sample_gaussian_mixture(max_unlabelled, generator=generator(unlabelled_seed, device))
         for kind in kinds:
-            pool_proba = _gaussian_teachers(kind, pool, n_classes, part, seed=student_seed, run=run)
+            # Each seed's network pool trains in a scope of its own: in one shared scope a later
+            # pool's fit resumed from the earlier pool's checkpoint (written once a fit ran a minute).
+            pool_proba = _gaussian_teachers(kind, pool, n_classes, part, seed=student_seed,
+                                            run=run.scoped(f"network_teachers_s{j}"))
             test_proba = pool_proba(x_test)  # (M, N_test, C)
             first = test_proba[0].argmax(1)
             vote = teacher_targets(test_proba, "ensemble", soft=False, generator=generator(label_seed, device)).argmax(1)
@@ -350,7 +353,8 @@ def _teacher_sets(pool_data: str, n_train: int, pool_size: int, eta: float, pi: 
 
 
 def _gaussian_teachers(kind: str, pool, n_classes: int, part: GaussianPartConfig, *, seed: int, run: Run):
-    """Fit a pool of teachers of ``kind``; return ``pool_proba(x) -> (M, N, C)``."""
+    """Fit a pool of teachers of ``kind`` (a network pool trains in ``run``'s scope); return
+    ``pool_proba(x) -> (M, N, C)``."""
     if kind in ("knn", "kernel"):
         teachers = [NearestNeighbourTeacher(x, y, n_classes, k=1) if kind == "knn"
                     else KernelTeacher(x, y, n_classes, bandwidth=part.kernel_bandwidth) for x, y in pool]
@@ -360,7 +364,7 @@ def _gaussian_teachers(kind: str, pool, n_classes: int, part: GaussianPartConfig
     model = DeepMLP(2, n_classes, DeepMLPConfig(width=part.network_width, depth=2), seeds, run.device)
     xs, ys = torch.stack([x for x, _ in pool]), torch.stack([y for _, y in pool])
     _train_replicas(model, list(xs), [F.one_hot(y, n_classes).float() for y in ys], seeds, part.network_teacher,
-                    run.scoped("network_teachers"), _accuracy(xs, ys, "teacher_train_acc"))
+                    run, _accuracy(xs, ys, "teacher_train_acc"))
     return lambda x: F.softmax(_logits(model, x), dim=-1)
 
 
