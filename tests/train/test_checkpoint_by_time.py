@@ -25,9 +25,20 @@ def test_time_based_checkpoints_keep_the_numbers(store):
 
 
 def test_resume_without_a_checkpoint_is_refused(store):
+    from types import SimpleNamespace
+
     experiment = get_experiment("hidden-progress")
     cfg = apply_overrides(resolve_preset(experiment, "smoke"), ["train.checkpoint_seconds=none"])
-    outcome = execute(experiment, cfg, store=store, device="cpu", quiet=True)
-    store.set_status(outcome.run_id, "interrupted", "KeyboardInterrupt")
+
+    def stopped(cfg, run):  # trains without a checkpoint (and no grid cells), stopped before it returns
+        experiment.run(cfg, run)
+        raise KeyboardInterrupt
+
+    parts = {name: getattr(experiment, name) for name in ("NAME", "DESCRIPTION", "Config", "presets", "claims",
+                                                          "figures")}
+    with pytest.raises(KeyboardInterrupt):
+        execute(SimpleNamespace(**parts, run=stopped), cfg, store=store, device="cpu", quiet=True)
+    (record,) = store.list_runs()
+    assert record.status == "interrupted"
     with pytest.raises(StoreError, match="no checkpoint to resume from"):
-        execute(experiment, None, store=store, device="cpu", quiet=True, resume=outcome.run_id)
+        execute(experiment, None, store=store, device="cpu", quiet=True, resume=record.id)
