@@ -76,7 +76,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_stored(capsys, store_path, arg
     assert not store_path.exists() or Store(store_path).list_runs() == []
 
 
-def test_sweep_runs_the_cross_product_in_a_process_pool(capsys, store_path):
+def test_sweep_runs_the_cross_product_in_a_process_pool(capsys, store_path, monkeypatch):
+    monkeypatch.setenv("LEARNLAB_FIGURES", "0")  # the points' rows are checked, not their figures
     code, out, _ = _run(capsys, "sweep", "hidden-progress", "--preset", "smoke", "--grid", "seed=0,1",
                         "--grid", "model.width=8,16", "--jobs", "2", "--quiet", "--store", str(store_path),
                         "train.max_steps=40", "train.eval_every=20")
@@ -130,3 +131,16 @@ def test_list_names_every_experiment_with_its_presets(capsys):
     for name in EXPERIMENTS:
         line = next(line for line in out.splitlines() if line.startswith(name + " "))
         assert all(preset in line for preset in get_experiment(name).presets())
+
+
+def test_figures_can_be_left_for_later(capsys, store_path, monkeypatch):
+    monkeypatch.setenv("LEARNLAB_FIGURES", "0")
+    code, out, _ = _run(capsys, "run", "hidden-progress", "--preset", "smoke", "--quiet", "--store", str(store_path))
+    assert code == 0, out
+    (record,) = Store(store_path).list_runs()
+    assert record.status == "completed" and Store(store_path).claims(record.id)
+    assert not any(name.startswith("figure") for name in Store(store_path).artifacts(record.id))
+    monkeypatch.delenv("LEARNLAB_FIGURES")
+    code, out, _ = _run(capsys, "show", record.id, "--recheck", "--store", str(store_path))
+    assert code == 0, out
+    assert "figures.json" in Store(store_path).artifacts(record.id)

@@ -71,8 +71,9 @@ def test_failed_points_are_retried_and_a_last_failure_is_recorded(tmp_path):
     store.close()
 
 
-def test_submitit_local_jobs_run_a_grid(tmp_path):
+def test_submitit_local_jobs_run_a_grid(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
+    monkeypatch.setenv("LEARNLAB_FIGURES", "0")  # the jobs' statuses are checked, not their figures
     store = Store(tmp_path / "s.sqlite")
     executor = SlurmExecutor(tmp_path / "jobs", cluster="local", time=5)
     outcomes = list(run_sweep(_grid(2), store=store, executor=executor, device="cpu", quiet=True))
@@ -95,7 +96,7 @@ def test_a_ray_sweep_killed_midway_reruns_only_the_missing_points(tmp_path):
     # Six points on two Ray workers: killed once two are completed, four (two rounds) are left.
     grid = ["sweep", "hidden-progress", "--preset", "smoke", "--grid", f"seed={','.join(map(str, range(POINTS)))}",
             "--executor", "ray", "--ray-cpus", "2", "--quiet", *FAST]
-    env = dict(os.environ)
+    env = dict(os.environ, LEARNLAB_FIGURES="0")  # the points' statuses are checked, not their figures
     driver = subprocess.Popen(_cli(store_path, *grid), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                               start_new_session=True)
     try:

@@ -328,7 +328,8 @@ def execute(
         return RunOutcome(run_id, "completed", None)
     try:
         with _sigterm_as_interrupt():
-            check_and_draw(experiment, store, run_id)
+            # LEARNLAB_FIGURES=0: claims only (a large sweep's points, tests); `learnlab show ID --recheck` draws them
+            check_and_draw(experiment, store, run_id, figures=os.environ.get("LEARNLAB_FIGURES", "1") != "0")
     except KeyboardInterrupt as interrupt:  # trained, not yet judged: a resume checks the claims
         store.set_status(run_id, "interrupted", "SIGTERM" if isinstance(interrupt, Terminated) else "KeyboardInterrupt")
         interrupt.run_id, interrupt.experiment = run_id, experiment.NAME

@@ -362,12 +362,7 @@ class Dropout(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        bits, = ctx.saved_tensors
-        grad = grad.contiguous()
-        out = torch.empty_like(grad)
-        library().ll_dropout_backward(grad.data_ptr(), out.data_ptr(), bits.data_ptr(), grad.numel(), ctx.scale,
-                                      torch.get_num_threads())
-        return out, None, None
+        return _dropout_backward(ctx, grad), None, None
 
 
 class DropoutAdd(torch.autograd.Function):
@@ -388,12 +383,17 @@ class DropoutAdd(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        bits, = ctx.saved_tensors
-        grad = grad.contiguous()
-        out = torch.empty_like(grad)
-        library().ll_dropout_backward(grad.data_ptr(), out.data_ptr(), bits.data_ptr(), grad.numel(), ctx.scale,
-                                      torch.get_num_threads())
-        return grad, out, None, None
+        return grad, _dropout_backward(ctx, grad), None, None
+
+
+def _dropout_backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    """grad * keep_mask * scale from the keep bits a dropout forward saved."""
+    bits, = ctx.saved_tensors
+    grad = grad.contiguous()
+    out = torch.empty_like(grad)
+    library().ll_dropout_backward(grad.data_ptr(), out.data_ptr(), bits.data_ptr(), grad.numel(), ctx.scale,
+                                  torch.get_num_threads())
+    return out
 
 
 class LayerNorm(torch.autograd.Function):
