@@ -1,11 +1,29 @@
 """The grid layer: a run's cells, each in its scope, skipped by a resumed run once finished."""
 
+from dataclasses import dataclass
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from learnlab.claims import Measurement, Sanity
+from learnlab.config import Interval, param
 from learnlab.grid import cell, cells, for_each_cell
-from learnlab.runner import Run
+from learnlab.runner import Run, execute
 from learnlab.store import Store
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    seed: int = param(0, Interval(0, None))
+    widths: tuple[int, ...] = param((10, 30), Interval(1, None))
+
+
+def _toy(name: str, run, measure=None):
+    """An experiment of ``run`` (and one sanity claim reading ``measure``, if given)."""
+    claims = [Sanity("x-positive", "x > 0", statistic="x", threshold=0.0, side=">=", measure=measure)] if measure else []
+    return SimpleNamespace(NAME=name, DESCRIPTION="", Config=ToyConfig, run=run, presets=lambda: {},
+                           claims=lambda cfg: claims, figures=lambda run: {})
 
 
 @pytest.fixture
@@ -108,17 +126,6 @@ def test_a_damaged_cell_record_means_the_cell_trains_again(store, damage):
 
 
 def test_an_interrupted_grid_run_resumes_without_entering_finished_cells(tmp_path):
-    from dataclasses import dataclass
-    from types import SimpleNamespace
-
-    from learnlab.config import Interval, param
-    from learnlab.runner import execute
-
-    @dataclass(frozen=True)
-    class Config:
-        seed: int = param(0, Interval(0, None))
-        widths: tuple[int, ...] = param((10, 30), Interval(1, None))
-
     entered = []
 
     def run(cfg, run):
@@ -131,12 +138,11 @@ def test_an_interrupted_grid_run_resumes_without_entering_finished_cells(tmp_pat
         steps = for_each_cell(run, cells(lambda w, d: f"w{w}_d{d}", width=cfg.widths, depth=(1, 2)), train)
         run.log(0, product_sum=float(sum(steps)))
 
-    Toy = SimpleNamespace(NAME="grid-toy", DESCRIPTION="cells", Config=Config, run=run, presets=lambda: {},
-                          claims=lambda cfg: [], figures=lambda run: {})
+    Toy = _toy("grid-toy", run)
 
     store = Store(tmp_path / "toy.sqlite")
     with pytest.raises(KeyboardInterrupt):
-        execute(Toy, Config(), store=store, device="cpu", quiet=True)
+        execute(Toy, ToyConfig(), store=store, device="cpu", quiet=True)
     (record,) = store.list_runs()
     assert record.status == "interrupted"
     # No checkpoint was written, but a finished cell is progress: the run resumes.
@@ -150,17 +156,6 @@ def test_an_interrupted_grid_run_resumes_without_entering_finished_cells(tmp_pat
 
 
 def test_a_run_stopped_while_its_claims_are_checked_is_interrupted_and_resumes_to_them(tmp_path):
-    from dataclasses import dataclass
-    from types import SimpleNamespace
-
-    from learnlab.claims import Measurement, Sanity
-    from learnlab.config import Interval, param
-    from learnlab.runner import execute
-
-    @dataclass(frozen=True)
-    class Config:
-        seed: int = param(0, Interval(0, None))
-
     checks = []
 
     def measure(run):
@@ -172,13 +167,10 @@ def test_a_run_stopped_while_its_claims_are_checked_is_interrupted_and_resumes_t
     def run(cfg, run):
         for_each_cell(run, [cell("a")], lambda c, r: r.log(0, x=1.0))
 
-    Toy = SimpleNamespace(NAME="claims-toy", DESCRIPTION="", Config=Config, run=run, presets=lambda: {},
-                          claims=lambda cfg: [Sanity("x-positive", "x > 0", statistic="x", threshold=0.0, side=">=",
-                                                     measure=measure)],
-                          figures=lambda run: {})
+    Toy = _toy("claims-toy", run, measure)
     store = Store(tmp_path / "toy.sqlite")
     with pytest.raises(KeyboardInterrupt):
-        execute(Toy, Config(), store=store, device="cpu", quiet=True)
+        execute(Toy, ToyConfig(), store=store, device="cpu", quiet=True)
     (record,) = store.list_runs()
     assert record.status == "interrupted"  # not left "running" with no process behind it
     outcome = execute(Toy, None, store=store, resume=record.id, device="cpu", quiet=True)
@@ -187,17 +179,6 @@ def test_a_run_stopped_while_its_claims_are_checked_is_interrupted_and_resumes_t
 
 
 def test_a_run_without_checkpoints_or_cells_stopped_at_its_claims_resumes_to_them_alone(tmp_path):
-    from dataclasses import dataclass
-    from types import SimpleNamespace
-
-    from learnlab.claims import Measurement, Sanity
-    from learnlab.config import Interval, param
-    from learnlab.runner import execute
-
-    @dataclass(frozen=True)
-    class Config:
-        seed: int = param(0, Interval(0, None))
-
     trainings, checks = [], []
 
     def measure(run):
@@ -210,13 +191,10 @@ def test_a_run_without_checkpoints_or_cells_stopped_at_its_claims_resumes_to_the
         trainings.append(1)
         run.log(0, x=1.0)
 
-    Toy = SimpleNamespace(NAME="short-toy", DESCRIPTION="", Config=Config, run=run, presets=lambda: {},
-                          claims=lambda cfg: [Sanity("x-positive", "x > 0", statistic="x", threshold=0.0, side=">=",
-                                                     measure=measure)],
-                          figures=lambda run: {})
+    Toy = _toy("short-toy", run, measure)
     store = Store(tmp_path / "toy.sqlite")
     with pytest.raises(KeyboardInterrupt):
-        execute(Toy, Config(), store=store, device="cpu", quiet=True)
+        execute(Toy, ToyConfig(), store=store, device="cpu", quiet=True)
     (record,) = store.list_runs()
     outcome = execute(Toy, None, store=store, resume=record.id, device="cpu", quiet=True)
     assert outcome.status == "completed", outcome.error
