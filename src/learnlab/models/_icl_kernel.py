@@ -1252,6 +1252,14 @@ void ll_cross_entropy_backward(const float *logits, const i64 *targets, const fl
   }
 }
 
+// One chunk of a flat dropout: elements start .. start + m - 1's mask (scale or 0, zero-padded to 16)
+// and its keep bits.
+static void dropout_chunk(float *mask, u16 *bits, i64 start, i64 m, u64 key, u32 threshold, float scale) {
+  mask_row(mask, m, key, (u64)start, 1, threshold, scale);
+  for (i64 e = m; e < pad16(m); e++) mask[e] = 0.0f;
+  pack_bits(bits + start / 16, mask, pad16(m));
+}
+
 // Inverted dropout y = x * mask(key), the keep flags stored as bits (ceil(n / 16) u16) for the backward.
 void ll_dropout_forward(const float *x, float *y, u16 *bits, i64 n, u64 key, u32 threshold, float scale, int threads) {
   const i64 chunk = 16384;
@@ -1261,9 +1269,7 @@ void ll_dropout_forward(const float *x, float *y, u16 *bits, i64 n, u64 key, u32
 #pragma omp for schedule(static)
     for (i64 start = 0; start < n; start += chunk) {
       const i64 m = n - start < chunk ? n - start : chunk;
-      mask_row(mask, m, key, (u64)start, 1, threshold, scale);
-      for (i64 e = m; e < pad16(m); e++) mask[e] = 0.0f;
-      pack_bits(bits + start / 16, mask, pad16(m));
+      dropout_chunk(mask, bits, start, m, key, threshold, scale);
       const float *restrict xs = x + start;
       float *restrict ys = y + start;
       SIMD for (i64 e = 0; e < m; e++) ys[e] = xs[e] * mask[e];
@@ -1282,9 +1288,7 @@ void ll_dropout_add_forward(const float *x, const float *y, float *out, u16 *bit
 #pragma omp for schedule(static)
     for (i64 start = 0; start < n; start += chunk) {
       const i64 m = n - start < chunk ? n - start : chunk;
-      mask_row(mask, m, key, (u64)start, 1, threshold, scale);
-      for (i64 e = m; e < pad16(m); e++) mask[e] = 0.0f;
-      pack_bits(bits + start / 16, mask, pad16(m));
+      dropout_chunk(mask, bits, start, m, key, threshold, scale);
       const float *restrict xs = x + start, *restrict ys = y + start;
       float *restrict os = out + start;
       // the product rounded before the add (no FMA): the numbers of a dropout, then an add
