@@ -201,3 +201,19 @@ def test_a_run_without_checkpoints_or_cells_stopped_at_its_claims_resumes_to_the
     assert trainings == [1]  # trained once: the resume went straight to the claims
     assert [c.verdict for c in store.claims(record.id)] == ["pass"]
     assert store.final_metrics(record.id) == {"x": 1.0}
+
+
+def test_a_second_training_in_one_scope_of_a_run_is_refused(store):
+    """Two fits in one scope would make the second resume from the first's checkpoint once one
+    was written (sampler-distillation's teacher pools did, depending on the checkpoint timer)."""
+    from learnlab.train import ReplicaStream, fit
+    from learnlab.train.optim import TrainConfig
+
+    run = _handle(store)
+    batches = ReplicaStream([lambda g, n: (torch.randn(n, 4, 2, generator=g), torch.zeros(n, 4))], [7], "cpu")
+    loss = lambda out, y: (out.squeeze(-1) - y).square().mean()  # noqa: E731
+    cfg = TrainConfig(lr=0.1, max_steps=3, log_every=1)
+    fit(torch.nn.Linear(2, 1), batches, loss, cfg, run.scoped("teachers"))
+    fit(torch.nn.Linear(2, 1), batches, loss, cfg, run.scoped("other"))  # another scope: fine
+    with pytest.raises(RuntimeError, match="second training in scope 'teachers'"):
+        fit(torch.nn.Linear(2, 1), batches, loss, cfg, run.scoped("teachers"))

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
-_DONE = "cell"  # artifact name prefix of a finished cell's record: cell/<scope>
+_DONE = "cell"  # a finished cell's record is the artifact <scope, its / as -->.cell
 
 
 @dataclass(frozen=True)

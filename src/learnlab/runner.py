@@ -76,6 +76,7 @@ class Run:
         # The store's metric mark when this process took the run up: rows at or below it were
         # logged by an earlier process (a resumed run's scope without a checkpoint drops them).
         self._start_mark = parent._start_mark if parent is not None else store.metric_mark() if ddp.is_main() else 0
+        self._trained_scopes: set[str] = set()  # (root only) scopes a training loop has started in, this process
 
     def scoped(self, scope: str) -> Run:
         """A handle for a second model trained in the same run (a control): its metrics are
@@ -202,7 +203,16 @@ class Run:
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The last checkpoint, or ``None`` if the run never wrote one. Metrics logged
-        after it are dropped, since the resumed run logs them again."""
+        after it are dropped, since the resumed run logs them again.
+
+        A training loop starts with this call, once per scope: a second training in the same
+        scope of one run would resume from the first one's checkpoint (once it wrote one), so
+        it is refused here rather than left to depend on the checkpoint timer."""
+        root = self._parent or self
+        if self.scope in root._trained_scopes:
+            raise RuntimeError(f"a second training in scope {self.scope or '(the run)'!r} of run {self.id}: "
+                               "give each trained model a scope of its own (run.scoped or learnlab.grid)")
+        root._trained_scopes.add(self.scope)
         self.flush()
         recorded = self.store.artifacts(self.id).get(self._checkpoint_name)
         main = ddp.is_main()  # every rank reads the checkpoint; rank 0 alone edits the store
@@ -263,8 +273,8 @@ def execute(
             raise StoreError(f"Run {record.id} belongs to experiment '{record.experiment}', not '{experiment.NAME}'.")
         if record.status == "completed":
             raise StoreError(f"Run {record.id} already completed; nothing to resume.")
-        progress = [name for name in store.artifacts(record.id)
-                    if name.startswith("checkpoint") or grid.is_cell_record(name) or name == _TRAINED]
+        progress = any(name.startswith("checkpoint") or grid.is_cell_record(name) or name == _TRAINED
+                       for name in store.artifacts(record.id))
         if not progress and store.lease_holder(record.id) is None:  # a live run: _take_over says it is running
             raise StoreError(f"Run {record.id} has no checkpoint to resume from (it stopped before its first one); "
                              f"start it again: learnlab run {record.experiment} --preset {record.preset}.")

@@ -32,14 +32,14 @@ def run(cfg: Config, run: Run) -> None:
                                                                                                   cfg.kernel_seeds)
     if "scaling" in cfg.parts:
         for_each_cell(run, cells(names.network_scope, n=cfg.network_bits, k=(cfg.k,)),
-                      lambda cell, r: _offline_networks(cfg, cell.n, cell.k, cfg.network_samples, seeds, r))
+                      lambda c, r: _offline_networks(cfg, c.n, c.k, cfg.network_samples, seeds, r))
         n, k, size = cfg.agreement
         if cfg.network_bits:  # the network at the agreement point, beside its kernel check
             for_each_cell(run, [cell(names.network_scope(n, k), n=n, k=k)],
-                          lambda cell, r: _offline_networks(cfg, cell.n, cell.k, (size,), seeds, r))
+                          lambda c, r: _offline_networks(cfg, c.n, c.k, (size,), seeds, r))
         for_each_cell(run, cells(names.kernel_scope, n=cfg.kernel_bits, k=(cfg.k,)),
-                      lambda cell, r: _kernel_scaling(cfg, cell.n, cell.k, kernel_seeds, r))
-        for_each_cell(run, [cell(names.KERNEL_CHECKS)], lambda cell, r: _kernel_points(
+                      lambda c, r: _kernel_scaling(cfg, c.n, c.k, kernel_seeds, r))
+        for_each_cell(run, [cell(names.KERNEL_CHECKS)], lambda c, r: _kernel_points(
             cfg, [(cfg.sanity[0], cfg.k, cfg.sanity[1]), cfg.agreement], kernel_seeds, r))
     # The network of each (alpha, n, k) cell stops once every seed learned; its linearised
     # twin trains as many steps, so the cells return their step counts.

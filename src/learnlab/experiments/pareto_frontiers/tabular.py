@@ -44,7 +44,7 @@ def train_tabular(cfg: Config, source: str, run: Run) -> None:
                "gradient_boosting": lambda seed, n: HistGradientBoostingClassifier(
                    random_state=seed, min_samples_leaf=max(1, min(20, n // 10)))}
 
-    def fit_forests(cell: Cell, forest_run: Run) -> None:
+    def fit_forests(_: Cell, forest_run: Run) -> None:
         forest_run.clear_metrics()  # it measures (no checkpoint): a run entering it again starts clean
         for name in tab.baselines:
             accuracies = [float((forests[name](trial_seeds[t] % 2**31, len(ya)).fit(xa, ya).predict(xb) == yb).mean())
@@ -61,12 +61,12 @@ def train_tabular(cfg: Config, source: str, run: Run) -> None:
     # A (sparsity, trial)'s init and batches, the same at every fraction of that trial.
     trials = [trial_seeds[splits[i][1]] for _, i in replicas]
     tests = x_test.repeat(len(tab.sparsities), 1, 1), y_test.repeat(len(tab.sparsities), 1)
+    samplers = [_table_sampler(prepared[i][0], prepared[i][1], tab.train.batch_size, device) for _, i in replicas]
 
-    def train_mlp(cell: Cell, mlp_run: Run) -> None:
+    def train_mlp(c: Cell, mlp_run: Run) -> None:
         inits = [stream(t, f"mlp-init-sparsity-{s}") for t, (s, _) in zip(trials, replicas)]
-        model = DeepMLP(n_features, dataset.n_classes, DeepMLPConfig(width=cell.width, depth=cell.depth), inits,
+        model = DeepMLP(n_features, dataset.n_classes, DeepMLPConfig(width=c.width, depth=c.depth), inits,
                         device, sparsities=sparsities)
-        samplers = [_table_sampler(prepared[i][0], prepared[i][1], tab.train.batch_size, device) for _, i in replicas]
         batches = ReplicaStream(samplers, [stream(t, f"mlp-batches-sparsity-{s}")
                                            for t, (s, _) in zip(trials, replicas)], device)
         evaluator = Measure(lambda model: {M.TEST_ACC: replica_accuracy(model, *tests)})
