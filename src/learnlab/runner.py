@@ -154,7 +154,9 @@ class Run:
             obj.savefig(path, dpi=120, bbox_inches="tight")
         elif isinstance(obj, (dict, list)):
             path = self.dir / f"{name}.json"
-            _atomic_write_bytes(path, json.dumps(obj, indent=1, default=_jsonable).encode())
+            # one line: json's C encoder (an indent takes the pure-Python one, ~2.5x slower on
+            # icl-markov's 6.5 MB of attention snapshots)
+            _atomic_write_bytes(path, json.dumps(obj, default=_jsonable).encode())
         elif isinstance(obj, (torch.Tensor, np.ndarray)):
             path = self.dir / f"{name}.npy"
             array = obj.detach().cpu().numpy() if isinstance(obj, torch.Tensor) else obj
