@@ -112,7 +112,8 @@ def _attention(run) -> Figure | None:
         layer2 = np.array(snapshots["layer2"][index])[0]  # seed 0, (T,)
         axes[2 * row].imshow(layer1, cmap="viridis", vmin=0, vmax=1)
         axes[2 * row].set(title=f"layer 1, step {snap_steps[index]}", xlabel="key", ylabel="query")
-        axes[2 * row + 1].bar(np.arange(len(layer2)), layer2, color=COLORS["bigram"])
+        # one filled step patch, not a bar a key (200 patches took half of this figure's drawing)
+        axes[2 * row + 1].stairs(layer2, np.arange(len(layer2) + 1) - 0.5, fill=True, color=COLORS["bigram"])
         axes[2 * row + 1].set(title=f"layer 2, last query, step {snap_steps[index]}", xlabel="key position",
                               ylabel="attention")
     return Figure("Attention of seed 0 on its first test sequence on the plateau (top) and at the end (bottom): "
