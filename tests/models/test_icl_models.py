@@ -293,3 +293,34 @@ def test_the_kernel_layer_norm_takes_many_rows_and_other_widths(needs_kernel):
         weight, bias = torch.randn(2, d), torch.randn(2, d)
         want = torch.nn.functional.layer_norm(x, (d,)) * weight[:, None] + bias[:, None]
         assert torch.allclose(_icl_kernel.LayerNorm.apply(x, weight, bias), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("cfg, k, seeds", [
+    (ICLTransformerConfig(), 2, [0]),
+    (ICLTransformerConfig(heads=(2, 1), d_model=32, max_len=50), 3, [0, 1]),
+    (ICLTransformerConfig(n_layers=3, heads=(1, 2, 1), max_len=37), 4, [0, 1, 2])])
+def test_the_one_node_model_is_the_module_graph_bit_for_bit(cfg, k, seeds, needs_kernel):
+    # _KernelModel (the whole forward one autograd node) runs the module path's kernel code and
+    # autograd's matmul gradients: the same logits and gradients to the bit, with dropout and without.
+    model = ICLTransformer(k, cfg, seeds=seeds)
+    T = min(cfg.max_len, 45)
+    x, weights = torch.randint(0, k, (len(seeds), 5, T)), torch.randn(len(seeds), 5, T, k)
+    for training in (True, False):
+        model.train(training)
+        results = []
+        for fused in (True, False):
+            model.fused = fused
+            assert model._fusable() == fused
+            torch.manual_seed(3)
+            logits = model(x)
+            (logits * weights).sum().backward()
+            results.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
+            model.zero_grad()
+        (fused_logits, fused_grads), (graph_logits, graph_grads) = results
+        assert torch.equal(fused_logits, graph_logits)
+        assert all(torch.equal(a, b) for a, b in zip(fused_grads, graph_grads))
+    model.fused = True
+    with torch.no_grad():
+        assert torch.equal(model(x), results[1][0])  # no graph: the forward alone
+    with capture(model, ["layers.0.attn.hook_pattern"]):
+        assert not model._fusable()  # a hook may keep a pattern: the module path

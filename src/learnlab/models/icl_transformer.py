@@ -567,6 +567,120 @@ class ICLTransformerConfig:
         return None
 
 
+class _Context:
+    """An autograd context's stand-in, to run a kernel Function's forward and backward inside another
+    node (``_KernelModel``): the same code, so the same numbers, without a graph node of its own."""
+
+    def __init__(self, saving: bool):
+        self.needs_input_grad = (saving,) * 8
+        self.saved_tensors = ()
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tensors
+
+
+def _bmm_backward(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """d a and d b of ``torch.bmm(a, b)``: autograd's formulas (the same products)."""
+    return grad.bmm(b.transpose(1, 2)), a.transpose(1, 2).bmm(grad)
+
+
+class _KernelModel(torch.autograd.Function):
+    """The whole model on the compiled kernel, one autograd node: the forward of ``ICLTransformer``'s
+    modules (embedding, layer 1 on its token tables, the later layers, final LayerNorm, head) and a
+    backward that runs each part's backward in reverse, the kernel Functions' own forward and backward
+    code called directly and the matmuls' gradients by autograd's formulas, so the numbers are those of
+    the module-by-module graph (~20 nodes and their views before; the Python and autograd overhead
+    of a 1-seed step). Taken where ``ICLTransformer._fusable`` says (no hooks, no MLP, ...)."""
+
+    @staticmethod
+    def forward(ctx, idx, model, key, saving: bool, *params):
+        S, B, T = idx.shape
+        cfg, k, d = model.cfg, model.vocab_size, model.cfg.d_model
+        wte = params[0]
+        # F.one_hot's values without its range checks (a min and max over the tokens, a scatter)
+        one_hot = (idx.reshape(S, B * T, 1) == torch.arange(k, device=idx.device)).to(wte.dtype)  # (S, B*T, k)
+        x = torch.bmm(one_hot, wte).view(S, B, T, d)
+        steps = []  # per layer: what its backward needs
+        for i, layer in enumerate(model.layers):
+            attention, ln = layer.attn, layer.ln_attn
+            nh, hs = attention.n_heads, attention.d_head
+            dropping = attention.training and attention.dropout > 0
+            keys = _site_keys(key if dropping else None, attention.layer)
+            p = attention.dropout if dropping else 0.0
+            c_table, c_ln, c_attn = _Context(saving), _Context(saving), _Context(saving)
+            table = kernel.Table.forward(c_table, attention.rel, T, p, keys[_TABLE])  # (S nh, T, hs, Tp)
+            buffer = attention._workspace.get("kernel_pattern", (S, B, nh, T, T), table.dtype, table.device) \
+                if saving else None
+            step = {"table": c_table, "ln": c_ln, "attn": c_attn}
+            if i == 0:  # on the token tables (the module path's RelativeAttention with tokens)
+                token_table = kernel.LayerNorm.forward(c_ln, wte.unsqueeze(1), ln.weight, ln.bias).squeeze(1)
+                c_tables, c_rows = _Context(saving), _Context(saving)
+                q, pairs, values = _TokenTables.forward(c_tables, token_table, attention.w_qkv, attention.w_out, nh)
+                rows = kernel.TokenRows.forward(c_rows, q, table)
+                mass = kernel.TokenAttention.forward(c_attn, rows, pairs, idx, nh, p, keys[_PATTERN], None, buffer)
+                mixed = mass.view(S, B * T, nh * k)
+                out = torch.bmm(mixed, values)
+                step.update(tables=c_tables, rows=c_rows, mixed=mixed, values=values)
+            else:
+                h = kernel.LayerNorm.forward(c_ln, x, ln.weight, ln.bias).reshape(S, B * T, d)
+                qkv = torch.bmm(h, attention.w_qkv).view(S, B, T, 3 * d)
+                mixed = kernel.Attention.forward(c_attn, qkv, table, nh, p, keys[_PATTERN], None, buffer)
+                mixed = mixed.view(S, B * T, d)
+                out = torch.bmm(mixed, attention.w_out)
+                step.update(h=h, w_qkv=attention.w_qkv, mixed=mixed, values=attention.w_out)
+            out = out.view(S, B, T, d)
+            if dropping:
+                c_residual = step["residual"] = _Context(saving)
+                x = kernel.DropoutAdd.forward(c_residual, x, out, p, keys[_RESIDUAL])
+            else:
+                x = x + out
+            steps.append(step)
+        c_final = _Context(saving)
+        xf = kernel.LayerNorm.forward(c_final, x, model.ln_final.weight, model.ln_final.bias).reshape(S, B * T, d)
+        head = params[-1]
+        logits = torch.bmm(xf, head).view(S, B, T, k)
+        if saving:
+            ctx.steps, ctx.c_final, ctx.xf, ctx.head, ctx.one_hot = steps, c_final, xf, head, one_hot
+            ctx.n_params, ctx.wte = len(params), wte
+        return logits
+
+    @staticmethod
+    def backward(ctx, grad_logits):
+        S, BT, d = ctx.xf.shape
+        k = grad_logits.shape[-1]
+        grad_xf, grad_head = _bmm_backward(grad_logits.reshape(S, BT, k), ctx.xf, ctx.head)
+        grad_x, grad_lnf_w, grad_lnf_b = kernel.LayerNorm.backward(ctx.c_final, grad_xf)
+        grads = []  # per layer, last first: ln weight, ln bias, w_qkv, w_out, rel
+        grad_wte = None
+        for i in range(len(ctx.steps) - 1, -1, -1):
+            step = ctx.steps[i]
+            if "residual" in step:
+                grad_residual, grad_out = kernel.DropoutAdd.backward(step["residual"], grad_x)[:2]
+            else:
+                grad_residual, grad_out = grad_x, grad_x
+            grad_mixed, grad_values = _bmm_backward(grad_out.reshape(S, BT, d), step["mixed"], step["values"])
+            if i == 0:
+                tokens = step["attn"].saved_tensors[0]
+                grad_rows, grad_pairs = kernel.TokenAttention.backward(step["attn"], grad_mixed.view(
+                    *tokens.shape, -1, k))[:2]
+                grad_q, grad_table = kernel.TokenRows.backward(step["rows"], grad_rows)
+                grad_token_table, grad_w_qkv, grad_w_out, _ = _TokenTables.backward(step["tables"], grad_q, grad_pairs,
+                                                                                   grad_values)
+                grad_rel = kernel.Table.backward(step["table"], grad_table)[0]
+                grad_embedded, grad_ln_w, grad_ln_b = kernel.LayerNorm.backward(step["ln"], grad_token_table.unsqueeze(1))
+                grad_wte = ctx.one_hot.transpose(1, 2).bmm(grad_residual.reshape(S, BT, d)) + grad_embedded.squeeze(1)
+            else:
+                grad_w_out = grad_values
+                grad_qkv, grad_table = kernel.Attention.backward(step["attn"], grad_mixed.view(grad_residual.shape))[:2]
+                grad_rel = kernel.Table.backward(step["table"], grad_table)[0]
+                grad_h, grad_w_qkv = _bmm_backward(grad_qkv.view(S, BT, -1), step["h"], step["w_qkv"])
+                grad_ln, grad_ln_w, grad_ln_b = kernel.LayerNorm.backward(step["ln"], grad_h.view(grad_residual.shape))
+                grad_x = grad_residual + grad_ln
+            grads.append((grad_ln_w, grad_ln_b, grad_w_qkv, grad_w_out, grad_rel))
+        ordered = [g for layer in reversed(grads) for g in layer]
+        return (None, None, None, None, grad_wte, *ordered, grad_lnf_w, grad_lnf_b, grad_head)
+
+
 class ICLTransformer(nn.Module):
     """S stacked attention-only transformers over a vocabulary of k tokens."""
 
@@ -579,6 +693,7 @@ class ICLTransformer(nn.Module):
         self.ln_final = StackedLayerNorm(len(seeds), cfg.d_model, device)
         self.head = _normal((cfg.d_model, vocab_size), 0.01, generators)  # (S, d, k), bias-free
         self.token_tables = True  # False: compute layer 1 like any other layer (for tests)
+        self.fused = True  # False: the module-by-module graph where ``_KernelModel`` would run (for tests)
 
     def forward(self, idx: torch.Tensor, last_position_only: bool = False) -> torch.Tensor:
         """Logits (S, B, T, k) for tokens (S, B, T); (S, B, 1, k) with ``last_position_only``,
@@ -588,6 +703,11 @@ class ICLTransformer(nn.Module):
         if T > self.cfg.max_len:
             raise ValueError(f"sequence length {T} exceeds max_len {self.cfg.max_len}")
         key = int(torch.randint(0, 2**63 - 1, ()).item()) if self.training and self.cfg.dropout > 0 else None
+        if not last_position_only and self._fusable():
+            params = [self.wte, *(t for layer in self.layers for t in (layer.ln_attn.weight, layer.ln_attn.bias,
+                                                                      layer.attn.w_qkv, layer.attn.w_out, layer.attn.rel)),
+                      self.ln_final.weight, self.ln_final.bias, self.head]
+            return _KernelModel.apply(idx, self, key, torch.is_grad_enabled(), *params)
         # A one-hot matmul, not an index: its backward is a matmul, not a scatter.
         one_hot = F.one_hot(idx.reshape(S, B * T), self.vocab_size).to(self.wte.dtype)  # (S, B*T, k)
         x = torch.bmm(one_hot, self.wte).view(S, B, T, self.cfg.d_model)  # (S, B, T, d)
@@ -598,6 +718,14 @@ class ICLTransformer(nn.Module):
                       embedding=self.wte, key=key)
         x = self.ln_final(x)
         return torch.bmm(x.reshape(S, -1, self.cfg.d_model), self.head).view(S, B, -1, self.vocab_size)
+
+    def _fusable(self) -> bool:
+        """Whether the forward runs as one node (``_KernelModel``): the compiled kernel takes the weights,
+        layer 1 runs on token tables, no MLP, no hook that may keep a pattern, and the relative dropout
+        (if any) on the gathered table."""
+        return (self.fused and self.token_tables and not self.cfg.mlp and kernel.available(self.wte)
+                and (self.cfg.rel_dropout == "gathered" or not self.training or self.cfg.dropout == 0)
+                and not any(layer.attn._hooked() for layer in self.layers))
 
     def readouts(self) -> dict[str, torch.Tensor]:
         """Per-replica numbers read off the weights (no data), for evaluators: in a model of two
