@@ -117,6 +117,7 @@ struct Inputs {
   bool softplus;
   int64_t batch, length, channels, n;
   int64_t z_row;  // elements from one (b, t) row of z to the next: z may be the z half of in_proj's output
+  int64_t bc_row;  // the same for B and C: they may be column slices of x_proj's output (b T, rank + 2n)
 
   // Delta = softplus(delta + bias) (torch's threshold 20: beyond it, the identity) for the width
   // channels from element i0, channel c0 on.
@@ -183,7 +184,7 @@ void forward_item(const Inputs<T>& s, T* __restrict out, T* __restrict h, T* __r
     s.deltas(i0, c0, width, d);
 SIMD
     for (int64_t j = 0; j < width; ++j) u[j] = d[j] * x[j];
-    state_step<T>(s, c0, width, d, u, s.B + (b * L + t) * n, s.C + (b * L + t) * n, h, h, y, nullptr);
+    state_step<T>(s, c0, width, d, u, s.B + (b * L + t) * s.bc_row, s.C + (b * L + t) * s.bc_row, h, h, y, nullptr);
     T* __restrict o = out + i0;
     if (s.z) {  // (y + D x) silu(z)
       const T* __restrict z = s.z + (b * L + t) * s.z_row + c0;
@@ -201,7 +202,8 @@ struct Grads {
   T *delta, *x, *z;  // (b, T, c), z nullptr when there is no gate, its rows z_row apart
   int64_t z_row;
   T *At, *D, *bias;  // per batch row: (b, n, c), (b, c), (b, c)
-  T *B, *C;          // per channel block: (blocks, b, T, n)
+  T *B, *C;          // (b, T, n), rows bc_row apart: a batch row's sums over its channel blocks, in block order
+  int64_t bc_row;
 };
 
 // Backward of one item. H: (T + 1, n, kBlock), row 0 the zero initial state; decay: (T, n, kBlock);
@@ -224,7 +226,7 @@ void backward_item(const Inputs<T>& s, const T* __restrict dy, const Grads<T>& g
     const T* __restrict x = s.x + i0;
 SIMD
     for (int64_t j = 0; j < width; ++j) u[j] = d[j] * x[j];
-    state_step<T>(s, c0, width, d, u, s.B + (b * L + t) * n, s.C + (b * L + t) * n, H + t * row,
+    state_step<T>(s, c0, width, d, u, s.B + (b * L + t) * s.bc_row, s.C + (b * L + t) * s.bc_row, H + t * row,
                   H + (t + 1) * row, kept + (L + t) * kBlock, decay + t * row);
   }
   std::fill(dh, dh + row, T(0));
@@ -257,10 +259,10 @@ SIMD
       d_u[j] = T(0);
       d_d[j] = T(0);
     }
-    const T* __restrict Bt = s.B + (b * L + t) * n;
-    const T* __restrict Ct = s.C + (b * L + t) * n;
-    T* __restrict dBt = g.B + (b * L + t) * n;
-    T* __restrict dCt = g.C + (b * L + t) * n;
+    const T* __restrict Bt = s.B + (b * L + t) * s.bc_row;
+    const T* __restrict Ct = s.C + (b * L + t) * s.bc_row;
+    T* __restrict dBt = g.B + (b * L + t) * g.bc_row;
+    T* __restrict dCt = g.C + (b * L + t) * g.bc_row;
     for (int64_t k = 0; k < n; ++k) {
       const T* __restrict Ak = s.At + k * s.channels + c0;
       const T* __restrict ak = decay + t * row + k * kBlock;
@@ -427,8 +429,8 @@ bool forward_block(const Inputs<float>& s, float* __restrict out, float* __restr
       u[v] = d[v] * vload(s.x + i0 + v * kLanes);
       y[v] = splat(0.0f);
     }
-    const float* __restrict Bt = s.B + (b * L + t) * n;
-    const float* __restrict Ct = s.C + (b * L + t) * n;
+    const float* __restrict Bt = s.B + (b * L + t) * s.bc_row;
+    const float* __restrict Ct = s.C + (b * L + t) * s.bc_row;
     for (int64_t k = 0; k < n; ++k) {
       const float* __restrict Ak = s.At + k * s.channels + c0;
       float* __restrict hk = h + k * kBlock;
@@ -470,8 +472,8 @@ bool backward_block(const Inputs<float>& s, const float* __restrict dy, const Gr
       u[v] = d[v] * vload(s.x + i0 + v * kLanes);
       y[v] = splat(0.0f);
     }
-    const float* __restrict Bt = s.B + (b * L + t) * n;
-    const float* __restrict Ct = s.C + (b * L + t) * n;
+    const float* __restrict Bt = s.B + (b * L + t) * s.bc_row;
+    const float* __restrict Ct = s.C + (b * L + t) * s.bc_row;
     const float* __restrict hp = H + t * row;
     float* __restrict hn = H + (t + 1) * row;
     float* __restrict at = decay + t * row;
@@ -513,10 +515,10 @@ bool backward_block(const Inputs<float>& s, const float* __restrict dy, const Gr
       d_u[v] = splat(0.0f);
       d_d[v] = splat(0.0f);
     }
-    const float* __restrict Bt = s.B + (b * L + t) * n;
-    const float* __restrict Ct = s.C + (b * L + t) * n;
-    float* __restrict dBt = g.B + (b * L + t) * n;
-    float* __restrict dCt = g.C + (b * L + t) * n;
+    const float* __restrict Bt = s.B + (b * L + t) * s.bc_row;
+    const float* __restrict Ct = s.C + (b * L + t) * s.bc_row;
+    float* __restrict dBt = g.B + (b * L + t) * g.bc_row;
+    float* __restrict dCt = g.C + (b * L + t) * g.bc_row;
     const float* __restrict at = decay + t * row;
     const float* __restrict hp = H + t * row;
     const float* __restrict hn = H + (t + 1) * row;
@@ -579,8 +581,9 @@ bool backward_block(const Inputs<double>&, const double*, const Grads<double>&, 
 template <typename T>
 T* thread_buffer(size_t size) {
   thread_local std::vector<T> buffer;
-  if (buffer.size() < size) buffer.resize(size);
-  return buffer.data();
+  constexpr size_t pad = 64 / sizeof(T);  // aligned to a cache line: no 64-byte load or store splits across two
+  if (buffer.size() < size + pad) buffer.resize(size + pad);
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t(63));
 }
 
 // This thread's partial-sum slot, of `slots` (at::get_num_threads() when the call began).
@@ -622,14 +625,15 @@ Inputs<T> inputs(const at::Tensor& delta, const at::Tensor& x, const at::Tensor&
   check(delta, "delta", {batch, length, channels}, delta);
   check(x, "x", {batch, length, channels}, delta);
   check(At, "A transposed", {n, channels}, delta);
-  check(B, "B", {batch, length, n}, delta);
-  check(C, "C", {batch, length, n}, delta);
+  check(B, "B", {batch, length, n}, delta, true);
+  check(C, "C", {batch, length, n}, delta, true);
+  TORCH_CHECK(B.stride(1) == C.stride(1), "B and C must have the same row stride");
   check(D, "D", {channels}, delta);
   check(bias, "delta_bias", {channels}, delta);
   if (z.numel() > 0) check(z, "z", {batch, length, channels}, delta, true);
   return {delta.data_ptr<T>(), x.data_ptr<T>(), At.data_ptr<T>(), B.data_ptr<T>(), C.data_ptr<T>(),
           D.data_ptr<T>(), z.numel() > 0 ? z.data_ptr<T>() : nullptr, bias.data_ptr<T>(), softplus,
-          batch, length, channels, n, z.numel() > 0 ? z.stride(1) : 0};
+          batch, length, channels, n, z.numel() > 0 ? z.stride(1) : 0, B.stride(1)};
 }
 
 void check_shapes(const at::Tensor& delta, const at::Tensor& A) {
@@ -664,53 +668,64 @@ at::Tensor scan_forward(at::Tensor delta, at::Tensor x, at::Tensor A, at::Tensor
 }
 
 // The gradients (delta, x, A, B, C, D, z, delta_bias) for d out (b, T, c); that of z empty when z is.
-// d_z_out: where to write z's gradient (a (b, T, c) slice of a bigger gradient), or empty.
+// d_z_out, d_B_out, d_C_out: where to write those gradients ((b, T, c) and (b, T, n) slices of bigger
+// gradients, evenly spaced rows: the z half of in_proj's, columns of x_proj's output's), or empty.
 std::vector<at::Tensor> scan_backward(at::Tensor dy, at::Tensor delta, at::Tensor x, at::Tensor A, at::Tensor B,
                                       at::Tensor C, at::Tensor D, at::Tensor z, at::Tensor delta_bias,
-                                      bool softplus, at::Tensor d_z_out) {
+                                      bool softplus, at::Tensor d_z_out, at::Tensor d_B_out, at::Tensor d_C_out) {
   check_shapes(delta, A);
   check(dy, "dy", delta.sizes(), delta);
   const auto At = A.t().contiguous();
   auto d_delta = at::empty_like(delta), d_x = at::empty_like(x);
   auto d_z = d_z_out.numel() > 0 || z.numel() == 0 ? d_z_out : at::empty(z.sizes(), z.options());
   if (z.numel() > 0) check(d_z, "d_z_out", z.sizes(), delta, true);
+  auto d_B = d_B_out.numel() > 0 ? d_B_out : at::empty(B.sizes(), B.options());
+  auto d_C = d_C_out.numel() > 0 ? d_C_out : at::empty(C.sizes(), C.options());
+  check(d_B, "d_B_out", B.sizes(), delta, true);
+  check(d_C, "d_C_out", C.sizes(), delta, true);
+  TORCH_CHECK(d_B.stride(1) == d_C.stride(1), "d_B_out and d_C_out must have the same row stride");
   const int64_t batch = delta.size(0), length = delta.size(1), channels = delta.size(2), n = A.size(1);
   const int64_t blocks = (channels + kBlock - 1) / kBlock;
-  // Sums over batch rows (A, D, bias) and channel blocks (B, C) go to one partial a thread, added after
-  // (no races; with one thread, no sum at all).
+  // Work items are batch rows (each its channel blocks in order), so a row's B and C gradients, sums over
+  // its blocks, are written in place. Sums over batch rows (A, D, bias) go to one partial a thread, added
+  // after (no races; with one thread, no sum at all).
   const int64_t threads = at::get_num_threads();
   auto d_At = at::zeros({threads, n, channels}, delta.options());
   auto d_D = at::zeros({threads, channels}, delta.options()), d_bias = at::zeros({threads, channels}, delta.options());
-  auto d_B = at::zeros({threads, batch, length, n}, delta.options());
-  auto d_C = at::zeros({threads, batch, length, n}, delta.options());
   AT_DISPATCH_FLOATING_TYPES(delta.scalar_type(), "scan_backward", [&] {
     const auto s = inputs<scalar_t>(delta, x, At, B, C, D, z, delta_bias, softplus);
     const Grads<scalar_t> g{d_delta.data_ptr<scalar_t>(), d_x.data_ptr<scalar_t>(),
                             s.z ? d_z.data_ptr<scalar_t>() : nullptr, s.z ? d_z.stride(1) : 0,
                             d_At.data_ptr<scalar_t>(),
                             d_D.data_ptr<scalar_t>(), d_bias.data_ptr<scalar_t>(), d_B.data_ptr<scalar_t>(),
-                            d_C.data_ptr<scalar_t>()};
-    at::parallel_for(0, batch * blocks, grain(length, channels, n), [&](int64_t begin, int64_t end) {
+                            d_C.data_ptr<scalar_t>(), d_B.stride(1)};
+    const scalar_t* const dy_data = dy.data_ptr<scalar_t>();
+    const int64_t row_grain = (grain(length, channels, n) + blocks - 1) / blocks;
+    at::parallel_for(0, batch, row_grain, [&](int64_t begin, int64_t end) {
       const int64_t tid = thread_slot(threads);
       const Grads<scalar_t> gt{g.delta, g.x, g.z, g.z_row, g.At + tid * n * channels, g.D + tid * channels,
-                               g.bias + tid * channels, g.B + tid * batch * length * n, g.C + tid * batch * length * n};
+                               g.bias + tid * channels, g.B, g.C, g.bc_row};
       const int64_t row = n * kBlock;
       scalar_t* H = thread_buffer<scalar_t>((2 * length + 2) * row + (2 * length + 4) * kBlock);
       scalar_t* decay = H + (length + 1) * row;
       scalar_t* dh = decay + length * row;
       scalar_t* kept = dh + row;
       scalar_t* scratch = kept + 2 * length * kBlock;
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t b = item / blocks, block = item % blocks, c0 = block * kBlock;
-        if (c0 + kBlock <= channels && backward_block(s, dy.data_ptr<scalar_t>(), gt, H, decay, dh, kept, b, block, c0))
-          continue;
-        backward_item<scalar_t>(s, dy.data_ptr<scalar_t>(), gt, H, decay, dh, kept, scratch, b, block, c0,
-                                std::min(c0 + kBlock, channels));
+      for (int64_t b = begin; b < end; ++b) {
+        for (int64_t t = 0; t < length; ++t) {
+          std::fill(g.B + (b * length + t) * g.bc_row, g.B + (b * length + t) * g.bc_row + n, scalar_t(0));
+          std::fill(g.C + (b * length + t) * g.bc_row, g.C + (b * length + t) * g.bc_row + n, scalar_t(0));
+        }
+        for (int64_t block = 0; block < blocks; ++block) {
+          const int64_t c0 = block * kBlock;
+          if (c0 + kBlock <= channels && backward_block(s, dy_data, gt, H, decay, dh, kept, b, block, c0)) continue;
+          backward_item<scalar_t>(s, dy_data, gt, H, decay, dh, kept, scratch, b, block, c0,
+                                  std::min(c0 + kBlock, channels));
+        }
       }
     });
   });
-  return {d_delta, d_x, slots_sum(d_At).t().contiguous(), slots_sum(d_B), slots_sum(d_C), slots_sum(d_D), d_z,
-          slots_sum(d_bias)};
+  return {d_delta, d_x, slots_sum(d_At).t().contiguous(), d_B, d_C, slots_sum(d_D), d_z, slots_sum(d_bias)};
 }
 
 // ---- The causal depthwise convolution and SiLU before the scan: out = silu(bias + sum_k w_k x_{t-K+1+k}).
@@ -947,7 +962,8 @@ class _CompiledScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        grads = kernel().scan_backward(dy.contiguous(), *ctx.saved_tensors, ctx.softplus, dy.new_empty(0))
+        empty = dy.new_empty(0)
+        grads = kernel().scan_backward(dy.contiguous(), *ctx.saved_tensors, ctx.softplus, empty, empty, empty)
         return (*grads, None)
 
 
@@ -962,11 +978,11 @@ class _CompiledMambaInner(torch.autograd.Function):
         channels, rank = D.shape[0], dt_proj_weight.shape[1]
         batch, length = xz.shape[:2]
         x, z = xz[..., :channels], xz[..., channels:]  # (b, T, c) views, rows 2c apart
-        xc = k.conv_forward(x, conv_weight, conv_bias)  # (b, T, c): silu(conv(x))
+        xc = k.conv_forward(x, conv_weight.view(channels, -1), conv_bias)  # (b, T, c): silu(conv(x))
         x_dbl = xc.view(-1, channels) @ x_proj_weight.t()  # (b T, rank + 2n)
         dt = x_dbl[:, :rank]
-        B = x_dbl[:, rank:rank + d_state].contiguous().view(batch, length, d_state)
-        C = x_dbl[:, rank + d_state:].contiguous().view(batch, length, d_state)
+        B = x_dbl[:, rank:rank + d_state].view(batch, length, d_state)  # (rows rank + 2n apart: no copies)
+        C = x_dbl[:, rank + d_state:].view(batch, length, d_state)
         delta = (dt @ dt_proj_weight.t()).view(batch, length, channels)  # before its bias and softplus
         A = -torch.exp(A_log)  # (c, n)
         ctx.save_for_backward(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_bias, A, D, xc, x_dbl,
@@ -981,18 +997,22 @@ class _CompiledMambaInner(torch.autograd.Function):
         n, channels, rank = ctx.d_state, D.shape[0], dt_proj_weight.shape[1]
         batch, length = xz.shape[:2]
         x, z = xz[..., :channels], xz[..., channels:]
-        B = x_dbl[:, rank:rank + n].contiguous().view(batch, length, n)
-        C = x_dbl[:, rank + n:].contiguous().view(batch, length, n)
+        B = x_dbl[:, rank:rank + n].view(batch, length, n)
+        C = x_dbl[:, rank + n:].view(batch, length, n)
         d_xz = torch.empty_like(xz, memory_format=torch.contiguous_format)
-        d_delta, d_xc, d_A, d_B, d_C, d_D, _, d_dt_bias = k.scan_backward(
-            dy.contiguous(), delta, xc, A, B, C, D, z, dt_bias, True, d_xz[..., channels:])
+        d_x_dbl = torch.empty_like(x_dbl)  # (b T, rank + 2n): the kernel writes d B and d C in place, then d dt
+        d_delta, d_xc, d_A, _, _, d_D, _, d_dt_bias = k.scan_backward(
+            dy.contiguous(), delta, xc, A, B, C, D, z, dt_bias, True, d_xz[..., channels:],
+            d_x_dbl[:, rank:rank + n].view(batch, length, n), d_x_dbl[:, rank + n:].view(batch, length, n))
         d_delta = d_delta.view(-1, channels)
-        d_x_dbl = torch.cat([d_delta @ dt_proj_weight, d_B.view(-1, n), d_C.view(-1, n)], dim=1)  # (b T, rank + 2n)
+        torch.mm(d_delta, dt_proj_weight, out=d_x_dbl[:, :rank])
         d_dt_proj_weight = d_delta.t() @ x_dbl[:, :rank]
         d_x_proj_weight = d_x_dbl.t() @ xc.view(-1, channels)
         d_xc = d_xc.view(-1, channels).addmm_(d_x_dbl, x_proj_weight).view(batch, length, channels)
-        d_conv_weight, d_conv_bias = k.conv_backward(d_xc, x, conv_weight, conv_bias, d_xz[..., :channels])[1:]
-        return d_xz, d_conv_weight, d_conv_bias, d_x_proj_weight, d_dt_proj_weight, d_dt_bias, d_A * A, d_D, None
+        d_conv_weight, d_conv_bias = k.conv_backward(d_xc, x, conv_weight.view(channels, -1), conv_bias,
+                                                     d_xz[..., :channels])[1:]
+        return (d_xz, d_conv_weight.view_as(conv_weight), d_conv_bias, d_x_proj_weight, d_dt_proj_weight, d_dt_bias,
+                d_A * A, d_D, None)
 
 
 def compiled_mamba_inner(xz: torch.Tensor, conv_weight: torch.Tensor, conv_bias: torch.Tensor | None,
@@ -1007,7 +1027,7 @@ def compiled_mamba_inner(xz: torch.Tensor, conv_weight: torch.Tensor, conv_bias:
         conv_bias = conv_weight.new_zeros(conv_weight.shape[0])
     # (each skipped no-op still costs a dispatch: ~20 of them a layer, a step, without these checks)
     args = [t if t.dtype == compute else t.to(compute) for t in (
-        xz, conv_weight[:, 0, :], conv_bias, x_proj_weight, dt_proj_weight, dt_bias, A_log, D)]
+        xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_bias, A_log, D)]
     args[1:] = [t if t.is_contiguous() else t.contiguous() for t in args[1:]]
     if args[0].stride(-1) != 1 or args[0].stride(0) != args[0].stride(1) * args[0].shape[1]:
         args[0] = args[0].contiguous()
