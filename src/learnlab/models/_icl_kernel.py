@@ -102,9 +102,10 @@ def library() -> ctypes.CDLL | None:
     lib.ll_keep_mask.argtypes = [p, i64, u64, u32, f32, u64, c_int]
     lib.ll_table_forward.argtypes = [p, i64, i64, i64, i64, p, p, *drop]
     lib.ll_table_backward.argtypes = [p, i64, i64, i64, i64, p, *stored]
-    lib.ll_attn_forward.argtypes = [p, i64, i64, i64, i64, i64, p, p, p, p, *drop]
+    full = [u64, u32, f32, c_int, c_int, c_int]  # key, threshold, scale, dropping, the whole pattern, threads
+    lib.ll_attn_forward.argtypes = [p, i64, i64, i64, i64, i64, p, p, p, p, *full]
     lib.ll_attn_backward.argtypes = [p, p, p, p, i64, i64, i64, i64, i64, p, p, *stored]
-    lib.ll_token_forward.argtypes = [p, p, p, i64, i64, i64, i64, i64, p, p, p, *drop]
+    lib.ll_token_forward.argtypes = [p, p, p, i64, i64, i64, i64, i64, p, p, p, *full]
     lib.ll_token_backward.argtypes = [p, p, p, i64, i64, i64, i64, i64, p, p, *stored]
     lib.ll_token_rows_forward.argtypes = [p, p, i64, i64, i64, i64, p, c_int]
     lib.ll_token_rows_backward.argtypes = [p, p, p, i64, i64, i64, i64, p, p, c_int]
@@ -258,7 +259,8 @@ class Attention(torch.autograd.Function):
             pattern = qkv.new_empty(S, B, nh, T, T)
         bits = _bits(S * B * nh * T * padded(T), qkv.device) if p > 0 else None
         library().ll_attn_forward(qkv.data_ptr(), S, B, T, nh, d // nh, table.data_ptr(), out.data_ptr(),
-                                  _ptr(pattern), _ptr(bits), key, level, scale, int(p > 0), torch.get_num_threads())
+                                  _ptr(pattern), _ptr(bits), key, level, scale, int(p > 0), int(pattern_out is not None),
+                                  torch.get_num_threads())
         if pattern_out is not None:
             pattern_out.append(pattern)
         ctx.save_for_backward(qkv, table, pattern, bits)
@@ -297,7 +299,8 @@ class TokenAttention(torch.autograd.Function):
             pattern = rows.new_empty(S, B, nh, T, T)
         bits = _bits(S * B * nh * T * padded(T), rows.device) if p > 0 else None
         library().ll_token_forward(rows.data_ptr(), pairs.data_ptr(), tokens.data_ptr(), S, B, T, nh, k, out.data_ptr(),
-                                   _ptr(pattern), _ptr(bits), key, level, scale, int(p > 0), torch.get_num_threads())
+                                   _ptr(pattern), _ptr(bits), key, level, scale, int(p > 0), int(pattern_out is not None),
+                                   torch.get_num_threads())
         if pattern_out is not None:
             pattern_out.append(pattern)
         ctx.save_for_backward(tokens, pattern, bits)
@@ -562,6 +565,14 @@ INLINE void unpack_bits(float *restrict mask, const u16 *restrict words, i64 Lp,
   }
 }
 
+// Elements a work unit of a flat pass over n (a multiple of 16): 16384, or in a parallel pass (n > 4 x 16384)
+// an even share of each thread's (two units a thread; 16384 x 6.25 had split 4 : 3 on two threads).
+INLINE i64 flat_chunk(i64 n, int threads) {
+  if (n <= 4 * 16384 || threads <= 1) return 16384;
+  const i64 share = pad16((n + 2 * threads - 1) / (2 * threads));
+  return share > 16384 ? share : 16384;
+}
+
 static float *scratch(i64 floats) {  // 64-byte aligned, whole cache lines, zeroed
   i64 bytes = (floats * (i64)sizeof(float) + 63) / 64 * 64;
   float *p = (float *)aligned_alloc(64, bytes > 0 ? bytes : 64);
@@ -571,8 +582,8 @@ static float *scratch(i64 floats) {  // 64-byte aligned, whole cache lines, zero
 
 // the keep-scale of elements first .. first + n - 1 of the draw `key`
 void ll_keep_mask(float *out, i64 n, u64 key, u32 threshold, float scale, u64 first, int threads) {
-  const i64 chunk = 16384;
-#pragma omp parallel for num_threads(threads) schedule(static) if (n > 4 * chunk)
+  const i64 chunk = flat_chunk(n, threads);
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 4 * 16384)
   for (i64 start = 0; start < n; start += chunk)
     mask_row(out + start, n - start < chunk ? n - start : chunk, key, first + (u64)start, 1, threshold, scale);
 }
@@ -615,6 +626,7 @@ void ll_table_forward(const float *rel, i64 R, i64 stride, i64 T, i64 hs, float 
 void ll_table_backward(const float *dtable, i64 R, i64 stride, i64 T, i64 hs, float *drel, const u16 *bits,
                        float scale, int dropping, int threads) {
   const i64 Tp = pad16(T);
+  float *columns = scratch(R * hs * T);  // [r][c][m]
 #pragma omp parallel num_threads(threads)
   {
     // acc[T - 1 - m] collects offset m: row i's entry j goes to acc[T - 1 - i + j], consecutive in j (vectors)
@@ -634,11 +646,17 @@ void ll_table_backward(const float *dtable, i64 R, i64 stride, i64 T, i64 hs, fl
           for (i64 j = 0; j <= i; j++) out[j] += row[j];
         }
       }
-      for (i64 m = 0; m < T; m++) drel[r * stride + m * hs + c] = acc[T - 1 - m];
+      for (i64 m = 0; m < T; m++) columns[rc * T + m] = acc[T - 1 - m];
     }
     free(mask);
     free(acc);
   }
+  // drel written by one thread: the threads' columns c of a row m share its cache line
+  for (i64 rc = 0; rc < R * hs; rc++) {
+    const i64 r = rc / hs, c = rc % hs;
+    for (i64 m = 0; m < T; m++) drel[r * stride + m * hs + c] = columns[rc * T + m];
+  }
+  free(columns);
 }
 
 // softmax over row[0..L) in place, entries L..Lp-1 set to 0. The exponent is clamped at -87 (exp = 1.6e-38,
@@ -671,6 +689,7 @@ INLINE void softmax_row(float *restrict row, i64 L, i64 Lp) {
   }
 }
 
+// Row i of P: its L entries, zeros up to `T` (the whole row for a hook; L alone for the backward, which reads no more).
 INLINE void store_pattern(float *restrict Pi, const float *restrict row, i64 L, i64 T) {
   memcpy(Pi, row, L * sizeof(float));
   memset(Pi + L, 0, (T - L) * sizeof(float));
@@ -722,7 +741,7 @@ INLINE i64 groups_per_slice(i64 B) { return (B + G - 1) / G; }
 
 INLINE void attn_forward_group(const float *qkv, i64 s, i64 h, i64 b0, const int ng, i64 B, i64 T, i64 nh,
                                const i64 hs, const float *tab, float *out, float *P, u16 *bits, u64 key,
-                               u32 threshold, float dscale, int dropping, Item *w) {
+                               u32 threshold, float dscale, int dropping, int full, Item *w) {
   const i64 Tp = pad16(T), d = nh * hs;
   for (int g = 0; g < ng; g++)
     load_item(qkv, s * B + b0 + g, h, T, Tp, nh, hs, 1.0f / sqrtf((float)hs), w[g].Q, w[g].KT, w[g].V, NULL);
@@ -746,7 +765,7 @@ INLINE void attn_forward_group(const float *qkv, i64 s, i64 h, i64 b0, const int
       const i64 sb = s * B + b0 + g, n = sb * nh + h;
       float *restrict row = w[g].p;
       softmax_row(row, L, Lp);
-      if (P) store_pattern(P + (n * T + i) * T, row, L, T);
+      if (P) store_pattern(P + (n * T + i) * T, row, L, full ? T : L);
       if (dropping) {
         mask_row(w[g].mask, Lp, key, (u64)((n * T + i) * T), 1, threshold, dscale);
         pack_bits(bits + (n * T + i) * (Tp / 16), w[g].mask, Lp);
@@ -771,7 +790,7 @@ INLINE void attn_forward_group(const float *qkv, i64 s, i64 h, i64 b0, const int
 }
 
 void ll_attn_forward(const float *qkv, i64 S, i64 B, i64 T, i64 nh, i64 hs, const float *table, float *out, float *P,
-                     u16 *bits, u64 key, u32 threshold, float dscale, int dropping, int threads) {
+                     u16 *bits, u64 key, u32 threshold, float dscale, int dropping, int full, int threads) {
   const i64 Tp = pad16(T), groups = groups_per_slice(B);
 #pragma omp parallel num_threads(threads)
   {
@@ -783,7 +802,7 @@ void ll_attn_forward(const float *qkv, i64 S, i64 B, i64 T, i64 nh, i64 hs, cons
       const int ng = B - b0 < G ? (int)(B - b0) : G;
       const float *tab = table + r * T * hs * Tp;
 #define FORWARD(NG, HS) \
-  attn_forward_group(qkv, s, h, b0, NG, B, T, nh, HS, tab, out, P, bits, key, threshold, dscale, dropping, w)
+  attn_forward_group(qkv, s, h, b0, NG, B, T, nh, HS, tab, out, P, bits, key, threshold, dscale, dropping, full, w)
       if (ng == G && hs == 16)
         FORWARD(G, 16);
       else if (ng == G)
@@ -967,7 +986,7 @@ void ll_attn_backward(const float *qkv, const float *table, const float *P, cons
 // Layer 1 on token tables (k tokens): score_ij = rows[r][i][x_i][j] + pairs[r][x_i][x_j], rows (R, T, k, Tp),
 // pairs (R, k, k), tokens (S, B, T); out (S, B, T, nh, k): the dropped-out pattern's mass on each token.
 void ll_token_forward(const float *rows, const float *pairs, const i64 *tokens, i64 S, i64 B, i64 T, i64 nh, i64 k,
-                      float *out, float *P, u16 *bits, u64 key, u32 threshold, float dscale, int dropping,
+                      float *out, float *P, u16 *bits, u64 key, u32 threshold, float dscale, int dropping, int full,
                       int threads) {
   const i64 N = S * B * nh, Tp = pad16(T);
 #pragma omp parallel num_threads(threads)
@@ -989,7 +1008,7 @@ void ll_token_forward(const float *rows, const float *pairs, const i64 *tokens, 
           SIMD for (int jj = 0; jj < 16; jj++) row[j0 + jj] = rw[j0 + jj] + pa[j0 + jj];
         }
         softmax_row(row, L, Lp);
-        if (P) store_pattern(P + (n * T + i) * T, row, L, T);
+        if (P) store_pattern(P + (n * T + i) * T, row, L, full ? T : L);
         if (dropping) {
           mask_row(mask, Lp, key, (u64)((n * T + i) * T), 1, threshold, dscale);
           pack_bits(bits + (n * T + i) * (Tp / 16), mask, Lp);
@@ -1145,7 +1164,10 @@ INLINE void layer_norm_rows(const float *x, const float *w, const float *b, i64 
 
 void ll_layer_norm_forward(const float *x, const float *weight, const float *bias, i64 S, i64 N, i64 d, float *y,
                            float *mean, float *rstd, int threads) {
-  const i64 chunk = 1024;  // rows a work unit (no division a row)
+  // rows a work unit (no division a row): up to 1024, four units a thread where N allows (7 units of 1024 of
+  // 6400 rows had split 4 : 3 on two threads)
+  i64 chunk = (N + 4 * threads - 1) / (4 * threads);
+  chunk = chunk > 1024 ? 1024 : chunk < 64 ? 64 : chunk;
   const i64 chunks = (N + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(threads) schedule(static) if (S * N * d > 65536)
   for (i64 unit = 0; unit < S * chunks; unit++) {
@@ -1262,8 +1284,8 @@ static void dropout_chunk(float *mask, u16 *bits, i64 start, i64 m, u64 key, u32
 
 // Inverted dropout y = x * mask(key), the keep flags stored as bits (ceil(n / 16) u16) for the backward.
 void ll_dropout_forward(const float *x, float *y, u16 *bits, i64 n, u64 key, u32 threshold, float scale, int threads) {
-  const i64 chunk = 16384;
-#pragma omp parallel num_threads(threads) if (n > 4 * chunk)
+  const i64 chunk = flat_chunk(n, threads);
+#pragma omp parallel num_threads(threads) if (n > 4 * 16384)
   {
     float *mask = scratch(chunk);
 #pragma omp for schedule(static)
@@ -1281,8 +1303,8 @@ void ll_dropout_forward(const float *x, float *y, u16 *bits, i64 n, u64 key, u32
 // out = x + y * mask(key): the residual add with y's dropout (keep flags as bits, as ll_dropout_forward).
 void ll_dropout_add_forward(const float *x, const float *y, float *out, u16 *bits, i64 n, u64 key, u32 threshold,
                             float scale, int threads) {
-  const i64 chunk = 16384;
-#pragma omp parallel num_threads(threads) if (n > 4 * chunk)
+  const i64 chunk = flat_chunk(n, threads);
+#pragma omp parallel num_threads(threads) if (n > 4 * 16384)
   {
     float *mask = scratch(chunk);
 #pragma omp for schedule(static)
@@ -1300,8 +1322,8 @@ void ll_dropout_add_forward(const float *x, const float *y, float *out, u16 *bit
 }
 
 void ll_dropout_backward(const float *g, float *out, const u16 *bits, i64 n, float scale, int threads) {
-  const i64 chunk = 16384;
-#pragma omp parallel num_threads(threads) if (n > 4 * chunk)
+  const i64 chunk = flat_chunk(n, threads);
+#pragma omp parallel num_threads(threads) if (n > 4 * 16384)
   {
     float *mask = scratch(chunk);
 #pragma omp for schedule(static)
