@@ -1282,19 +1282,27 @@ static void dropout_chunk(float *mask, u16 *bits, i64 start, i64 m, u64 key, u32
   pack_bits(bits + start / 16, mask, pad16(m));
 }
 
+// A flat pass goes over a work unit SUB elements at a time, its mask (4 kB) staying in L1 between its passes
+// (a unit's whole 64 kB mask had gone to L2 and back for each).
+#define SUB 1024
+#define SUBCHUNKS(e0, me, m) \
+  for (i64 e0 = 0, me = (m) < SUB ? (m) : SUB; e0 < (m); e0 += SUB, me = (m) - e0 < SUB ? (m) - e0 : SUB)
+
 // Inverted dropout y = x * mask(key), the keep flags stored as bits (ceil(n / 16) u16) for the backward.
 void ll_dropout_forward(const float *x, float *y, u16 *bits, i64 n, u64 key, u32 threshold, float scale, int threads) {
   const i64 chunk = flat_chunk(n, threads);
 #pragma omp parallel num_threads(threads) if (n > 4 * 16384)
   {
-    float *mask = scratch(chunk);
+    float *mask = scratch(SUB);
 #pragma omp for schedule(static)
     for (i64 start = 0; start < n; start += chunk) {
       const i64 m = n - start < chunk ? n - start : chunk;
-      dropout_chunk(mask, bits, start, m, key, threshold, scale);
-      const float *restrict xs = x + start;
-      float *restrict ys = y + start;
-      SIMD for (i64 e = 0; e < m; e++) ys[e] = xs[e] * mask[e];
+      SUBCHUNKS(e0, me, m) {
+        dropout_chunk(mask, bits, start + e0, me, key, threshold, scale);
+        const float *restrict xs = x + start + e0;
+        float *restrict ys = y + start + e0;
+        SIMD for (i64 e = 0; e < me; e++) ys[e] = xs[e] * mask[e];
+      }
     }
     free(mask);
   }
@@ -1306,16 +1314,18 @@ void ll_dropout_add_forward(const float *x, const float *y, float *out, u16 *bit
   const i64 chunk = flat_chunk(n, threads);
 #pragma omp parallel num_threads(threads) if (n > 4 * 16384)
   {
-    float *mask = scratch(chunk);
+    float *mask = scratch(SUB);
 #pragma omp for schedule(static)
     for (i64 start = 0; start < n; start += chunk) {
       const i64 m = n - start < chunk ? n - start : chunk;
-      dropout_chunk(mask, bits, start, m, key, threshold, scale);
-      const float *restrict xs = x + start, *restrict ys = y + start;
-      float *restrict os = out + start;
-      // the product rounded before the add (no FMA): the numbers of a dropout, then an add
-      SIMD for (i64 e = 0; e < m; e++) mask[e] *= ys[e];
-      SIMD for (i64 e = 0; e < m; e++) os[e] = xs[e] + mask[e];
+      SUBCHUNKS(e0, me, m) {
+        dropout_chunk(mask, bits, start + e0, me, key, threshold, scale);
+        const float *restrict xs = x + start + e0, *restrict ys = y + start + e0;
+        float *restrict os = out + start + e0;
+        // the product rounded before the add (no FMA): the numbers of a dropout, then an add
+        SIMD for (i64 e = 0; e < me; e++) mask[e] *= ys[e];
+        SIMD for (i64 e = 0; e < me; e++) os[e] = xs[e] + mask[e];
+      }
     }
     free(mask);
   }
@@ -1325,14 +1335,16 @@ void ll_dropout_backward(const float *g, float *out, const u16 *bits, i64 n, flo
   const i64 chunk = flat_chunk(n, threads);
 #pragma omp parallel num_threads(threads) if (n > 4 * 16384)
   {
-    float *mask = scratch(chunk);
+    float *mask = scratch(SUB);
 #pragma omp for schedule(static)
     for (i64 start = 0; start < n; start += chunk) {
       const i64 m = n - start < chunk ? n - start : chunk;
-      unpack_bits(mask, bits + start / 16, pad16(m), scale);
-      const float *restrict gs = g + start;
-      float *restrict os = out + start;
-      SIMD for (i64 e = 0; e < m; e++) os[e] = gs[e] * mask[e];
+      SUBCHUNKS(e0, me, m) {
+        unpack_bits(mask, bits + (start + e0) / 16, pad16(me), scale);
+        const float *restrict gs = g + start + e0;
+        float *restrict os = out + start + e0;
+        SIMD for (i64 e = 0; e < me; e++) os[e] = gs[e] * mask[e];
+      }
     }
     free(mask);
   }
