@@ -11,7 +11,7 @@ import torch
 
 from learnlab.config import Interval, param
 
-__all__ = ["TrainConfig", "make_optimizer", "FlatAdamW", "lr_schedule", "set_learning_rate", "clip_grad_norm_per_replica_"]
+__all__ = ["TrainConfig", "make_optimizer", "make_flat_optimizer", "FlatAdamW", "lr_schedule", "set_learning_rate", "clip_grad_norm_per_replica_"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,17 @@ def make_optimizer(params: Iterable[torch.nn.Parameter] | list[dict], cfg: Train
     for group in optimizer.param_groups:
         group.setdefault("lr_scale", 1.0)
     return optimizer
+
+
+def make_flat_optimizer(params: Iterable[torch.nn.Parameter] | list[dict], cfg: TrainConfig):
+    """``FlatAdamW`` where ``cfg`` asks for AdamW with PyTorch's decay (the same numbers as
+    ``make_optimizer``'s, bit for bit, in a dozen ops a step), else ``make_optimizer``. For models
+    whose every parameter gets a gradient at every step (``FlatAdamW`` refuses a step otherwise)."""
+    params = list(params)
+    if cfg.optimizer == "adamw" and cfg.weight_decay_style == "pytorch":
+        groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+        return FlatAdamW(groups, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
+    return make_optimizer(params, cfg)
 
 
 def lr_schedule(cfg: TrainConfig) -> Callable[[int], float]:

@@ -22,7 +22,7 @@ from learnlab.tasks import copying as tasks
 from learnlab.train.data import SamplerStream
 from learnlab.train.loop import Measure, fit
 from learnlab.train.losses import token_loss_sum
-from learnlab.train.optim import TrainConfig
+from learnlab.train.optim import TrainConfig, make_flat_optimizer
 
 if TYPE_CHECKING:
     from learnlab.runner import Run
@@ -137,7 +137,9 @@ def _train(model: torch.nn.Module, examples, min_tokens: int, context_len: int, 
         return {**evaluate_examples(model, *eval_set, cfg.eval_batch_size), M.EXAMPLES: float(stream.examples)}
 
     evaluator = Measure(measure, until=(M.ACC, COPIES) if until_copies else None, until_step=stop_at)
-    return fit(model, stream, _lm_loss, train_cfg, run, evaluate=evaluator)
+    # FlatAdamW: torch.optim.AdamW's numbers in a dozen ops a step (every parameter of these models trains)
+    return fit(model, stream, _lm_loss, train_cfg, run, evaluate=evaluator,
+               optimizer=make_flat_optimizer(model.parameters(), train_cfg))
 
 
 def _eval_copies(cfg: Config, length: int, seed: int, device, *, split: str = "validation"

@@ -21,7 +21,7 @@ from learnlab.seeding import replica_seeds, stream
 from learnlab.tasks.markov import sample_icl_markov
 from learnlab.train.data import ReplicaStream
 from learnlab.train.loop import fit
-from learnlab.train.optim import FlatAdamW, TrainConfig, make_optimizer
+from learnlab.train.optim import FlatAdamW, TrainConfig, make_flat_optimizer
 
 if TYPE_CHECKING:
     from learnlab.runner import Run
@@ -71,9 +71,7 @@ def model_and_optimizer(cfg: ICLMarkovConfig, init_seeds, device) -> tuple[torch
 def make_icl_optimizer(groups: list[dict], train: TrainConfig):
     """The optimizer ``train_one`` trains with: ``FlatAdamW`` for the transformer's AdamW (PyTorch-style
     decay), else the shared ``make_optimizer``."""
-    if train.optimizer == "adamw" and train.weight_decay_style == "pytorch":
-        return FlatAdamW(groups, train.lr, (train.beta1, train.beta2), train.weight_decay)
-    return make_optimizer(groups, train)
+    return make_flat_optimizer(groups, train)
 
 
 def _train_control(cfg: ICLMarkovConfig, control: str, run: Run) -> None:
