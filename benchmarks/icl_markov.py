@@ -19,112 +19,75 @@ row is the median (the table also prints the fastest step and this thread's CPU 
   give the same numbers (checked here);
 - ICL-MC sampling, the parallel scan against a loop over positions (information).
 
-Run with one thread on a shared machine (``OMP_NUM_THREADS=1``): with two, every parallel
-region waits for a partner thread the other processes keep off its core (load ~4 on 2 cores,
-2026-12-03: the port 949 ms and ours 321 ms a step with two threads, 86 and 21.5 ms with one).
+Threads. Run with one thread on a shared machine (``OMP_NUM_THREADS=1``): with two, every parallel
+region waits for a partner thread that other processes keep off its core (load ~4 on 2 cores: 37-1000
+ms a step; in a quiet minute two threads take a 1-seed step in ~9-11 ms against ~12-15 with one). Two
+threads train bit-identically to one (30 steps checked) when a layer's seeds x heads are at least the
+threads (2, 3 and 10 seeds: identical); for 1 seed they differ in the last bits (~1e-8 in the weights
+after 30 steps), for two reasons: MKL splits the weight gradients' long sum (a^T @ g over the 6,400
+rows: Q/K/V, output projection, embedding, layer-1 values, head) between threads, and the kernel's
+backward sums the relative table's gradient (layer 1: its rows and pairs) in per-thread halves of the
+batch when seeds x heads < threads (``units_for``). Thread-invariant 1-seed numbers would need those
+five products on one thread (as today's one-thread numbers) and a batch split fixed independently of
+the thread count (which moves 1-seed one-thread numbers in their last bits).
 
-Where a 1-seed training step spends its time (1 thread, this 2-core machine shared at load
-2-4, so shares and per-call minima rather than milliseconds):
+History of the 1-seed step (1 thread): PyTorch only ~40 ms (batched matmuls over (B, T, T) tensors,
+copies, mt19937 masks); the compiled kernel (``models._icl_kernel``: one (T, T) attention per
+(replica, sequence, head) in L1, masks a keyed hash, keep flags as bits) ~20 ms; then ``FlatAdamW``
+(1.5 -> 0.4 ms), layer 1's rows in C, the residual dropout fused with its add, layer 1's token tables
+one node, LayerNorm without a division a row: ~12-17 ms at load 2-3.
 
-- before (PyTorch only; torch.profiler, self CPU, ~40 ms a step beside the port's 70-90):
-  batched matmuls 24% (38 a step over (B, T, T) scores, several through permuted copies),
-  copies 12%, the dropout masks' mt19937 words 10% (16 random bits an element, ~11 ns per
-  64-bit word, 5 ms a step), elementwise passes over (B, T, T) tensors 19% (mul, addcmul,
-  sum, clamp, cat), softmax 5%, LayerNorm 2% (~40 ns a row of 16), cross-entropy 1%, AdamW
-  3%; the rest Python and autograd;
-- after (``models._icl_kernel``; perf, steady state): the compiled kernel 42% of the CPU
-  time, PyTorch 24% (MKL for the Q/K/V and output projections 6%), the Python interpreter
-  17%, libc 8% (pattern copies, malloc). Per call, fastest of 200 steps: attention backward
-  2.6 ms and forward 1.5 ms (layer 2), token attention 1.0 and 0.6 ms (layer 1), relative
-  tables 0.3 and 0.1 ms, residual dropout 0.26 and 0.09 ms, LayerNorm 0.05 ms,
-  cross-entropy 0.03 ms: 6.6 ms; with the kernel calls stubbed out the step is 4.6 ms
-  (forward 1.8, backward 2.0, AdamW 0.8) plus 0.85 ms of sampling (16 batches a draw). The
-  masks are a keyed hash of each element's index (0.5 ns an element, 1 bit stored for the
-  backward); the kernel's rows are whole 16-float vectors (a scalar epilogue with scalar
-  expf calls had cost as much as the vector body).
+Fourth pass (2026-12-03, 16:30-17:20, load 1.5-4.5 on 2 cores, another engineer's jobs running):
 
-Profiles of 2026-12-03 (second pass, 1 thread, the machine at load 4-8 on 2 cores, so shares):
+- the whole model one autograd node (``icl_transformer._KernelModel``: the kernel Functions' forward
+  and backward code called directly, the matmul gradients by autograd's formulas; ~20 nodes and
+  their views before). Bit-equal (a test; 30 training steps for 1 and 3 seeds, 1 and 2 threads).
+  Fused against the module graph alternating in one process (``model.fused``, 300 steps each, load
+  ~3.5): 1 thread 16.9 vs 17.8 ms median (fastest 12.2 vs 12.6), 2 threads 12.2 vs 12.9 (10.2 vs
+  10.8); 10 seeds 139 vs 139 ms;
+- kernel (bit-equal): the pattern's zeros above the diagonal written only for a hook (the backward
+  reads row i's i+1 entries); flat dropout passes and LayerNorm rows split evenly over two threads
+  (7 units had gone 4 : 3) and walked 1,024 elements at a time with their mask in L1 (dropout-add
+  128-135 -> 93-117 us a call, 1 thread; 63-88 -> 42-58 us on 2); the table backward's columns
+  written by one thread. Layer-2 attention forward 1.47 -> 1.44 ms a call.
+- ``python benchmarks/icl_markov.py`` with ``--threads 1`` at load 1.6-2.3, each tree in turn
+  (HEAD before this pass, then this tree): port 69 / 62 and 51 / 55 ms, ours 14.4 / 11.8 and
+  11.5 / 11.7 ms (4.4-5.3x the port), 10 seeds 115 / 108 and 93 / 93 ms (8-9 one-seed steps). With
+  ``--threads 2`` at load 2.2-2.8: 8.7 (fastest 7.7) / 10.4 (9.8) and (the other process
+  interfering: 288) / 10.9 (9.2) ms, 10 seeds 58 / 62 and 458 / 61 ms. Runs a minute apart differ
+  by 20-30%, more than this pass's gain; the in-process comparisons above are the measurement.
 
-- a 1-seed step, torch.profiler (self CPU): attention backward 20%, ``aten::bmm`` 17% (26 calls a
-  step: the Q/K/V projection 6400 x 16 x 48 and its two backward products the largest, then the
-  output projection, the head, the one-hot embedding, and layer 1's broadcast ``q[a] @ table[i]``
-  whose backward alone was ~0.5 ms), attention forward 9.5%, layer 1's token attention 6% + 4.6%
-  backward, AdamW 5.4% + zero_grad 1%, the relative tables 6.4% (both ways), residual dropout
-  4.8%, LayerNorm 4.3%, ``cat`` 1.5%; the rest small ops and autograd. Thread CPU time by part
-  (median of 100 steps): forward 11.6 ms, backward 12.3, ``torch.optim.AdamW`` (foreach) 1.8,
-  zero_grad 0.3;
-- the paper preset end to end (py-spy, 240 s under py-spy at load ~7): inside ``fit`` 76% (of
-  which backward 39%, forward 36%, evaluation 11.5% (last position 7.8, all positions 3.0,
-  readouts 0.5), the optimizer 5.7%, the data stream's refills 3.8%, logging and checkpoints
-  under 1%); the figures (matplotlib ``savefig``, shared ``figures.py``) 10%; the first
-  ``torch.optim.Optimizer`` 9%: its ``__init__`` imports ``torch._dynamo`` (4.1 s measured alone,
-  4.3 s for the first ``AdamW(...)``); imports 2.6%.
+Where a 1-seed step goes now (1 thread, load ~2): the kernel calls (perf_counter around each, fastest
+of 200 steps) layer-2 attention backward 3.5 ms and forward 2.1, layer-1 attention 1.3 and 0.7,
+residual dropout-add 0.4 (two), relative tables 0.36 and 0.14, LayerNorms 0.19 and 0.29, layer-1
+rows 0.04 and 0.20, dropout backward 0.17, cross-entropy 0.04: 9.4 ms of a 12-15 ms step. With every
+kernel call a no-op the step is 3.3 ms (forward 1.2, backward 1.7, loss 0.16, AdamW 0.3), of which
+MKL's matmuls ~0.9 (Q/K/V 6400 x 16 x 48 and its two gradients ~0.26 ms, the output projection's
+three ~0.11). So 10 stacked seeds cost 8-9 one-seed steps: each seed's own kernel work dominates.
 
-Cut in this pass: the transformer trains with ``training.FlatAdamW`` (PyTorch's AdamW arithmetic on
-one flat buffer, bit-identical to foreach AdamW over 30 steps of this model; 1.51 -> 0.42 ms a step
-measured side by side, and no ``torch._dynamo`` import in the paper preset: it has no SGD control);
-layer 1's rows ``q[a] @ table[i]`` in one compiled pass each way (``_icl_kernel.TokenRows``; 0.60 ->
-0.45 ms forward and backward, medians in one run). Before against after, the 1-seed step alternating
-the two trees three times (``/tmp`` copy of cb1ec62 vs this commit, thread CPU ms, median of 60
-steps, load ~8): 27.3 / 29.1 / 26.5 before, 24.4 / 26.2 / 23.8 after (about 2.7 ms, 10%); 10 seeds
-unchanged within noise (167-191 ms).
-
-What is left is mostly a seed's own work: each seed's (T, T) scores, softmax, dropout and
-gradients in the compiled kernel (~6.6 ms of a step by the earlier profile), so 10 stacked seeds
-cost ~7-8 one-seed steps; the 3x target would need a one-seed step dominated 3.5 : 1 by per-step
-overhead, and this one is not. Of the overhead, the ~35 small PyTorch ops a forward (layer 1's
-k x d tables: LayerNorm, Q/K/V, pairs, values) and their autograd nodes remain; one autograd
-Function for layer 1's table preparation, and the residual dropout fused with the residual add,
-are the next cuts. The paper preset end to end (``learnlab run icl-markov --preset paper``, one
-thread): 133 s before the compiled kernel, 59 s after it (load ~1.5 and ~4). This pass, the two trees
-one after the other at load 6-8 on 2 cores (``/usr/bin/time``): before 163 s wall, 77.7 s CPU (user +
-sys); after 166 s wall, 72.9 s CPU: the wall clock is the other processes' (twice the CPU time), the
-CPU time 5 s less; the claims' numbers are the same in both runs (transition at step 1,080, final KL
-0.0196, layer-1 and layer-2 probes 0.577 and 0.918: the random draws did not change). The 30 s
-target is not met: at the ~24 ms of CPU a 1-seed step took in this session's runs, the 2,000 steps
-alone are ~48 s of CPU.
-
-Third pass (2026-12-03, 14:00-14:50; the machine shared, load 2-8 on 2 cores throughout). Cut: the
-residual dropout fused with the residual add (``_icl_kernel.DropoutAdd``: one pass and one autograd
-node instead of a dropout, an add and their nodes); layer 1's token tables (Q/K/V of the k tokens,
-the k x k pairs, the values through the output projection) one autograd node (``_TokenTables``, a
-dozen small ops and their nodes before); LayerNorm rows without a 64-bit division a row (d = 16
-specialised in the forward; the backward keeps d variable, as its constant changes the rows' sum
-order); the relative table built from contiguous copies of a reversed r, its backward's diagonal
-sums over consecutive addresses. Numbers unchanged: 30 training steps bit-equal (1 and 3 seeds), and
-the paper preset's 3,057 stored metrics bit-identical between the trees. Per call (C alone, best of
-300, the two trees alternating three times): LayerNorm forward 107-112 -> 55-64 us, relative table
-forward 187-214 -> 93-131 us. On the step this is within the noise of this machine: 1-seed step, one
-thread, five alternations of ``/tmp`` copies of HEAD~ and this tree (medians of 60 steps, load 2-3):
-before 17.3 / 21.4 / 21.2 / 15.8 / 23.2 ms, after 21.4 / 24.6 / 15.3 / 14.6 / 17.0 ms, fastest step
-12.5 and 12.0 ms; 10 seeds 134-176 and 116-179 ms, 7.3-8.5 one-seed steps in both. Two threads, in a
-quiet minute (load ~2): before 11.5 ms a step (fastest 9.1), 10 seeds 70.6 ms (fastest 60.3); after
-11.6 ms (fastest 8.9), 68.9 ms (58.5): 6x one seed. Two threads at load 3-6: 37-296 ms a step (the
-partner thread descheduled at every parallel region), so the experiment keeps one thread.
-
-Where a 1-seed step goes now (perf, steady state, one thread): the compiled kernel ~39% of the CPU
-time (layer 2's attention backward 15% and forward 8%, layer 1's 4% and 2%, tables, dropouts,
-LayerNorms, rows 1-1.5% each), PyTorch ~25% (MKL 7%), the interpreter ~17%, libc ~9% (memcpy 4.5%:
-the patterns written and read back, 2.6 MB a layer, more than the 2 MB L2), ~530 ATen calls a step.
+The layer-2 kernel per item, fitted over T = 25, 50, 100 (B = 64): forward 48 ns a 16-key block and
+37 ns a row, backward 83 and 60 ns: ~130 and ~230 cycles a block against ~150 and ~110 512-bit uops
+(the forward near two vector ports' issue rate; the backward's group of four sequences keeps ~500 kB
+in L2: K^T, V^T and the (T, Tp) rows of ds and kept). Removing each part in turn: forward softmax
+27%, mask hash 17%, pattern store 12%, P @ V 17%; backward dq and table-gradient loop ~40%, dk and
+dv products ~30%, softmax backward ~30%. Tried, measured per call against HEAD in one process, and
+dropped: P @ V four rows at a time sharing each v_j (no gain); dq's sixteen sums in one butterfly
+(no gain, last bit moves); the group's four softmaxes interleaved (no gain, last bit moves); the dq
+loop with components inside (no gain); groups of 2, 8 or 16 sequences (8: +15%; 1 in the backward:
+-10% but dq's last bit moves); dk and dv accumulated row by row instead of stored rows (+15%: the
+accumulators' stores); AVX2 or 256-bit vectors (1.4-2.2x slower).
 
 Arithmetic (``step_arithmetic``, printed by this script): a 1-seed step is ~144 MFLOP (layer 2's
-attention 86, layer 1 10, matmuls 43, elementwise 7) plus 646k exp() and ~1.0M mask hashes; 10 seeds
-1.44 GFLOP. This machine's sgemm (1024^3, best of 10, under load): 46-53 GFLOP/s on one thread, 118 on
-two. At that speed 10 seeds' flops alone are 27-31 ms on one thread, 12 ms on two: the 3x target
-(with a 10 ms step, 10 seeds in 30 ms, ~48 GFLOP/s sustained) is at the one-thread sgemm peak, not
-below the two-thread one. What the step reaches: ~10-12 GFLOP/s for 10 seeds on one thread (the
-layer-2 kernel alone ~17-21 GFLOP/s: rows of <= 100 keys by 16, an exp and a hash an element,
-softmax and its backward between the products), so each seed's own kernel time (~6.6 ms) sets the
-10-seed step near 7-8 one-seed steps.
+attention 86, layer 1 10, matmuls 43, elementwise 7) plus 646k exp() and ~1.0M mask hashes; the
+step reaches ~10-12 GFLOP/s against this machine's one-thread sgemm (1024^3) of 50-99 GFLOP/s.
 
-Paper preset end to end (``/usr/bin/time learnlab run icl-markov --preset paper --store ...``, one
-thread, both trees at once at load ~5-6): before 57.7 s CPU (user + sys), 195 s wall; after 56.0 s
-CPU, 193 s wall; identical claims. Where it goes (py-spy, 80 s wall at load ~3.5): training steps
-~67% (forward 30, backward 31, data stream 3.8, optimizer 1.3), figures 11% (matplotlib ``savefig``,
-SVG and PNG each: ~5 s of CPU measured alone, Figure 1's 200 shaded spans 1.2 s -> 0.9 s now as 3-4
-spans, the attention figure 1.3 s), evaluation 8%, imports 7% (torch ~5 s and matplotlib ~1.8 s under
-load), the attention-snapshot artifact's JSON ~1%. The 30 s target is not met: 2,000 steps at the
-12-18 ms of CPU a step measured here are 24-36 s alone.
+What is left for the 10 ms target: on one thread the kernel calls alone (~7-9 ms) nearly fill it; fewer vector
+operations per key would need other semantics (a cheaper mask hash, an approximate exp: both move
+the numbers) or a backward restructured around a smaller working set. On two threads the step is at
+~9-11 ms when the machine is quiet; the serial 3.3 ms (Python, autograd, MKL's small products,
+AdamW) and the kernels' ~1.6x two-thread speedup (the partner thread shares the core with other
+processes) set it. Paper preset end to end (``learnlab run icl-markov --preset paper``, one thread,
+an earlier pass): ~56 s of CPU, the 30 s target not met (2,000 steps at 12-15 ms are 24-30 s alone).
 """
 
 from __future__ import annotations

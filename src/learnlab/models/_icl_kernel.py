@@ -258,8 +258,9 @@ class Attention(torch.autograd.Function):
         if pattern is None and (saving or pattern_out is not None):
             pattern = qkv.new_empty(S, B, nh, T, T)
         bits = _bits(S * B * nh * T * padded(T), qkv.device) if p > 0 else None
+        full = int(pattern_out is not None)  # a hook's pattern: zeros above the diagonal too
         library().ll_attn_forward(qkv.data_ptr(), S, B, T, nh, d // nh, table.data_ptr(), out.data_ptr(),
-                                  _ptr(pattern), _ptr(bits), key, level, scale, int(p > 0), int(pattern_out is not None),
+                                  _ptr(pattern), _ptr(bits), key, level, scale, int(p > 0), full,
                                   torch.get_num_threads())
         if pattern_out is not None:
             pattern_out.append(pattern)
@@ -298,8 +299,9 @@ class TokenAttention(torch.autograd.Function):
         if pattern is None and (saving or pattern_out is not None):
             pattern = rows.new_empty(S, B, nh, T, T)
         bits = _bits(S * B * nh * T * padded(T), rows.device) if p > 0 else None
+        full = int(pattern_out is not None)  # a hook's pattern: zeros above the diagonal too
         library().ll_token_forward(rows.data_ptr(), pairs.data_ptr(), tokens.data_ptr(), S, B, T, nh, k, out.data_ptr(),
-                                   _ptr(pattern), _ptr(bits), key, level, scale, int(p > 0), int(pattern_out is not None),
+                                   _ptr(pattern), _ptr(bits), key, level, scale, int(p > 0), full,
                                    torch.get_num_threads())
         if pattern_out is not None:
             pattern_out.append(pattern)

@@ -29,7 +29,10 @@ and in float64. Both compute the same numbers from the same masks:
 - the fallback lays attention tensors out (B, R, T, T) with R = S x heads, so that q . k_j
   and q_i . r_{i-j} write one buffer in place, the causal mask riding along as an extra
   column of that matmul (``_Attention``), with softmax, dropout and the product with the
-  values in one autograd node with a hand-written backward, and reused buffers.
+  values in one autograd node with a hand-written backward, and reused buffers;
+- in training on the compiled path (no hooks, no MLP) the whole forward is one autograd node
+  (``_KernelModel``): the kernel Functions' own forward and backward code called in turn, the
+  matmuls' gradients by autograd's formulas, so the numbers of the module-by-module graph.
 """
 
 from __future__ import annotations
@@ -667,7 +670,8 @@ class _KernelModel(torch.autograd.Function):
                 grad_token_table, grad_w_qkv, grad_w_out, _ = _TokenTables.backward(step["tables"], grad_q, grad_pairs,
                                                                                    grad_values)
                 grad_rel = kernel.Table.backward(step["table"], grad_table)[0]
-                grad_embedded, grad_ln_w, grad_ln_b = kernel.LayerNorm.backward(step["ln"], grad_token_table.unsqueeze(1))
+                grad_embedded, grad_ln_w, grad_ln_b = kernel.LayerNorm.backward(step["ln"],
+                                                                                grad_token_table.unsqueeze(1))
                 grad_wte = ctx.one_hot.transpose(1, 2).bmm(grad_residual.reshape(S, BT, d)) + grad_embedded.squeeze(1)
             else:
                 grad_w_out = grad_values
@@ -704,9 +708,10 @@ class ICLTransformer(nn.Module):
             raise ValueError(f"sequence length {T} exceeds max_len {self.cfg.max_len}")
         key = int(torch.randint(0, 2**63 - 1, ()).item()) if self.training and self.cfg.dropout > 0 else None
         if not last_position_only and self._fusable():
-            params = [self.wte, *(t for layer in self.layers for t in (layer.ln_attn.weight, layer.ln_attn.bias,
-                                                                      layer.attn.w_qkv, layer.attn.w_out, layer.attn.rel)),
-                      self.ln_final.weight, self.ln_final.bias, self.head]
+            params = [self.wte]
+            for layer in self.layers:
+                params += [layer.ln_attn.weight, layer.ln_attn.bias, layer.attn.w_qkv, layer.attn.w_out, layer.attn.rel]
+            params += [self.ln_final.weight, self.ln_final.bias, self.head]
             return _KernelModel.apply(idx, self, key, torch.is_grad_enabled(), *params)
         # A one-hot matmul, not an index: its backward is a matmul, not a scatter.
         one_hot = F.one_hot(idx.reshape(S, B * T), self.vocab_size).to(self.wte.dtype)  # (S, B*T, k)
