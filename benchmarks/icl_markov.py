@@ -81,13 +81,19 @@ Arithmetic (``step_arithmetic``, printed by this script): a 1-seed step is ~144 
 attention 86, layer 1 10, matmuls 43, elementwise 7) plus 646k exp() and ~1.0M mask hashes; the
 step reaches ~10-12 GFLOP/s against this machine's one-thread sgemm (1024^3) of 50-99 GFLOP/s.
 
-What is left for the 10 ms target: on one thread the kernel calls alone (~7-9 ms) nearly fill it; fewer vector
-operations per key would need other semantics (a cheaper mask hash, an approximate exp: both move
-the numbers) or a backward restructured around a smaller working set. On two threads the step is at
+What is left for the 10 ms target: on one thread the kernel calls alone (~7-9 ms) nearly fill it;
+fewer vector operations per key would need other semantics (a cheaper mask hash, an approximate exp:
+both move the numbers) or a backward restructured around a smaller working set. On two threads the step is at
 ~9-11 ms when the machine is quiet; the serial 3.3 ms (Python, autograd, MKL's small products,
 AdamW) and the kernels' ~1.6x two-thread speedup (the partner thread shares the core with other
-processes) set it. Paper preset end to end (``learnlab run icl-markov --preset paper``, one thread,
-an earlier pass): ~56 s of CPU, the 30 s target not met (2,000 steps at 12-15 ms are 24-30 s alone).
+processes) set it.
+
+Presets end to end, HEAD before this pass against it with this pass's three files (``/tmp`` copies,
+``learnlab run icl-markov --preset ... --store ...``, one thread, one after the other at load ~2):
+paper 49.0 -> 46.1 s of CPU (user), its 3,057 metrics identical and its claims' checks the same;
+quick 163 -> 138 s (load 3-4, then ~2), its 24,619 metrics identical, 8 of 8 claims reproduced and 2
+of 2 sanity checks passed in both. The paper preset's 30 s target is not met: 2,000 steps at 12-15 ms
+are 24-30 s alone.
 """
 
 from __future__ import annotations
