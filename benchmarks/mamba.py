@@ -3,10 +3,11 @@
     python benchmarks/mamba.py [--rounds 3] [--threads N] [--device cpu]
 
 d = 128, 4 layers, state 16, batch 16, length 64 (the copying experiment's default and ``cpu``
-preset Mamba): one step is forward, backward and AdamW. Rows: ``scan="compiled"`` (the C++ kernel of
-``learnlab/models/_scan.py``, what ``auto`` takes on a CPU), the same with ``train.optim.FlatAdamW``
-in place of ``make_optimizer``'s foreach AdamW (bit-identical parameters; copying's ``fit`` does not
-use it: see below), ``"sequential"`` (the pure-PyTorch fallback where nothing compiles),
+preset Mamba): one step is forward, backward and AdamW, the AdamW the copying experiment trains with
+(``train.optim.make_flat_optimizer``: ``FlatAdamW``, since commit 6c00f9e). Rows: ``scan="compiled"``
+(the C++ kernel of ``learnlab/models/_scan.py``, what ``auto`` takes on a CPU), the same with
+``make_optimizer``'s foreach ``torch.optim.AdamW`` (what copying ran before; bit-identical
+parameters), ``"sequential"`` (the pure-PyTorch fallback where nothing compiles),
 ``"parallel"`` (the log-depth scan for accelerators) and ``transformers``' ``MambaForCausalLM`` as it
 runs without the CUDA kernels (the baseline). The paths take turns, a round at a time, so load from
 other processes falls on all of them; each row is the median step. Target (issue 20): the compiled
@@ -23,8 +24,8 @@ part alone at load ~1.8):
   scales 1.45x on these shapes; at 2 threads it packs (``scopy``, ~7% of the samples)).
 - the kernels (per layer, scan forward / backward / conv forward / backward): 1.31 / 3.46 / 0.22 /
   0.28 ms at 1 thread, 0.67 / 1.52 / 0.11 / 0.15 ms at 2 (21 -> 9.8 ms a step); the step's profile
-  puts them ~1.5x above that (their inputs out of L2, likely). The backward fell 4.9 -> 3.7 ms when its scratch
-  buffers were aligned to 64 bytes (split loads and stores before).
+  puts them ~1.5x above that (their inputs out of L2, likely). The backward fell 4.9 -> 3.7 ms when
+  its scratch buffers were aligned to 64 bytes (split loads and stores before).
 - the rest: ~500 ATen ops a step (a third views), Python and autograd (~3 ms a step of pure
   overhead: a d = 16 model's step), LayerNorm, AdamW. At 2 threads it does not shrink: with 1 thread
   at ~77 ms and 2 at ~52 ms, ~25 ms of the step is serial or waiting.
@@ -45,34 +46,38 @@ one in one process, the same initial weights and batch, steps alternated 5 at a 
     1        ~2.0      81.0 ms         77.5 ms         77.9 ms
     1        ~1.4     103.6 ms         99.6 ms         99.3 ms   (order reversed)
 
-This script, the same half hour (separate processes; the load moves the medians by +-20% from run to
-run, more than the change, so read the A/B above for before/after):
+This script, the same hour (separate processes; the load moves the medians by +-20% from run to
+run, more than the change, so read the A/B above for before/after). The first two runs predate
+6c00f9e: their FlatAdamW row (then the second) is shown as the compiled row, their foreach row (then
+the first, which the transformers row also used) as the second:
 
-    OMP_NUM_THREADS=1 python benchmarks/mamba.py --threads 1   (load 1.9)
-    learnlab, compiled scan (auto on a CPU)                    88.1 ms                 41.1x
-    learnlab, compiled, FlatAdamW (not what copying runs)      87.1 ms                 41.6x
+    OMP_NUM_THREADS=1 python benchmarks/mamba.py --threads 1   (17:26, load 1.9)
+    learnlab, compiled scan (auto on a CPU)                    87.1 ms                 41.6x
+    learnlab, compiled, foreach AdamW (make_optimizer)         88.1 ms                 41.1x
     learnlab, sequential scan                                 360.7 ms                 10.0x
     learnlab, parallel scan                                  2085.2 ms                  1.7x
     transformers MambaForCausalLM (pure-PyTorch fallback)    3624.5 ms                  1.0x
 
-    python benchmarks/mamba.py --threads 2                     (load 1.9)
-    learnlab, compiled scan (auto on a CPU)                    64.4 ms                 33.1x
-    learnlab, compiled, FlatAdamW (not what copying runs)      56.9 ms                 37.4x
+    python benchmarks/mamba.py --threads 2                     (17:27, load 1.9)
+    learnlab, compiled scan (auto on a CPU)                    56.9 ms                 37.4x
+    learnlab, compiled, foreach AdamW (make_optimizer)         64.4 ms                 33.1x
     transformers MambaForCausalLM (pure-PyTorch fallback)    2128.4 ms                  1.0x
 
-Other 2-thread runs: 53.6 ms / 33.4x, FlatAdamW 50.4 ms / 35.5x (load 1.3 -> 2.5); 45.5 ms / 36.8x
-(load 1.3 -> 2.2); 474 and 320 ms (load 4.7). The old tree's script alone: 1 thread 72.9 ms / 42.1x,
-2 threads 55.1 ms / 32.1x and 53.3 ms / 33.4x. Targets: <= 60 ms is met at 2 threads when the
-machine is quiet enough, 50x is not (transformers' fallback gains ~1.7-2x from the second thread, the
-step ~1.4x): it needs a ~35 ms step. Tried and dropped: prefetching the next step's rows in the
-kernels (no change), the projections as one single-threaded MKL call per thread and row band
-(bit-identical, no measurable gain at load ~1.8), reciprocal estimates in place of divisions (gcc's
--ffast-math already emits them).
+    python benchmarks/mamba.py --threads 2                     (17:31, load 0.7 -> 2.6)
+    learnlab, compiled scan (auto on a CPU)                    63.5 ms                 33.6x
+    learnlab, compiled, foreach AdamW (make_optimizer)         64.0 ms                 33.3x
+    learnlab, sequential scan                                 226.0 ms                  9.4x
+    learnlab, parallel scan                                  1129.8 ms                  1.9x
+    transformers MambaForCausalLM (pure-PyTorch fallback)    2131.7 ms                  1.0x
 
-Copying with FlatAdamW: ``experiments/copying/parts.py`` would pass ``optimizer=FlatAdamW([{"params":
-list(model.parameters())}], cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)`` to ``fit`` for
-Mamba (AdamW, PyTorch-style decay; every parameter gets a gradient each step); the same numbers bit
-for bit, but its checkpoints' optimizer state has another format.
+Other 2-thread runs: FlatAdamW 50.4 ms / 35.5x, foreach 53.6 ms / 33.4x (load 1.3 -> 2.5); foreach
+45.5 ms / 36.8x (load 1.3 -> 2.2); FlatAdamW 320 ms, foreach 474 ms (load 4.7). The old tree's script
+alone (foreach): 1 thread 72.9 ms / 42.1x, 2 threads 55.1 ms / 32.1x and 53.3 ms / 33.4x. Targets:
+<= 60 ms is met at 2 threads when the machine is quiet enough; 50x is not (transformers' fallback
+gains ~1.7-2x from the second thread, this step ~1.4x): it needs a ~35 ms step. Tried and dropped:
+prefetching the next step's rows in the kernels (no change), the projections as one single-threaded
+MKL call per thread and row band (bit-identical, no measurable gain at load ~1.8), reciprocal
+estimates in place of divisions (gcc's -ffast-math already emits them).
 
 Threads: on a machine shared with other jobs, 2 OpenMP threads can take many times longer than 1
 (above); ``--threads 1`` (or ``OMP_WAIT_POLICY=PASSIVE``) then gives the steadier numbers, and the
@@ -97,27 +102,24 @@ from _table import row  # noqa: E402
 from learnlab.models import _scan  # noqa: E402
 from learnlab.models.mamba import Mamba, MambaConfig  # noqa: E402
 from learnlab.runtime import keep_freed_memory  # noqa: E402
-from learnlab.train.optim import FlatAdamW, TrainConfig, make_optimizer  # noqa: E402
+from learnlab.train.optim import TrainConfig, make_flat_optimizer, make_optimizer  # noqa: E402
 
 TARGET_MS, TARGET_RATIO = 60.0, 50.0
 BASELINE = "transformers MambaForCausalLM (pure-PyTorch fallback)"
-FLAT = "learnlab, compiled, FlatAdamW (not what copying runs)"
+FOREACH = "learnlab, compiled, foreach AdamW (make_optimizer)"
 
 
 class Stepper:
-    """One model, its AdamW and a fixed batch; ``step()`` times one training step. Every row but ``FLAT``
-    gets the optimizer learnlab's training loop builds (``train.optim.make_optimizer``: AdamW,
-    ``foreach=True``, what the copying experiment's ``fit`` runs), transformers' model included, so those
-    rows differ only in the model. ``flat``: ``train.optim.FlatAdamW`` (the same arithmetic, bit for bit, on
-    one flat buffer; icl-markov's optimizer), to show what copying would gain by passing it to ``fit``."""
+    """One model, its AdamW and a fixed batch; ``step()`` times one training step. Every row but ``FOREACH``
+    gets the optimizer the copying experiment trains with (``train.optim.make_flat_optimizer``: ``FlatAdamW``
+    for AdamW), transformers' model included, so those rows differ only in the model. ``foreach``:
+    ``train.optim.make_optimizer``'s foreach ``torch.optim.AdamW`` (the same numbers, bit for bit), what
+    copying ran before commit 6c00f9e."""
 
-    def __init__(self, model, forward, device: str, flat: bool = False):
+    def __init__(self, model, forward, device: str, foreach: bool = False):
         self.model, self.forward, self.device = model, forward, device
-        if flat:
-            self.optimizer = FlatAdamW([{"params": list(model.parameters())}], lr=1e-3, betas=(0.9, 0.999),
-                                       weight_decay=0.0)
-        else:
-            self.optimizer = make_optimizer(model.parameters(), TrainConfig(optimizer="adamw", lr=1e-3))
+        make = make_optimizer if foreach else make_flat_optimizer
+        self.optimizer = make(list(model.parameters()), TrainConfig(optimizer="adamw", lr=1e-3))
         self.idx = torch.randint(0, 30, (16, 65), device=device)
         self.times: list[float] = []
         self.step(record=False)  # warm-up
@@ -160,11 +162,12 @@ def main() -> None:
         name = f"learnlab, {scan} scan" + (" (auto on a CPU)" if scan == "compiled" else "")
         steppers[name] = Stepper(model, lambda idx, m=model: m(idx[:, :-1], idx[:, 1:]), args.device)
         steps[name] = n
-        if scan == "compiled":  # the same initial weights (a fresh seed), FlatAdamW instead of foreach AdamW
+        if scan == "compiled":  # the same initial weights and batch (a fresh seed), foreach AdamW
             torch.manual_seed(0)
-            flat = Mamba(MambaConfig(d_model=128, n_layer=4, d_state=16, scan=scan)).to(args.device).train()
-            steppers[FLAT] = Stepper(flat, lambda idx, m=flat: m(idx[:, :-1], idx[:, 1:]), args.device, flat=True)
-            steps[FLAT] = n
+            other = Mamba(MambaConfig(d_model=128, n_layer=4, d_state=16, scan=scan)).to(args.device).train()
+            steppers[FOREACH] = Stepper(other, lambda idx, m=other: m(idx[:, :-1], idx[:, 1:]), args.device,
+                                        foreach=True)
+            steps[FOREACH] = n
     try:
         import transformers
 
@@ -192,12 +195,11 @@ def main() -> None:
     for name, seconds in medians.items():
         ratio = f"{baseline / seconds:19.1f}x" if baseline else ""
         print(f"  {name:<54} {seconds * 1e3:8.1f} ms  {ratio:>20}")
-    for label, compiled in (("compiled", next((s for n, s in medians.items() if "auto on a CPU" in n), None)),
-                            ("with FlatAdamW", medians.get(FLAT))):
-        if compiled is not None:
-            ratio_met = baseline is None or baseline / compiled >= TARGET_RATIO
-            print(f"  target, {label}: <= {TARGET_MS:.0f} ms ({'met' if compiled * 1e3 <= TARGET_MS else 'not met'}) "
-                  f"and >= {TARGET_RATIO:.0f}x transformers' fallback ({'met' if ratio_met else 'not met'})")
+    compiled = next((s for n, s in medians.items() if "auto on a CPU" in n), None)  # what copying trains
+    if compiled is not None:
+        ratio_met = baseline is None or baseline / compiled >= TARGET_RATIO
+        print(f"  target: compiled <= {TARGET_MS:.0f} ms ({'met' if compiled * 1e3 <= TARGET_MS else 'not met'}) and "
+              f">= {TARGET_RATIO:.0f}x transformers' fallback ({'met' if ratio_met else 'not met'})")
     for name, seconds in medians.items():  # the rows for benchmarks/all.py's table
         if name != BASELINE:
             target = f"<= {TARGET_MS:.0f} ms, >= {TARGET_RATIO:.0f}x" if "auto on a CPU" in name else ""
