@@ -181,6 +181,28 @@ def test_the_compiled_block_interior_passes_gradcheck(needs_kernel):
     assert torch.autograd.gradcheck(_scan.compiled_mamba_inner, (xz, *params))
 
 
+def test_the_compiled_block_interior_gives_the_same_gradients_on_one_and_two_threads(needs_kernel):
+    """The backward's work items are batch rows, split over threads (3 rows: unevenly), with B and C read from
+    and their gradients written into column slices of x_proj's output; 128 channels: the vector path."""
+    torch.manual_seed(3)
+    block = MambaBlock(MambaConfig(d_model=64, d_state=16))
+    xz = torch.randn(3, 9, 256, requires_grad=True)
+    params = [block.conv1d.weight, block.conv1d.bias, block.x_proj.weight, block.dt_proj.weight, block.dt_proj.bias,
+              block.A_log, block.D]
+    weights = torch.randn(3, 9, 128)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out = _scan.compiled_mamba_inner(xz, *params)
+            results.append([out, *torch.autograd.grad((out * weights).sum(), [xz, *params])])
+    finally:
+        torch.set_num_threads(threads)
+    for one, two in zip(*results):
+        assert torch.allclose(one, two, rtol=1e-5, atol=1e-6)
+
+
 def test_one_block_matches_transformers_mamba_mixer_with_the_same_weights():
     transformers = pytest.importorskip("transformers")
     from transformers.models.mamba.modeling_mamba import MambaMixer
