@@ -41,8 +41,8 @@ def markov_stream(cfg: ICLMarkovConfig, seeds: list[int], device: torch.device) 
         return tokens[..., :-1], tokens[..., 1:]
 
     # 16 batches a draw: a call of the sampler costs ~0.6 ms of fixed overhead on a CPU (a third of a
-    # 64-sequence draw), and the fused training step is ~10 ms. The next block is drawn beside training.
-    return ReplicaStream([draw] * len(seeds), seeds, device, block=16, prefetch=True)
+    # 64-sequence draw), and the fused training step is ~10 ms.
+    return ReplicaStream([draw] * len(seeds), seeds, device, block=16)
 
 
 def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
