@@ -18,10 +18,8 @@ when the evaluator says every replica is done. The learning rate is set in one p
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import torch
@@ -49,13 +47,7 @@ class RunLog(Protocol):
 
 
 class Evaluator(Protocol):
-    """Measures the model every ``eval_every`` steps and decides when to stop.
-
-    An evaluator may also set ``beside_training = True``: it only measures (``done`` is always
-    False, it freezes no replica and draws nothing from the global generators), so ``fit`` may
-    run it on a copy of the weights in a second thread while training goes on (a CPU run
-    trains on one core and leaves the other idle). Its numbers are the same either way.
-    """
+    """Measures the model every ``eval_every`` steps and decides when to stop."""
 
     def __call__(self, model: torch.nn.Module, step: int) -> dict[str, Any]: ...
     def done(self, step: int) -> bool: ...
@@ -172,8 +164,6 @@ def fit(
     # Only evaluations freeze replicas: read the mask there, not every step.
     frozen = _stopped(replicas)
     model.train()
-    beside = _BesideTraining(model, evaluate, run) if (
-        evaluate is not None and getattr(evaluate, "beside_training", False) and not ddp.is_distributed()) else None
     progress = run.progress(cfg.max_steps, initial=step)
     try:
         while True:
@@ -182,9 +172,7 @@ def fit(
             # Evaluate (and maybe stop), then checkpoint, before the step's update. A
             # resumed run already evaluated and checkpointed at the step it resumes from.
             if step != resumed_at:
-                if beside is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-                    beside.submit(step)
-                elif evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+                if evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
                     with torch.no_grad():
                         model.eval()
                         run.log(step, **evaluate(model, step))
@@ -199,8 +187,6 @@ def fit(
                 due |= cfg.checkpoint_seconds is not None and time.monotonic() - last_checkpoint >= cfg.checkpoint_seconds
                 if due and step > 0:
                     last_checkpoint = time.monotonic()
-                    if beside is not None:  # the checkpoint holds the evaluator's state up to this step
-                        beside.finish()
                     run.save_checkpoint(step, {
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "batches": batches.state_dict(),
@@ -248,52 +234,11 @@ def fit(
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 window_sum, window_steps = _log_window(run, step, window_sum, window_steps, lr, progress)
             progress.update(1)
-        if beside is not None:
-            beside.finish()
         if window_steps:
             _log_window(run, step, window_sum, window_steps, lr, progress)
     finally:
-        if beside is not None:
-            beside.close()
         progress.close()
     return step
-
-
-class _BesideTraining:
-    """Runs a ``beside_training`` evaluator in one worker thread on a copy of the model.
-
-    ``submit(step)`` first logs the evaluation before it (waiting for it if need be), then
-    copies the weights into the copy and starts measuring it: at most one evaluation is in
-    flight, and results are logged by the training thread in step order. Ops in the worker
-    run on its own thread (PyTorch's intra-op pool is the caller's when it has one thread),
-    and compiled kernels called through ctypes release the GIL."""
-
-    def __init__(self, model: torch.nn.Module, evaluate: Evaluator, run: RunLog):
-        self.model, self.evaluate, self.run = model, evaluate, run
-        self.copy = copy.deepcopy(model).eval()
-        self.copy.requires_grad_(False)
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learnlab-evaluate")
-        self.pending: tuple[int, Future] | None = None
-
-    def submit(self, step: int) -> None:
-        self.finish()
-        with torch.no_grad():
-            self.copy.load_state_dict(self.model.state_dict())
-        self.pending = (step, self.worker.submit(self._measure, step))
-
-    def _measure(self, step: int) -> dict[str, Any]:
-        with torch.no_grad():  # grad mode is per thread
-            return self.evaluate(self.copy, step)
-
-    def finish(self) -> None:
-        """Log the evaluation in flight, if any (its errors are raised here)."""
-        if self.pending is not None:
-            step, future = self.pending
-            self.pending = None
-            self.run.log(step, **future.result())
-
-    def close(self) -> None:
-        self.worker.shutdown(wait=True, cancel_futures=True)
 
 
 def _stopped(replicas: ReplicaControl | None) -> torch.Tensor | None:

@@ -33,12 +33,7 @@ class MarkovEvaluator:
     ``w_diagonal`` and ``w_off_diagonal`` for the minimal model. A model with the structure
     of ``probes.markov.RelativeAttentionStack`` is evaluated by the factored
     ``transformer_last_position``; any other through its forward.
-
-    It only measures, on fixed test sequences, so ``fit`` runs it beside training on a copy of
-    the weights (``beside_training``: a one-thread CPU run evaluates on the idle core).
     """
-
-    beside_training = True
 
     def __init__(self, cfg: ICLMarkovConfig, device: torch.device, n_replicas: int):
         task, self.cfg = cfg.task, cfg
