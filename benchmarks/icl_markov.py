@@ -117,14 +117,13 @@ from _table import row  # noqa: E402
 
 from learnlab.experiments import get_experiment, resolve_preset  # noqa: E402
 from learnlab.experiments.icl_markov import MarkovEvaluator, markov_stream, next_token_loss  # noqa: E402
-from learnlab.experiments.icl_markov.training import make_icl_optimizer  # noqa: E402
 from learnlab.models import _icl_kernel as kernel  # noqa: E402
 from learnlab.models.icl_transformer import ICLTransformer  # noqa: E402
 from learnlab.probes.hooks import capture  # noqa: E402
 from learnlab.probes.markov import kl_divergence  # noqa: E402
 from learnlab.runtime import generator, keep_freed_memory  # noqa: E402
 from learnlab.tasks.markov import sample_icl_markov, sample_transitions, stationary_distribution  # noqa: E402
-from learnlab.train.optim import make_optimizer  # noqa: E402
+from learnlab.train.optim import make_flat_optimizer, make_optimizer  # noqa: E402
 
 EXPERIMENT = get_experiment("icl-markov")
 OFFICIAL = "official code, straightforward PyTorch port"
@@ -214,7 +213,7 @@ class Stepper:
                   {"params": [p for p in model.parameters() if id(p) not in decay_ids], "weight_decay": 0.0}]
         self.model, self.official, self.compiled = model.train(), official, compiled
         # the experiment's optimizer (FlatAdamW) for ours, torch.optim.AdamW (foreach) for the port
-        self.optimizer = make_optimizer(groups, cfg.train) if official else make_icl_optimizer(groups, cfg.train)
+        self.optimizer = make_optimizer(groups, cfg.train) if official else make_flat_optimizer(groups, cfg.train)
         self.device, self.times, self.cpu = device, [], []
         for _ in range(2):
             self.step(record=False)  # warm-up

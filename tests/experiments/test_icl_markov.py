@@ -139,14 +139,14 @@ def test_flat_adamw_takes_the_steps_of_torch_adamw():
     # state round-trips through state_dict (checkpoints).
     import torch
 
-    from learnlab.experiments.icl_markov.training import FlatAdamW, make_icl_optimizer, model_and_optimizer
-    from learnlab.train.optim import make_optimizer, set_learning_rate
+    from learnlab.experiments.icl_markov.training import model_and_optimizer
+    from learnlab.train.optim import FlatAdamW, make_flat_optimizer, make_optimizer, set_learning_rate
 
     cfg = icl_markov.presets()["smoke"]
     trained = {}
     for name in ("torch", "flat"):
         model, train, groups = model_and_optimizer(cfg, [0, 1], torch.device("cpu"))
-        optimizer = make_optimizer(groups, train) if name == "torch" else make_icl_optimizer(groups, train)
+        optimizer = make_optimizer(groups, train) if name == "torch" else make_flat_optimizer(groups, train)
         assert isinstance(optimizer, FlatAdamW) == (name == "flat")
         g = torch.Generator().manual_seed(3)
         for step in range(5):
@@ -159,6 +159,6 @@ def test_flat_adamw_takes_the_steps_of_torch_adamw():
     assert all(torch.equal(a, b) for a, b in zip(trained["torch"], trained["flat"]))
     state = optimizer.state_dict()
     model, train, groups = model_and_optimizer(cfg, [0, 1], torch.device("cpu"))
-    again = make_icl_optimizer(groups, train)
+    again = make_flat_optimizer(groups, train)
     again.load_state_dict(state)
     assert again.steps == 5 and torch.equal(again.exp_avg, optimizer.exp_avg)

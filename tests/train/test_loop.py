@@ -281,3 +281,27 @@ def test_measure_until_ends_the_run_at_the_first_evaluation_where_every_replica_
     closeness = store.series("u", "closeness").values
     assert last < 2000 and last % 10 == 0
     assert (closeness[-1] >= 0.9).all() and not (closeness[:-1] >= 0.9).all(axis=1).any()
+
+
+def test_make_flat_optimizer_takes_torch_adamws_steps_on_a_plain_parameter_list():
+    # copying passes model.parameters() (one group): FlatAdamW's parameters are torch's AdamW's, bit for bit;
+    # SGD is not flattened
+    from learnlab.train.optim import FlatAdamW, make_flat_optimizer, make_optimizer, set_learning_rate
+
+    cfg = TrainConfig(optimizer="adamw", lr=1e-2, weight_decay=0.1)
+    trained = []
+    for make in (make_optimizer, make_flat_optimizer):
+        model = TwoLayerMLP(6, MLPConfig(width=5), seeds=[4, 5])
+        optimizer = make(model.parameters(), cfg)
+        assert isinstance(optimizer, FlatAdamW) == (make is make_flat_optimizer)
+        g = torch.Generator().manual_seed(1)
+        for step in range(6):
+            optimizer.zero_grad(set_to_none=True)
+            for p in model.parameters():
+                p.grad = torch.randn(p.shape, generator=g)
+            set_learning_rate(optimizer, cfg.lr / (1 + step))
+            optimizer.step()
+        trained.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*trained))
+    assert not isinstance(make_flat_optimizer(TwoLayerMLP(6, MLPConfig(width=5), seeds=[4]).parameters(),
+                                              TrainConfig(optimizer="sgd")), FlatAdamW)

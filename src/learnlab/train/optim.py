@@ -11,7 +11,8 @@ import torch
 
 from learnlab.config import Interval, param
 
-__all__ = ["TrainConfig", "make_optimizer", "make_flat_optimizer", "FlatAdamW", "lr_schedule", "set_learning_rate", "clip_grad_norm_per_replica_"]
+__all__ = ["TrainConfig", "make_optimizer", "make_flat_optimizer", "FlatAdamW", "lr_schedule", "set_learning_rate",
+           "clip_grad_norm_per_replica_"]
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,12 @@ from learnlab.seeding import replica_seeds, stream
 from learnlab.tasks.markov import sample_icl_markov
 from learnlab.train.data import ReplicaStream
 from learnlab.train.loop import fit
-from learnlab.train.optim import FlatAdamW, TrainConfig, make_flat_optimizer
+from learnlab.train.optim import TrainConfig, make_flat_optimizer
 
 if TYPE_CHECKING:
     from learnlab.runner import Run
 
-__all__ = ["markov_stream", "next_token_loss", "model_and_optimizer", "make_icl_optimizer", "FlatAdamW", "train_one",
-           "run"]
+__all__ = ["markov_stream", "next_token_loss", "model_and_optimizer", "train_one", "run"]
 
 
 def markov_stream(cfg: ICLMarkovConfig, seeds: list[int], device: torch.device) -> ReplicaStream:
@@ -68,12 +67,6 @@ def model_and_optimizer(cfg: ICLMarkovConfig, init_seeds, device) -> tuple[torch
     return model, replace(cfg.train, optimizer="sgd", weight_decay=0.0, lr=cfg.minimal.lr_v), model.param_groups()
 
 
-def make_icl_optimizer(groups: list[dict], train: TrainConfig):
-    """The optimizer ``train_one`` trains with: ``FlatAdamW`` for the transformer's AdamW (PyTorch-style
-    decay), else the shared ``make_optimizer``."""
-    return make_flat_optimizer(groups, train)
-
-
 def _train_control(cfg: ICLMarkovConfig, control: str, run: Run) -> None:
     train_one(control_config(cfg, control), run)  # its evaluator's snapshots are in its scope's artifacts
 
@@ -85,7 +78,7 @@ def train_one(cfg: ICLMarkovConfig, run: Run) -> MarkovEvaluator:
     model, train, groups = model_and_optimizer(cfg, init_seeds, device)
     evaluator = MarkovEvaluator(cfg, device, cfg.n_seeds)
     fit(model, markov_stream(cfg, list(data_seeds), device), next_token_loss, train, run, evaluate=evaluator,
-        optimizer=make_icl_optimizer(groups, train))
+        optimizer=make_flat_optimizer(groups, train))  # FlatAdamW for the transformer
     run.log(0, **{M.level(name): value for name, value in evaluator.strategy_levels().items()})
     if evaluator.snapshots:
         run.artifact(M.ATTENTION_SNAPSHOTS, {
